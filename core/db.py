@@ -1,0 +1,115 @@
+"""Engine, session factory and the unit of work: one transaction per use case."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings
+
+AfterCommit = Callable[[list[int]], None]
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
+    """An engine tuned per backend: SQLite serialises writers, PostgreSQL pools."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            if ":memory:" not in url:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Take the write lock up front: read-then-write races become waits, not errors.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+class Database:
+    """The engine and its session factory, made once per process."""
+
+    def __init__(self, settings: Settings, *, pool_size: int = 10) -> None:
+        self.settings = settings
+        self.url = settings.database_url
+        self.engine = make_engine(self.url, echo=settings.database.echo, pool_size=pool_size)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class UnitOfWork:
+    """`with uow: ...; uow.commit()` — rolls back unless committed.
+
+    Use cases append new outbox row ids to `outbox_ids`; after a successful commit they
+    are handed to `after_commit` (the worker layer enqueues send jobs there).
+    """
+
+    def __init__(self, db: Database, after_commit: AfterCommit | None = None) -> None:
+        self.db = db
+        self.settings = db.settings
+        self._after_commit = after_commit
+        self.outbox_ids: list[int] = []
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("UnitOfWork used outside its `with` block")
+        return self._session
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.db.is_postgres
+
+    def __enter__(self) -> UnitOfWork:
+        self._session = self.db.sessions()
+        self.outbox_ids = []
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        # close() rolls back whatever was not committed, and detaches objects without
+        # expiring them, so a channel can still read what a use case returned.
+        self._session.close()
+        self._session = None
+
+    def commit(self) -> None:
+        self.session.commit()
+        sent, self.outbox_ids = self.outbox_ids, []
+        if sent and self._after_commit is not None:
+            self._after_commit(sent)
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self.outbox_ids = []
+
+    def announce(self, ids: Iterable[int]) -> None:
+        """Note outbox rows written in this transaction, to be sent after commit."""
+        self.outbox_ids.extend(ids)

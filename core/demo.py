@@ -1,0 +1,102 @@
+"""A small demo world so a newcomer sees something real at once: an agent, borrowers
+and lenders with wallet money, and loans listed, funded, repaying and repaid."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from core import loans, members, repayments
+from core.db import UnitOfWork
+from core.models import Member
+from core.payouts import PayoutGateway
+
+PIN = "2580"
+AGENT = ("+254700000001", "Grace Wanjiku", "agent")
+BORROWERS = [
+    ("+254711000001", "Amina Otieno", "Kisumu"),
+    ("+254711000002", "Wanjiru Kamau", "Nyeri"),
+    ("+254711000003", "Baraka Mwangi", "Machakos"),
+    ("+254711000004", "Zawadi Achieng", "Kakamega"),
+]
+LENDERS = [
+    ("+254722000001", "Otieno Ochieng", 2_000_000),
+    ("+254722000002", "Njeri Diaspora", 5_000_000),
+    ("+254722000003", "Juma Hassan", 1_000_000),
+]
+
+
+def seed(uow_factory: type[UnitOfWork] | object, payout: PayoutGateway, now: datetime) -> bool:
+    """Seed once; returns False when members already exist."""
+    make = uow_factory  # a zero-argument callable returning a UnitOfWork
+
+    def uow() -> UnitOfWork:
+        return make()  # type: ignore[operator, no-any-return]
+
+    with uow() as u:
+        if u.session.scalar(select(func.count()).select_from(Member)):
+            return False
+        agent = members.register(u, phone=AGENT[0], name=AGENT[1], national_id="10000001",
+                                 roles="agent,admin", pin=PIN, accept_terms=True, now=now).member
+        borrowers = [members.register(
+            u, phone=phone, name=name, national_id=f"2000000{i}", roles="borrower,lender",
+            language="sw" if i % 2 else "en", pin=PIN, agent_id=agent.id, place=place,
+            accept_terms=True, now=now).member for i, (phone, name, place) in enumerate(BORROWERS)]
+        lenders = [members.register(
+            u, phone=phone, name=name, national_id=f"3000000{i}", roles="lender", pin=PIN,
+            accept_terms=True, now=now).member for i, (phone, name, _) in enumerate(LENDERS)]
+        u.commit()
+    for i, (phone, _, balance) in enumerate(LENDERS):
+        with uow() as u:
+            repayments.record_payment(u, provider="mpesa", transaction_id=f"DEMO-TOPUP-{i}",
+                                      phone=phone, amount=balance, currency=u.settings.app.currency,
+                                      reference=phone, occurred_at=now, now=now)
+            u.commit()
+    earlier = now - timedelta(days=21)
+
+    def listed(borrower: Member, amount: int, weeks: int, purpose: str, at: datetime) -> str:
+        with uow() as u:
+            loan, _ = loans.request_loan(u, borrower_id=borrower.id, amount=amount,
+                                         term_weeks=weeks, purpose=purpose, now=at)
+            u.commit()
+        with uow() as u:
+            loans.list_loan(u, borrower_id=borrower.id, number=loan.number or "", pin=PIN, now=at)
+            u.commit()
+        return loan.number or ""
+
+    def pledge(lender: Member, number: str, amount: int, at: datetime) -> None:
+        with uow() as u:
+            p = loans.propose_pledge(u, lender_id=lender.id, number=number, amount=amount, now=at)
+            u.commit()
+        with uow() as u:
+            loans.confirm_pledge(u, phone=lender.phone, code=p.code, now=at)
+            u.commit()
+
+    def disburse(number: str, at: datetime) -> None:
+        with uow() as u:
+            loan = loans.find_loan(u, number)
+            loans.disburse(u, loan_id=loan.id, payout=payout, now=at)
+            u.commit()
+
+    # Repaying: funded three weeks ago, two installments paid.
+    repaying = listed(borrowers[0], 400_000, 4, "stock", earlier)
+    pledge(lenders[0], repaying, 150_000, earlier)
+    pledge(lenders[1], repaying, 250_000, earlier)
+    disburse(repaying, earlier)
+    with uow() as u:
+        loan = loans.find_loan(u, repaying)
+        repayments.record_payment(u, provider="mpesa", transaction_id="DEMO-REPAY-1",
+                                  phone=borrowers[0].phone, amount=2 * loan.installments[0].amount,
+                                  currency=u.settings.app.currency, reference=repaying,
+                                  occurred_at=earlier + timedelta(days=13),
+                                  now=earlier + timedelta(days=13))
+        u.commit()
+    # Listed, partly funded; another listed and untouched.
+    partly = listed(borrowers[1], 300_000, 8, "farm", now - timedelta(days=2))
+    pledge(lenders[2], partly, 100_000, now - timedelta(days=1))
+    listed(borrowers[2], 200_000, 4, "school", now)
+    # Funded and disbursed today.
+    fresh = listed(borrowers[3], 150_000, 4, "health", now - timedelta(days=3))
+    pledge(lenders[1], fresh, 150_000, now)
+    disburse(fresh, now)
+    return True

@@ -1,0 +1,241 @@
+"""Double-entry ledger after TigerBeetle: accounts with four counters, immutable transfers.
+
+The one place that moves money. Rules enforced here and nowhere else:
+- a transfer moves a positive amount from a debit account to a different credit account;
+- its key is its idempotency key: the same key with the same fields returns the first
+  transfer, with different fields raises Conflict("ledger.key_reused");
+- a pending transfer (a hold) is posted or voided exactly once (a conditional update on
+  its `hold_state` decides races);
+- an account with `no_overdraft` refuses any change that would leave
+  debits_pending + debits_posted > credits_posted (checked in the same UPDATE that
+  changes it, so concurrent writers cannot both pass);
+- counters are updated in ascending account id order, so PostgreSQL row locks are
+  always taken in one order and writers cannot deadlock on accounts.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm.util import identity_key
+
+from core.db import UnitOfWork
+from core.errors import Conflict, InsufficientFunds, InvalidInput
+from core.models import Account, AccountKind, HoldState, Transfer, TransferKind
+
+FEES = "platform:fees"
+SUSPENSE = "platform:suspense"
+
+
+def mobile_money_code(provider: str) -> str:
+    return f"mobile_money:{provider}"
+
+
+def payout_code(provider: str) -> str:
+    return f"payout:{provider}"
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A transfer to make: the caller's key, the two accounts, the amount and why."""
+
+    key: str
+    debit_id: int
+    credit_id: int
+    amount: int
+    code: str
+    loan_id: int | None = None
+    payment_id: int | None = None
+
+
+# ---------------------------------------------------------------- accounts
+
+def find_account(uow: UnitOfWork, code: str) -> Account | None:
+    return uow.session.scalar(select(Account).where(Account.code == code))
+
+
+def ensure_account(uow: UnitOfWork, code: str, kind: AccountKind, *,
+                   member_id: int | None = None, no_overdraft: bool = False) -> Account:
+    """The account with this code, opened on first use."""
+    account = find_account(uow, code)
+    if account is None:
+        account = Account(code=code, kind=str(kind), member_id=member_id,
+                          no_overdraft=no_overdraft, debits_pending=0, debits_posted=0,
+                          credits_pending=0, credits_posted=0)
+        uow.session.add(account)
+        uow.session.flush()
+    return account
+
+
+def wallet_code(member_id: int) -> str:
+    return f"wallet:{member_id}"
+
+
+def wallet(uow: UnitOfWork, member_id: int) -> Account:
+    """A member's wallet: never negative."""
+    return ensure_account(uow, wallet_code(member_id), AccountKind.WALLET,
+                          member_id=member_id, no_overdraft=True)
+
+
+def system_account(uow: UnitOfWork, code: str) -> Account:
+    kind = {
+        "platform:fees": AccountKind.FEES, "platform:suspense": AccountKind.SUSPENSE,
+    }.get(code) or (AccountKind.MOBILE_MONEY if code.startswith("mobile_money:")
+                    else AccountKind.PAYOUT)
+    return ensure_account(uow, code, kind)
+
+
+# ---------------------------------------------------------------- transfers
+
+def transfer(uow: UnitOfWork, move: Movement, now: datetime, *, pending: bool = False,
+             expires_at: datetime | None = None) -> Transfer:
+    """Make one transfer (posted, or a pending hold); idempotent by `move.key`."""
+    _validate(move)
+    kind = TransferKind.PENDING if pending else TransferKind.POSTED
+    existing = uow.session.scalar(select(Transfer).where(Transfer.key == move.key))
+    if existing is not None:
+        _same_or_conflict(existing, move, kind)
+        return existing
+    if pending:
+        _apply(uow, {move.debit_id: (move.amount, 0, 0, 0), move.credit_id: (0, 0, move.amount, 0)})
+    else:
+        _apply(uow, {move.debit_id: (0, move.amount, 0, 0), move.credit_id: (0, 0, 0, move.amount)})
+    row = Transfer(key=move.key, debit_account_id=move.debit_id, credit_account_id=move.credit_id,
+                   amount=move.amount, kind=str(kind), code=move.code, loan_id=move.loan_id,
+                   payment_id=move.payment_id, created_at=now,
+                   hold_state=HoldState.PENDING if pending else None, expires_at=expires_at)
+    uow.session.add(row)
+    uow.session.flush()
+    return row
+
+
+def transfer_many(uow: UnitOfWork, moves: Sequence[Movement], now: datetime) -> None:
+    """Posted transfers in bulk (one repayment to thousands of lenders).
+
+    Callers pass fresh keys made from a row that is itself idempotent (the payment), so
+    no per-key lookup is made; a reused key fails on the unique index.
+    """
+    deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    rows = []
+    for move in moves:
+        _validate(move)
+        deltas[move.debit_id][1] += move.amount
+        deltas[move.credit_id][3] += move.amount
+        rows.append({"key": move.key, "debit_account_id": move.debit_id,
+                     "credit_account_id": move.credit_id, "amount": move.amount,
+                     "kind": TransferKind.POSTED, "code": move.code, "loan_id": move.loan_id,
+                     "payment_id": move.payment_id, "created_at": now, "hold_state": None,
+                     "expires_at": None, "pending_id": None})
+    if not rows:
+        return
+    _apply(uow, {k: (v[0], v[1], v[2], v[3]) for k, v in deltas.items()})
+    uow.session.execute(insert(Transfer), rows)
+
+
+def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer], now: datetime, *,
+                  to: HoldState) -> None:
+    """Post, void or expire pending transfers, each exactly once, in one statement.
+
+    A hold already in state `to` is skipped (a retry); one resolved otherwise raises
+    Conflict("ledger.hold_resolved").
+    """
+    if to is HoldState.PENDING:
+        raise InvalidInput("ledger.bad_resolution")
+    todo = [h for h in holds if h.hold_state != to]
+    if any(h.kind != TransferKind.PENDING or h.hold_state != HoldState.PENDING for h in todo):
+        raise Conflict("ledger.hold_resolved")
+    if not todo:
+        return
+    ids = sorted(h.id for h in todo)
+    changed = uow.session.execute(
+        update(Transfer).where(Transfer.id.in_(ids), Transfer.hold_state == HoldState.PENDING)
+        .values(hold_state=str(to)).execution_options(synchronize_session=False)).rowcount
+    if changed != len(ids):
+        raise Conflict("ledger.hold_resolved")
+    posting = to is HoldState.POSTED
+    deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    rows = []
+    for hold in todo:
+        d, c = deltas[hold.debit_account_id], deltas[hold.credit_account_id]
+        d[0] -= hold.amount
+        c[2] -= hold.amount
+        if posting:
+            d[1] += hold.amount
+            c[3] += hold.amount
+        rows.append({"key": f"{'post' if posting else 'void'}:{hold.key}",
+                     "debit_account_id": hold.debit_account_id,
+                     "credit_account_id": hold.credit_account_id, "amount": hold.amount,
+                     "kind": TransferKind.POST if posting else TransferKind.VOID,
+                     "code": hold.code, "loan_id": hold.loan_id, "payment_id": None,
+                     "pending_id": hold.id, "created_at": now, "hold_state": None,
+                     "expires_at": None})
+    _apply(uow, {k: (v[0], v[1], v[2], v[3]) for k, v in deltas.items()})
+    uow.session.execute(insert(Transfer), rows)
+    for hold in todo:
+        uow.session.expire(hold, ["hold_state"])
+
+
+# ---------------------------------------------------------------- internals
+
+_UPDATE_CHECKED = text(
+    "UPDATE accounts SET debits_pending = debits_pending + :dp, "
+    "debits_posted = debits_posted + :dpo, credits_pending = credits_pending + :cp, "
+    "credits_posted = credits_posted + :cpo WHERE id = :id AND (NOT no_overdraft OR "
+    "debits_pending + :dp + debits_posted + :dpo <= credits_posted + :cpo)"
+)
+_UPDATE_PLAIN = text(
+    "UPDATE accounts SET debits_pending = debits_pending + :dp, "
+    "debits_posted = debits_posted + :dpo, credits_pending = credits_pending + :cp, "
+    "credits_posted = credits_posted + :cpo WHERE id = :id"
+)
+
+
+def _apply(uow: UnitOfWork, deltas: dict[int, tuple[int, int, int, int]]) -> None:
+    """Change counters in ascending id order; debits are checked against overdraft."""
+    session = uow.session
+    plain: list[dict[str, int]] = []
+    for account_id in sorted(deltas):
+        dp, dpo, cp, cpo = deltas[account_id]
+        params = {"id": account_id, "dp": dp, "dpo": dpo, "cp": cp, "cpo": cpo}
+        if dp + dpo > 0:
+            # Flush what is batched so far: keeps the lock order strictly ascending.
+            if plain:
+                session.execute(_UPDATE_PLAIN, plain)
+                plain = []
+            if session.execute(_UPDATE_CHECKED, params).rowcount != 1:
+                available = session.scalar(
+                    select(Account.credits_posted - Account.debits_posted
+                           - Account.debits_pending).where(Account.id == account_id))
+                raise InsufficientFunds(available=available or 0, account_id=account_id)
+        else:
+            plain.append(params)
+    if plain:
+        session.execute(_UPDATE_PLAIN, plain)
+    identity = session.identity_map
+    for account_id in deltas:
+        cached = identity.get(identity_key(Account, (account_id,)))
+        if cached is not None:
+            session.expire(cached)
+
+
+def _validate(move: Movement) -> None:
+    if move.amount <= 0:
+        raise InvalidInput("ledger.amount_not_positive")
+    if move.debit_id == move.credit_id:
+        raise InvalidInput("ledger.same_account")
+
+
+def _same_or_conflict(existing: Transfer, move: Movement, kind: TransferKind) -> None:
+    same = (existing.debit_account_id, existing.credit_account_id, existing.amount,
+            existing.kind, existing.code) == (move.debit_id, move.credit_id, move.amount,
+                                              str(kind), move.code)
+    if not same:
+        raise Conflict("ledger.key_reused", key=move.key)
+
+
+def accounts_by_id(uow: UnitOfWork, ids: Iterable[int]) -> dict[int, Account]:
+    wanted = list(ids)
+    return {a.id: a for a in uow.session.scalars(select(Account).where(Account.id.in_(wanted)))}

@@ -1,0 +1,492 @@
+"""Loan lifecycle up to the money reaching the borrower: quote, request, list, pledge,
+confirm, fund, disburse, cancel, expire, lapse. Repayments are in core/repayments.py.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+
+from sqlalchemy import select, update
+
+from core import ledger, outbox
+from core.allocation import largest_remainder
+from core.config import Settings
+from core.db import UnitOfWork
+from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.members import check_pin, find_by_phone, get_member
+from core.messages import format_date, text
+from core.models import (
+    OPEN_LOAN_STATES,
+    HoldState,
+    Installment,
+    Loan,
+    LoanStatus,
+    Member,
+    MemberStatus,
+    Pledge,
+    PledgeStatus,
+    Purpose,
+    Role,
+    Transfer,
+)
+from core.payouts import PayoutGateway, pay_out
+
+PURPOSES = ("stock", "farm", "school", "health", "transport", "other")
+_LOAN_NUMBER = re.compile(r"^[#\s]*([A-Za-z])?\s*-?\s*(\d{1,9})\s*$")
+
+
+@dataclass(frozen=True)
+class Quote:
+    """Key facts shown before the borrower accepts."""
+
+    amount: int
+    fee: int
+    interest: int
+    total: int
+    installment: int
+    last_installment: int
+    count: int
+    term_weeks: int
+    schedule: tuple[tuple[date, int], ...]
+
+    @property
+    def cost(self) -> int:
+        return self.fee + self.interest
+
+    @property
+    def first_due(self) -> date:
+        return self.schedule[0][0]
+
+    @property
+    def last_due(self) -> date:
+        return self.schedule[-1][0]
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    pledge: Pledge
+    loan: Loan
+    funded: bool
+
+
+def percent_of(amount: int, percent: Fraction | object) -> int:
+    """`percent`% of `amount`, rounded down to the minor unit (exact arithmetic)."""
+    return int(Fraction(amount) * Fraction(str(percent)) / 100)
+
+
+def schedule(total: int, count: int, start: date, every_weeks: int) -> list[tuple[date, int]]:
+    """Equal installments with the rounding remainder on the last."""
+    each = total // count
+    dues = [(start + timedelta(weeks=every_weeks * (i + 1)), each) for i in range(count)]
+    last_date, _ = dues[-1]
+    dues[-1] = (last_date, total - each * (count - 1))
+    return dues
+
+
+def quote(settings: Settings, amount: int, term_weeks: int, start: date) -> Quote:
+    """Price a loan: fee to the platform, interest to lenders, equal installments."""
+    product = settings.loan
+    low, high = settings.minor(product.min_amount), settings.minor(product.max_amount)
+    if not low <= amount <= high:
+        raise InvalidInput("loan.amount_range", min=settings.fmt(low), max=settings.fmt(high))
+    if term_weeks not in product.terms_weeks:
+        raise InvalidInput("loan.term_invalid",
+                           terms=", ".join(str(t) for t in product.terms_weeks))
+    fee = percent_of(amount, product.fee_percent)
+    interest = percent_of(amount, product.lender_interest_percent)
+    total = amount + fee + interest
+    count = term_weeks // product.installment_every_weeks
+    dues = schedule(total, count, start, product.installment_every_weeks)
+    return Quote(amount=amount, fee=fee, interest=interest, total=total,
+                 installment=dues[0][1], last_installment=dues[-1][1], count=count,
+                 term_weeks=term_weeks, schedule=tuple(dues))
+
+
+def loan_number(settings: Settings, loan_id: int) -> str:
+    return f"{settings.loan.number_prefix}{1000 + loan_id}"
+
+
+def normalise_number(settings: Settings, raw: str) -> str | None:
+    """`l1042`, `1042`, `#L-1042` -> `L1042`; None when it cannot be a loan number."""
+    match = _LOAN_NUMBER.match(raw or "")
+    if not match:
+        return None
+    letter, digits = match.groups()
+    prefix = settings.loan.number_prefix
+    if letter and letter.upper() != prefix.upper():
+        return None
+    return f"{prefix}{int(digits)}"
+
+
+def find_loan(uow: UnitOfWork, number: str, *, lock: bool = False) -> Loan:
+    normal = normalise_number(uow.settings, number)
+    if normal is None:
+        raise NotFound("loan.not_found", number=number.strip()[:10])
+    query = select(Loan).where(Loan.number == normal)
+    if lock:
+        query = query.with_for_update()
+    loan = uow.session.scalar(query)
+    if loan is None:
+        raise NotFound("loan.not_found", number=normal)
+    return loan
+
+
+def _require_active(member: Member, role: Role) -> None:
+    if member.status == MemberStatus.SUSPENDED:
+        raise NotAllowed("member.suspended")
+    if not member.has_role(role):
+        raise NotAllowed(f"member.not_{role}")
+
+
+def open_loan_of(uow: UnitOfWork, borrower_id: int) -> Loan | None:
+    """The borrower's open loan (draft to defaulted), if any."""
+    return uow.session.scalar(select(Loan).where(
+        Loan.borrower_id == borrower_id, Loan.status.in_([str(s) for s in OPEN_LOAN_STATES]))
+        .order_by(Loan.id.desc()).limit(1))
+
+
+def request_loan(uow: UnitOfWork, *, borrower_id: int, amount: int, term_weeks: int,
+                 purpose: str, now: datetime, request_key: str | None = None,
+                 ) -> tuple[Loan, Quote]:
+    """A draft loan with its key facts; listing it needs the borrower's PIN."""
+    settings = uow.settings
+    if request_key:
+        existing = uow.session.scalar(select(Loan).where(Loan.request_key == request_key))
+        if existing is not None:
+            return existing, quote(settings, existing.amount, existing.term_weeks,
+                                   now.astimezone(settings.zone).date())
+    borrower = get_member(uow, borrower_id)
+    _require_active(borrower, Role.BORROWER)
+    if borrower.status != MemberStatus.VERIFIED:
+        raise NotAllowed("member.not_verified")
+    if borrower.terms_accepted_at is None:
+        raise NotAllowed("member.terms_needed", service_code=settings.ussd.service_code)
+    if purpose not in PURPOSES:
+        raise InvalidInput("loan.purpose_invalid")
+    facts = quote(settings, amount, term_weeks, now.astimezone(settings.zone).date())
+    if amount > borrower.credit_limit:
+        raise InvalidInput("loan.over_limit", limit=settings.fmt(borrower.credit_limit))
+    current = open_loan_of(uow, borrower.id)
+    if current is not None:
+        if current.status != LoanStatus.DRAFT:
+            raise NotAllowed("loan.one_open", number=current.number)
+        current.status = LoanStatus.CANCELLED  # a newer draft replaces an unsent one
+        current.closed_at = now
+    loan = Loan(borrower_id=borrower.id, status=LoanStatus.DRAFT, amount=amount, fee=facts.fee,
+                interest=facts.interest, term_weeks=term_weeks, installment_count=facts.count,
+                purpose=purpose, pledged=0, funded=0, repaid=0, fee_paid=0, created_at=now,
+                request_key=request_key)
+    uow.session.add(loan)
+    uow.session.flush()
+    loan.number = loan_number(settings, loan.id)
+    return loan, facts
+
+
+def list_loan(uow: UnitOfWork, *, borrower_id: int, number: str, pin: str,
+              now: datetime) -> Loan:
+    """The borrower accepts the key facts with their PIN: the loan opens to lenders."""
+    loan = find_loan(uow, number, lock=True)
+    if loan.borrower_id != borrower_id:
+        raise NotAllowed("loan.not_yours", number=loan.number)
+    if loan.status == LoanStatus.LISTED:
+        return loan
+    if loan.status != LoanStatus.DRAFT:
+        raise NotAllowed("loan.not_draft", number=loan.number)
+    borrower = get_member(uow, borrower_id)
+    check_pin(uow, borrower, pin, now)
+    settings = uow.settings
+    account = ledger.ensure_account(uow, f"loan:{loan.id}", ledger.AccountKind.LOAN,
+                                    no_overdraft=True)
+    loan.account_id = account.id
+    loan.status = LoanStatus.LISTED
+    loan.listed_at = now
+    loan.deadline = now + timedelta(days=settings.loan.funding_window_days)
+    outbox.queue(uow, [outbox.sms_to(
+        borrower, f"listed:{loan.id}", "sms.loan_listed", Purpose.NOTICE, loan=loan.number,
+        amount=settings.fmt(loan.amount),
+        deadline=format_date(loan.deadline.astimezone(settings.zone), borrower.language))], now)
+    return loan
+
+
+def listed_loans(uow: UnitOfWork, *, offset: int = 0, limit: int = 3,
+                 exclude_borrower: int | None = None) -> list[Loan]:
+    """Loans open to pledges, soonest deadline first."""
+    query = select(Loan).where(Loan.status == LoanStatus.LISTED)
+    if exclude_borrower is not None:
+        query = query.where(Loan.borrower_id != exclude_borrower)
+    return list(uow.session.scalars(query.order_by(Loan.deadline, Loan.id)
+                                    .offset(offset).limit(limit)))
+
+
+# ---------------------------------------------------------------- pledges
+
+def _new_code(uow: UnitOfWork, lender_id: int) -> str:
+    taken = set(uow.session.scalars(select(Pledge.code).where(
+        Pledge.lender_id == lender_id, Pledge.status == PledgeStatus.PROPOSED)))
+    while True:
+        code = f"{secrets.randbelow(9000) + 1000}"
+        if code not in taken:
+            return code
+
+
+def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
+                   now: datetime, request_key: str | None = None) -> Pledge:
+    """A lender offers an amount; an SMS code must confirm it before the hold is placed."""
+    settings = uow.settings
+    if request_key:
+        existing = uow.session.scalar(select(Pledge).where(Pledge.request_key == request_key))
+        if existing is not None:
+            return existing
+    lender = get_member(uow, lender_id)
+    _require_active(lender, Role.LENDER)
+    loan = find_loan(uow, number)
+    if loan.status != LoanStatus.LISTED or loan.deadline is None or loan.deadline <= now:
+        raise NotAllowed("loan.not_listed", number=loan.number)
+    if loan.borrower_id == lender.id:
+        raise NotAllowed("pledge.own_loan")
+    _check_pledge_amount(uow, loan, amount, lender.id)
+    hours = settings.loan.pledge_confirm_hours
+    pledge = Pledge(loan_id=loan.id, lender_id=lender.id, amount=amount,
+                    code=_new_code(uow, lender.id), status=PledgeStatus.PROPOSED,
+                    request_key=request_key, repaid=0, entitled=0, created_at=now,
+                    confirm_by=min(now + timedelta(hours=hours), loan.deadline))
+    uow.session.add(pledge)
+    uow.session.flush()
+    outbox.queue(uow, [outbox.sms_to(
+        lender, f"code:{pledge.id}", "sms.pledge_code", Purpose.CODE,
+        amount=settings.fmt(amount), borrower=loan.borrower.first_name, loan=loan.number,
+        code=pledge.code, hours=hours)], now)
+    return pledge
+
+
+def _check_pledge_amount(uow: UnitOfWork, loan: Loan, amount: int, lender_id: int) -> None:
+    settings = uow.settings
+    smallest = min(settings.minor(settings.loan.min_pledge), loan.open_amount)
+    if amount < max(smallest, 1):
+        raise InvalidInput("pledge.too_small", min=settings.fmt(max(smallest, 1)))
+    if amount > loan.open_amount:
+        raise InvalidInput("pledge.over_open", open=settings.fmt(loan.open_amount),
+                           number=loan.number)
+    available = ledger.wallet(uow, lender_id).available
+    if amount > available:
+        raise ledger.InsufficientFunds(available=settings.fmt(available))
+
+
+def _pledge_by_code(uow: UnitOfWork, phone: str, code: str) -> tuple[Member, Pledge]:
+    lender = find_by_phone(uow, phone)
+    clean = (code or "").strip()
+    if lender is None or not clean.isdigit():
+        raise NotFound("pledge.code_invalid", code=clean[:8])
+    pledge = uow.session.scalar(
+        select(Pledge).where(Pledge.lender_id == lender.id, Pledge.code == clean)
+        .order_by((Pledge.status == PledgeStatus.PROPOSED).desc(), Pledge.id.desc()).limit(1))
+    if pledge is None:
+        raise NotFound("pledge.code_invalid", code=clean)
+    return lender, pledge
+
+
+def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Confirmation:
+    """`YES <code>` from the lender's own phone: the hold is placed on their wallet.
+
+    Refused beyond what is still open on the loan or beyond the wallet. The pledge that
+    completes the loan funds it in the same transaction.
+    """
+    settings = uow.settings
+    lender, pledge = _pledge_by_code(uow, phone, code)
+    if pledge.status in (PledgeStatus.CONFIRMED, PledgeStatus.POSTED):
+        return Confirmation(pledge, pledge.loan, funded=pledge.status == PledgeStatus.POSTED)
+    if pledge.status == PledgeStatus.LAPSED or (
+            pledge.status == PledgeStatus.PROPOSED and pledge.confirm_by <= now):
+        raise NotAllowed("pledge.code_expired", code=pledge.code)
+    if pledge.status != PledgeStatus.PROPOSED:
+        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
+    loan = uow.session.get(Loan, pledge.loan_id, with_for_update=True, populate_existing=True)
+    assert loan is not None
+    if loan.status != LoanStatus.LISTED:
+        raise NotAllowed("loan.not_listed", number=loan.number)
+    claimed = uow.session.execute(
+        update(Loan).where(Loan.id == loan.id, Loan.status == LoanStatus.LISTED,
+                           Loan.pledged + pledge.amount <= Loan.amount)
+        .values(pledged=Loan.pledged + pledge.amount)
+        .execution_options(synchronize_session=False)).rowcount
+    if claimed != 1:
+        uow.session.refresh(loan)
+        raise InvalidInput("pledge.over_open", open=settings.fmt(loan.open_amount),
+                           number=loan.number)
+    assert loan.account_id is not None
+    wallet = ledger.wallet(uow, lender.id)
+    try:
+        hold = ledger.transfer(uow, ledger.Movement(
+            key=f"hold:{pledge.id}", debit_id=wallet.id, credit_id=loan.account_id,
+            amount=pledge.amount, code="pledge_hold", loan_id=loan.id), now, pending=True,
+            expires_at=loan.deadline)
+    except ledger.InsufficientFunds as exc:
+        raise ledger.InsufficientFunds(available=settings.fmt(int(exc.params["available"])))
+    pledge.status = PledgeStatus.CONFIRMED
+    pledge.confirmed_at = now
+    pledge.hold_id = hold.id
+    uow.session.refresh(loan)
+    messages = [outbox.sms_to(
+        lender, f"confirmed:{pledge.id}", "sms.pledge_confirmed", Purpose.RECEIPT,
+        amount=settings.fmt(pledge.amount), loan=loan.number,
+        percent=loan.pledged * 100 // loan.amount)]
+    outbox.queue(uow, messages, now)
+    funded = loan.pledged == loan.amount
+    if funded:
+        _fund(uow, loan, now)
+    return Confirmation(pledge, loan, funded)
+
+
+def decline_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Pledge:
+    """`NO <code>`: a proposed pledge is dropped; nothing was held."""
+    lender, pledge = _pledge_by_code(uow, phone, code)
+    if pledge.status == PledgeStatus.CANCELLED:
+        return pledge
+    if pledge.status != PledgeStatus.PROPOSED:
+        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
+    pledge.status = PledgeStatus.CANCELLED
+    pledge.closed_at = now
+    outbox.queue(uow, [outbox.sms_to(lender, f"declined:{pledge.id}", "sms.pledge_declined",
+                                     Purpose.RECEIPT, code=pledge.code)], now)
+    return pledge
+
+
+def _fund(uow: UnitOfWork, loan: Loan, now: datetime) -> None:
+    """Post every hold at once; fix each lender's share of principal and interest."""
+    settings = uow.settings
+    pledges = list(uow.session.scalars(select(Pledge).where(
+        Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.CONFIRMED)
+        .order_by(Pledge.id)))
+    holds = list(uow.session.scalars(select(Transfer).where(
+        Transfer.id.in_([p.hold_id for p in pledges]))))
+    ledger.resolve_holds(uow, holds, now, to=HoldState.POSTED)
+    shares = largest_remainder(loan.amount + loan.interest, [p.amount for p in pledges])
+    for pledge, share in zip(pledges, shares):
+        pledge.status = PledgeStatus.POSTED
+        pledge.entitled = share
+    loan.funded = sum(p.amount for p in pledges)
+    loan.status = LoanStatus.FUNDED
+    loan.funded_at = now
+    messages = [outbox.sms_to(loan.borrower, f"funded:{loan.id}", "sms.loan_funded_borrower",
+                              Purpose.NOTICE, loan=loan.number, amount=settings.fmt(loan.amount))]
+    messages += [outbox.sms_to(p.lender, f"funded:{loan.id}:{p.id}", "sms.loan_funded_lender",
+                               Purpose.NOTICE, loan=loan.number, amount=settings.fmt(p.amount))
+                 for p in pledges]
+    outbox.queue(uow, messages, now)
+
+
+def disburse(uow: UnitOfWork, *, loan_id: int, payout: PayoutGateway, now: datetime) -> Loan:
+    """Send a funded loan to the borrower's phone and start the repayment schedule.
+
+    Idempotent: the payout is keyed by the loan number, the transfer by the provider's
+    reference, and a loan already disbursed is returned as it is.
+    """
+    settings = uow.settings
+    loan = uow.session.get(Loan, loan_id, with_for_update=True)
+    if loan is None:
+        raise NotFound("loan.not_found", number=str(loan_id))
+    if loan.status != LoanStatus.FUNDED:
+        if loan.disbursed_at is not None:
+            return loan
+        raise Conflict("loan.not_funded", number=loan.number)
+    assert loan.account_id is not None and loan.number is not None
+    sent = pay_out(uow, payout, key=f"disburse:{loan.number}", purpose="disbursement",
+                   member=loan.borrower, amount=loan.amount, debit_id=loan.account_id, now=now,
+                   loan_id=loan.id)
+    start = now.astimezone(settings.zone).date()
+    dues = schedule(loan.total_due, loan.installment_count, start,
+                    settings.loan.installment_every_weeks)
+    for seq, (due_on, amount) in enumerate(dues, start=1):
+        uow.session.add(Installment(loan_id=loan.id, seq=seq, due_on=due_on, amount=amount,
+                                    paid=0, late=False))
+    loan.status = LoanStatus.DISBURSED
+    loan.disbursed_at = now
+    loan.payout_reference = sent.reference
+    borrower = loan.borrower
+    every = settings.loan.installment_every_weeks
+    period = ("period.week", {}) if every == 1 else ("period.weeks", {"n": every})
+    outbox.queue(uow, [outbox.sms_to(
+        borrower, f"disbursed:{loan.id}", "sms.loan_disbursed", Purpose.RECEIPT,
+        amount=settings.fmt(loan.amount), loan=loan.number, installment=settings.fmt(dues[0][1]),
+        period=text(period[0], borrower.language, **period[1]),
+        first_due=format_date(dues[0][0]), paybill=settings.payments.paybill)], now)
+    return loan
+
+
+# ---------------------------------------------------------------- closing unfunded
+
+def _release(uow: UnitOfWork, loan: Loan, now: datetime, *, status: LoanStatus,
+             hold_state: HoldState, lender_template: str, borrower_template: str) -> None:
+    settings = uow.settings
+    confirmed = list(uow.session.scalars(select(Pledge).where(
+        Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.CONFIRMED).order_by(Pledge.id)))
+    holds = list(uow.session.scalars(select(Transfer).where(
+        Transfer.id.in_([p.hold_id for p in confirmed]))))
+    ledger.resolve_holds(uow, holds, now, to=hold_state)
+    for pledge in confirmed:
+        pledge.status = PledgeStatus.VOIDED
+        pledge.closed_at = now
+    uow.session.execute(update(Pledge).where(
+        Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.PROPOSED)
+        .values(status=PledgeStatus.LAPSED, closed_at=now)
+        .execution_options(synchronize_session=False))
+    loan.status = status
+    loan.pledged = 0
+    loan.closed_at = now
+    deadline = format_date(loan.deadline.astimezone(settings.zone)) if loan.deadline else ""
+    messages = [outbox.sms_to(loan.borrower, f"{status}:{loan.id}", borrower_template,
+                              Purpose.NOTICE, loan=loan.number, deadline=deadline)]
+    messages += [outbox.sms_to(p.lender, f"{status}:{loan.id}:{p.id}", lender_template,
+                               Purpose.NOTICE, loan=loan.number, amount=settings.fmt(p.amount))
+                 for p in confirmed]
+    outbox.queue(uow, messages, now)
+
+
+def cancel_loan(uow: UnitOfWork, *, borrower_id: int, number: str, now: datetime) -> Loan:
+    """The borrower withdraws a draft or listed loan; every hold is voided."""
+    loan = find_loan(uow, number, lock=True)
+    if loan.borrower_id != borrower_id:
+        raise NotAllowed("loan.not_yours", number=loan.number)
+    if loan.status == LoanStatus.CANCELLED:
+        return loan
+    if loan.status not in (LoanStatus.DRAFT, LoanStatus.LISTED):
+        raise NotAllowed("loan.not_listed", number=loan.number)
+    _release(uow, loan, now, status=LoanStatus.CANCELLED, hold_state=HoldState.VOIDED,
+             lender_template="sms.loan_cancelled_lender",
+             borrower_template="sms.loan_cancelled_borrower")
+    return loan
+
+
+def expire_loans(uow: UnitOfWork, now: datetime, *, limit: int = 200) -> list[str]:
+    """Listed loans past their deadline close; holds expire; everyone is told."""
+    due = list(uow.session.scalars(select(Loan).where(
+        Loan.status == LoanStatus.LISTED, Loan.deadline <= now).order_by(Loan.id)
+        .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
+    for loan in due:
+        _release(uow, loan, now, status=LoanStatus.EXPIRED, hold_state=HoldState.EXPIRED,
+                 lender_template="sms.loan_expired_lender",
+                 borrower_template="sms.loan_expired_borrower")
+    return [loan.number or "" for loan in due]
+
+
+def lapse_pledges(uow: UnitOfWork, now: datetime, *, limit: int = 500) -> int:
+    """Proposed pledges never confirmed in time lapse; the lender is told."""
+    settings = uow.settings
+    due = list(uow.session.scalars(select(Pledge).where(
+        Pledge.status == PledgeStatus.PROPOSED, Pledge.confirm_by <= now).order_by(Pledge.id)
+        .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
+    for pledge in due:
+        pledge.status = PledgeStatus.LAPSED
+        pledge.closed_at = now
+    outbox.queue(uow, [outbox.sms_to(
+        p.lender, f"lapsed:{p.id}", "sms.pledge_lapsed", Purpose.NOTICE,
+        amount=settings.fmt(p.amount), loan=p.loan.number) for p in due], now)
+    return len(due)
+
+
+def funded_awaiting_payout(uow: UnitOfWork, *, limit: int = 100) -> list[int]:
+    return list(uow.session.scalars(select(Loan.id).where(Loan.status == LoanStatus.FUNDED)
+                                    .order_by(Loan.id).limit(limit)))

@@ -1,0 +1,291 @@
+"""Members: registration, verification, roles, language, PIN and credit limit."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+from sqlalchemy import select
+
+from core import outbox
+from core.config import Settings
+from core.db import UnitOfWork
+from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, PinLocked, WrongPin
+from core.messages import format_time
+from core.models import Member, MemberStatus, Purpose, Role
+from core.money import format_amount
+from core.phones import normalise
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z .'-]{1,39}$")
+_NATIONAL_ID = re.compile(r"^\d{6,10}$")
+_PLACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .'-]{1,29}$")
+
+
+@dataclass(frozen=True)
+class Registration:
+    member: Member
+    created: bool
+
+
+def clean_name(raw: str) -> str:
+    name = " ".join(raw.split()).title()
+    if not _NAME.match(name):
+        raise InvalidInput("member.name_invalid")
+    return name
+
+
+def clean_national_id(raw: str) -> str:
+    value = raw.strip().replace(" ", "")
+    if not _NATIONAL_ID.match(value):
+        raise InvalidInput("member.national_id_invalid")
+    return value
+
+
+def clean_place(raw: str) -> str:
+    place = " ".join(raw.split()).title()
+    if not _PLACE.match(place):
+        raise InvalidInput("member.place_invalid")
+    return place
+
+
+def clean_language(raw: str) -> str:
+    lang = raw.strip().lower()
+    if lang not in ("en", "sw"):
+        raise InvalidInput("member.language_invalid")
+    return lang
+
+
+def clean_roles(roles: str | list[str] | tuple[str, ...]) -> str:
+    items = roles.split(",") if isinstance(roles, str) else list(roles)
+    valid = {str(r) for r in Role}
+    cleaned = sorted({r.strip().lower() for r in items if r.strip()})
+    if not cleaned or any(r not in valid for r in cleaned):
+        raise InvalidInput("member.role_invalid")
+    return ",".join(cleaned)
+
+
+def find_by_phone(uow: UnitOfWork, phone: str) -> Member | None:
+    """The member with this phone (any typed form), or None."""
+    e164 = normalise(phone, uow.settings.app.default_region)
+    return uow.session.scalar(select(Member).where(Member.phone == e164))
+
+
+def get_member(uow: UnitOfWork, member_id: int) -> Member:
+    member = uow.session.get(Member, member_id)
+    if member is None:
+        raise NotFound("member.not_found")
+    return member
+
+
+def register(
+    uow: UnitOfWork, *, phone: str, name: str, now: datetime, national_id: str | None = None,
+    language: str = "en", roles: str | list[str] | tuple[str, ...] = ("borrower", "lender"),
+    pin: str | None = None, agent_id: int | None = None, place: str | None = None,
+    accept_terms: bool = False,
+) -> Registration:
+    """Register a member: self-registered ones are `pending`, an agent's are `verified`.
+
+    Idempotent by phone: registering the same phone with the same national id again
+    returns the existing member (created=False); a different one raises member.exists.
+    """
+    settings = uow.settings
+    e164 = normalise(phone, settings.app.default_region)
+    clean_id = clean_national_id(national_id) if national_id else None
+    existing = uow.session.scalar(select(Member).where(Member.phone == e164))
+    if existing is not None:
+        if clean_id and existing.national_id == clean_id:
+            return Registration(existing, created=False)
+        raise Conflict("member.exists")
+    if clean_id and uow.session.scalar(select(Member.id).where(Member.national_id == clean_id)):
+        raise Conflict("member.national_id_taken")
+    agent = None
+    if agent_id is not None:
+        agent = get_member(uow, agent_id)
+        if not agent.has_role(Role.AGENT):
+            raise NotAllowed("member.not_agent")
+    member = Member(
+        phone=e164, name=clean_name(name), national_id=clean_id,
+        language=clean_language(language), roles=clean_roles(roles),
+        place=clean_place(place) if place else None,
+        status=MemberStatus.VERIFIED if agent else MemberStatus.PENDING,
+        agent_id=agent.id if agent else None, verified_at=now if agent else None,
+        terms_accepted_at=now if accept_terms else None,
+        credit_limit=settings.minor(settings.credit.first_loan_limit), pin_failures=0,
+        limit_frozen=False, loans_repaid=0, loans_repaid_on_time=0, tips_opt_out=False,
+        sms_unreachable=False, created_at=now,
+    )
+    if pin is not None:
+        member.pin_hash = hash_pin(pin, settings)
+    uow.session.add(member)
+    uow.session.flush()
+    service_code = settings.ussd.service_code
+    if agent:
+        sms = outbox.sms_to(member, f"welcome:{member.id}", "sms.welcome_by_agent",
+                            Purpose.NOTICE, name=member.first_name, agent=agent.name,
+                            service_code=service_code)
+    else:
+        sms = outbox.sms_to(member, f"welcome:{member.id}", "sms.welcome", Purpose.NOTICE,
+                            name=member.first_name, service_code=service_code)
+    outbox.queue(uow, [sms], now)
+    return Registration(member, created=True)
+
+
+def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime) -> Member:
+    """A field agent vouches for a self-registered member after meeting them."""
+    agent = get_member(uow, agent_id)
+    if not agent.has_role(Role.AGENT):
+        raise NotAllowed("member.not_agent")
+    member = find_by_phone(uow, phone)
+    if member is None:
+        raise NotFound("member.not_found")
+    if member.status == MemberStatus.VERIFIED:
+        return member
+    if member.id == agent.id:
+        raise NotAllowed("error.not_allowed")
+    member.status = MemberStatus.VERIFIED
+    member.verified_at = now
+    member.agent_id = agent.id
+    s = uow.settings
+    outbox.queue(uow, [outbox.sms_to(
+        member, f"verified:{member.id}", "sms.verified", Purpose.NOTICE, name=member.first_name,
+        limit=format_amount(member.credit_limit, currency=s.app.currency,
+                            scale=s.app.minor_scale))], now)
+    return member
+
+
+def accept_terms(uow: UnitOfWork, member_id: int, now: datetime) -> Member:
+    member = get_member(uow, member_id)
+    if member.terms_accepted_at is None:
+        member.terms_accepted_at = now
+    return member
+
+
+def set_language(uow: UnitOfWork, member_id: int, language: str) -> Member:
+    member = get_member(uow, member_id)
+    member.language = clean_language(language)
+    return member
+
+
+def set_tips(uow: UnitOfWork, member_id: int, *, wanted: bool) -> Member:
+    member = get_member(uow, member_id)
+    member.tips_opt_out = not wanted
+    return member
+
+
+def add_roles(uow: UnitOfWork, member_id: int, roles: str | list[str]) -> Member:
+    member = get_member(uow, member_id)
+    member.roles = clean_roles(list(member.role_set) + clean_roles(roles).split(","))
+    return member
+
+
+# ---------------------------------------------------------------- PIN
+
+_WEAK_PINS = {"0000", "1111", "1234", "4321", "2222", "9999", "12345", "123456", "000000"}
+
+
+def validate_pin(pin: str, settings: Settings) -> str:
+    if not (pin.isdigit() and pin.isascii() and len(pin) == settings.pin.length):
+        raise InvalidInput("pin.invalid", length=settings.pin.length)
+    if pin in _WEAK_PINS or len(set(pin)) == 1:
+        raise InvalidInput("pin.too_simple")
+    return pin
+
+
+def hash_pin(pin: str, settings: Settings) -> str:
+    """scrypt with a random salt: slow on purpose, stdlib, no native dependency."""
+    validate_pin(pin, settings)
+    n = 2 ** settings.pin.hash_cost
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(pin.encode(), salt=salt, n=n, r=8, p=1, dklen=32)
+    return f"scrypt${settings.pin.hash_cost}${salt.hex()}${digest.hex()}"
+
+
+def _pin_matches(pin: str, stored: str) -> bool:
+    try:
+        _, cost, salt_hex, digest_hex = stored.split("$")
+        digest = hashlib.scrypt(pin.encode(), salt=bytes.fromhex(salt_hex), n=2 ** int(cost),
+                                r=8, p=1, dklen=32)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def set_pin(uow: UnitOfWork, member_id: int, pin: str, *, old_pin: str | None = None,
+            now: datetime) -> Member:
+    """Set the PIN; changing an existing one needs the old one."""
+    member = get_member(uow, member_id)
+    if member.pin_hash is not None:
+        if old_pin is None:
+            raise NotAllowed("error.not_allowed")
+        check_pin(uow, member, old_pin, now)
+    member.pin_hash = hash_pin(pin, uow.settings)
+    member.pin_failures = 0
+    member.pin_locked_until = None
+    return member
+
+
+def pin_lock_text(member: Member, settings: Settings) -> str:
+    """When a locked PIN unlocks, in local time (HH:MM)."""
+    assert member.pin_locked_until is not None
+    return format_time(member.pin_locked_until.astimezone(settings.zone))
+
+
+def check_pin(uow: UnitOfWork, member: Member, pin: str, now: datetime) -> None:
+    """Raise unless `pin` is right. Wrong tries are committed even though we raise.
+
+    After `pin.max_tries` wrong tries money actions are locked for `pin.lock_minutes`.
+    """
+    settings = uow.settings
+    if member.pin_hash is None:
+        raise NotAllowed("pin.not_set")
+    if member.pin_locked_until is not None and member.pin_locked_until > now:
+        raise PinLocked(until=pin_lock_text(member, settings))
+    if _pin_matches(pin, member.pin_hash):
+        if member.pin_failures or member.pin_locked_until:
+            member.pin_failures = 0
+            member.pin_locked_until = None
+        return
+    member.pin_failures += 1
+    locked = member.pin_failures >= settings.pin.max_tries
+    if locked:
+        member.pin_failures = 0
+        member.pin_locked_until = now + timedelta(minutes=settings.pin.lock_minutes)
+    member_id, failures, until = member.id, member.pin_failures, member.pin_locked_until
+    # The use case will roll back; the count of wrong tries must survive it.
+    uow.rollback()
+    fresh = get_member(uow, member_id)
+    fresh.pin_failures, fresh.pin_locked_until = failures, until
+    uow.commit()
+    if locked:
+        raise PinLocked(until=pin_lock_text(fresh, settings))
+    raise WrongPin(tries_left=settings.pin.max_tries - failures)
+
+
+def is_pin_locked(member: Member, now: datetime) -> bool:
+    return member.pin_locked_until is not None and member.pin_locked_until > now
+
+
+# ---------------------------------------------------------------- credit limit
+
+def after_loan_repaid(member: Member, settings: Settings, *, on_time: bool) -> None:
+    """The ladder: every loan repaid with each installment on time raises the limit."""
+    member.loans_repaid += 1
+    if not on_time:
+        member.limit_frozen = True
+        return
+    member.loans_repaid_on_time += 1
+    if member.limit_frozen:
+        member.limit_frozen = False  # an on-time loan thaws the limit; the next one raises it
+        return
+    scale = settings.app.minor_scale
+    raised = (Decimal(member.credit_limit) * settings.credit.raise_factor / scale).quantize(
+        Decimal(1), rounding=ROUND_DOWN)
+    member.credit_limit = min(int(raised) * scale, settings.minor(settings.credit.cap))
+
+
+def freeze_limit(member: Member) -> None:
+    member.limit_frozen = True

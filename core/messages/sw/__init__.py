@@ -1,0 +1,1 @@
+"""Maandishi ya Kiswahili (Swahili texts)."""

@@ -1,0 +1,398 @@
+"""SQLAlchemy 2 typed models: the domain objects and their tables.
+
+Money columns are BigInteger minor units. Times are timezone-aware UTC; `UtcDateTime`
+stores them naive-UTC on SQLite and `timestamptz` on PostgreSQL and always hands back
+aware datetimes.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Harambee stores aware UTC times only")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), int: Integer(), date: Date()}
+
+
+Money = BigInteger
+
+
+class Role(StrEnum):
+    BORROWER = "borrower"
+    LENDER = "lender"
+    AGENT = "agent"
+    ADMIN = "admin"
+
+
+class MemberStatus(StrEnum):
+    PENDING = "pending"  # self-registered, awaiting an agent's visit
+    VERIFIED = "verified"
+    SUSPENDED = "suspended"
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(60))
+    national_id: Mapped[str | None] = mapped_column(String(20), unique=True)
+    roles: Mapped[str] = mapped_column(String(40), default="")  # comma-separated Role values
+    status: Mapped[str] = mapped_column(String(12), default=MemberStatus.PENDING)
+    language: Mapped[str] = mapped_column(String(2), default="en")
+    place: Mapped[str | None] = mapped_column(String(40))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    verified_at: Mapped[datetime | None]
+    terms_accepted_at: Mapped[datetime | None]
+    pin_hash: Mapped[str | None] = mapped_column(String(200))
+    pin_failures: Mapped[int] = mapped_column(default=0)
+    pin_locked_until: Mapped[datetime | None]
+    credit_limit: Mapped[int] = mapped_column(Money)
+    limit_frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+    loans_repaid: Mapped[int] = mapped_column(default=0)
+    loans_repaid_on_time: Mapped[int] = mapped_column(default=0)
+    tips_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    sms_unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+    agent: Mapped[Member | None] = relationship(remote_side=[id])
+
+    def has_role(self, role: Role | str) -> bool:
+        return str(role) in self.roles.split(",")
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(r for r in self.roles.split(",") if r)
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else self.name
+
+
+class AccountKind(StrEnum):
+    WALLET = "wallet"  # a member's money held by Harambee; never negative
+    LOAN = "loan"  # escrow of one loan: holds, disbursement, repayments in transit
+    FEES = "fees"  # the platform's income
+    MOBILE_MONEY = "mobile_money"  # money that came in from a provider (its mirror)
+    PAYOUT = "payout"  # money that left to a provider
+    SUSPENSE = "suspense"  # receipts we could not match yet
+
+
+class Account(Base):
+    """A ledger account after TigerBeetle: four counters, changed only by transfers."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    no_overdraft: Mapped[bool] = mapped_column(Boolean, default=False)
+    debits_pending: Mapped[int] = mapped_column(Money, default=0)
+    debits_posted: Mapped[int] = mapped_column(Money, default=0)
+    credits_pending: Mapped[int] = mapped_column(Money, default=0)
+    credits_posted: Mapped[int] = mapped_column(Money, default=0)
+
+    @property
+    def balance(self) -> int:
+        """Posted credits less posted debits."""
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def available(self) -> int:
+        """What can still be held or moved out: balance less pending debits."""
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+
+class TransferKind(StrEnum):
+    POSTED = "posted"  # a single-phase transfer
+    PENDING = "pending"  # a hold: reserves, moves nothing yet
+    POST = "post"  # posts a pending transfer
+    VOID = "void"  # voids (or expires) a pending transfer
+
+
+class HoldState(StrEnum):
+    PENDING = "pending"
+    POSTED = "posted"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+class Transfer(Base):
+    """Immutable: only a PENDING transfer's `hold_state` changes, and only once."""
+
+    __tablename__ = "transfers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    debit_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    credit_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(Money)
+    kind: Mapped[str] = mapped_column(String(8))
+    code: Mapped[str] = mapped_column(String(20))  # why: pledge_hold, topup, repayment, ...
+    pending_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"), unique=True)
+    hold_state: Mapped[str | None] = mapped_column(String(8))
+    expires_at: Mapped[datetime | None]
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
+    loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"), index=True)
+    created_at: Mapped[datetime]
+
+
+class LoanStatus(StrEnum):
+    DRAFT = "draft"
+    LISTED = "listed"
+    FUNDED = "funded"
+    DISBURSED = "disbursed"
+    REPAYING = "repaying"
+    IN_ARREARS = "in_arrears"
+    REPAID = "repaid"
+    DEFAULTED = "defaulted"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+OPEN_LOAN_STATES = (
+    LoanStatus.DRAFT, LoanStatus.LISTED, LoanStatus.FUNDED, LoanStatus.DISBURSED,
+    LoanStatus.REPAYING, LoanStatus.IN_ARREARS, LoanStatus.DEFAULTED,
+)
+
+
+class Loan(Base):
+    __tablename__ = "loans"
+    __table_args__ = (Index("ix_loans_status_deadline", "status", "deadline"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str | None] = mapped_column(String(12), unique=True)
+    request_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    borrower_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    status: Mapped[str] = mapped_column(String(12), default=LoanStatus.DRAFT)
+    amount: Mapped[int] = mapped_column(Money)
+    fee: Mapped[int] = mapped_column(Money)
+    interest: Mapped[int] = mapped_column(Money)
+    term_weeks: Mapped[int]
+    installment_count: Mapped[int]
+    purpose: Mapped[str] = mapped_column(String(20))
+    pledged: Mapped[int] = mapped_column(Money, default=0)  # confirmed holds + posted
+    funded: Mapped[int] = mapped_column(Money, default=0)  # posted holds
+    repaid: Mapped[int] = mapped_column(Money, default=0)
+    fee_paid: Mapped[int] = mapped_column(Money, default=0)
+    created_at: Mapped[datetime]
+    listed_at: Mapped[datetime | None]
+    deadline: Mapped[datetime | None]
+    funded_at: Mapped[datetime | None]
+    disbursed_at: Mapped[datetime | None]
+    payout_reference: Mapped[str | None] = mapped_column(String(64))
+    closed_at: Mapped[datetime | None]
+
+    borrower: Mapped[Member] = relationship()
+    installments: Mapped[list[Installment]] = relationship(
+        order_by="Installment.seq", back_populates="loan"
+    )
+
+    @property
+    def total_due(self) -> int:
+        return self.amount + self.fee + self.interest
+
+    @property
+    def open_amount(self) -> int:
+        """What lenders can still pledge."""
+        return self.amount - self.pledged
+
+    @property
+    def outstanding(self) -> int:
+        return self.total_due - self.repaid
+
+
+class Installment(Base):
+    __tablename__ = "installments"
+    __table_args__ = (UniqueConstraint("loan_id", "seq"), Index("ix_installments_due", "due_on"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))
+    seq: Mapped[int]
+    due_on: Mapped[date]
+    amount: Mapped[int] = mapped_column(Money)
+    paid: Mapped[int] = mapped_column(Money, default=0)
+    paid_at: Mapped[datetime | None]  # when it became fully paid
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    loan: Mapped[Loan] = relationship(back_populates="installments")
+
+    @property
+    def remaining(self) -> int:
+        return self.amount - self.paid
+
+
+class PledgeStatus(StrEnum):
+    PROPOSED = "proposed"
+    CONFIRMED = "confirmed"
+    POSTED = "posted"
+    VOIDED = "voided"
+    LAPSED = "lapsed"
+    CANCELLED = "cancelled"  # the lender said NO before confirming
+
+
+class Pledge(Base):
+    __tablename__ = "pledges"
+    __table_args__ = (Index("ix_pledges_status_expires", "status", "confirm_by"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), index=True)
+    lender_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    amount: Mapped[int] = mapped_column(Money)
+    code: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(10), default=PledgeStatus.PROPOSED)
+    request_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    hold_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"))
+    entitled: Mapped[int] = mapped_column(Money, default=0)  # share of principal+interest, set at funding
+    repaid: Mapped[int] = mapped_column(Money, default=0)  # what the lender has received back
+    created_at: Mapped[datetime]
+    confirm_by: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    loan: Mapped[Loan] = relationship()
+    lender: Mapped[Member] = relationship()
+
+
+class PaymentKind(StrEnum):
+    REPAYMENT = "repayment"
+    TOPUP = "topup"
+    UNMATCHED = "unmatched"
+
+
+class Payment(Base):
+    """A mobile-money receipt; (provider, transaction_id) is the idempotency key."""
+
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("provider", "transaction_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    transaction_id: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    reference: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(10))
+    loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"), index=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    fee_part: Mapped[int] = mapped_column(Money, default=0)
+    lender_part: Mapped[int] = mapped_column(Money, default=0)
+    refund_part: Mapped[int] = mapped_column(Money, default=0)  # overpayment back to the wallet
+    occurred_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class Payout(Base):
+    """Money sent out through a payout gateway; our key and the provider's reference
+    are each unique, and exactly one transfer records it."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (UniqueConstraint("provider", "reference"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(12))  # disbursement | withdrawal
+    phone: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(Money)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"))
+    transfer_id: Mapped[int] = mapped_column(ForeignKey("transfers.id"), unique=True)
+    created_at: Mapped[datetime]
+
+
+class OutboxStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    UNDELIVERABLE = "undeliverable"
+
+
+class Purpose(StrEnum):
+    RECEIPT = "receipt"
+    REMINDER = "reminder"
+    CODE = "code"
+    NOTICE = "notice"
+    TIP = "tip"
+
+
+class OutboxMessage(Base):
+    """One SMS to send, written in the same transaction as the change it tells of."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    phone: Mapped[str] = mapped_column(String(16), index=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    language: Mapped[str] = mapped_column(String(2))
+    purpose: Mapped[str] = mapped_column(String(10))
+    template: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(14), default=OutboxStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[datetime | None]  # quiet hours: hold until then
+    next_attempt_at: Mapped[datetime | None]
+    provider_message_id: Mapped[str | None] = mapped_column(String(80), unique=True)
+    cost: Mapped[str | None] = mapped_column(String(20))
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]

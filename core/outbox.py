@@ -1,0 +1,84 @@
+"""The transactional outbox: every SMS is a row written with the change it tells of.
+
+A send job (workers/) picks rows up after commit; a sweep re-enqueues rows left
+behind, so losing Redis loses no message. Keys make writing idempotent: the same key
+twice writes one row.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from core.db import UnitOfWork
+from core.messages import language_or_default, text
+from core.models import Member, OutboxMessage, OutboxStatus, Purpose
+
+
+@dataclass(frozen=True)
+class Sms:
+    """One message to queue: who, which template, why, and its idempotency key."""
+
+    key: str
+    phone: str
+    language: str
+    template: str
+    purpose: Purpose
+    params: dict[str, Any]
+    member_id: int | None = None
+    not_before: datetime | None = None
+
+
+def sms_to(member: Member, key: str, template: str, purpose: Purpose,
+           not_before: datetime | None = None, **params: Any) -> Sms:
+    """An Sms for a member, in their language."""
+    return Sms(key=key, phone=member.phone, language=member.language, template=template,
+               purpose=purpose, params=params, member_id=member.id, not_before=not_before)
+
+
+def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
+    """Write outbox rows (skipping keys already written) and announce them for sending."""
+    batch = list(messages)
+    if not batch:
+        return []
+    keys = [m.key for m in batch]
+    existing: set[str] = set()
+    for chunk in _chunks(keys, 900):
+        existing.update(uow.session.scalars(
+            select(OutboxMessage.key).where(OutboxMessage.key.in_(chunk))))
+    rows = []
+    seen: set[str] = set()
+    for m in batch:
+        if m.key in existing or m.key in seen:
+            continue
+        seen.add(m.key)
+        lang = language_or_default(m.language)
+        rows.append({
+            "key": m.key, "phone": m.phone, "member_id": m.member_id, "language": lang,
+            "purpose": str(m.purpose), "template": m.template,
+            "text": text(m.template, lang, **m.params), "status": OutboxStatus.QUEUED,
+            "attempts": 0, "not_before": m.not_before, "next_attempt_at": m.not_before or now,
+            "created_at": now,
+        })
+    if not rows:
+        return []
+    ids: list[int] = []
+    for chunk in _chunks(rows, 1000):
+        if len(chunk) == 1:
+            result = uow.session.execute(insert(OutboxMessage).returning(OutboxMessage.id),
+                                         chunk)
+        else:
+            result = uow.session.execute(
+                insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True),
+                chunk)
+        ids.extend(result.scalars())
+    uow.announce(ids)
+    return ids
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

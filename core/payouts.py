@@ -1,0 +1,78 @@
+"""Payout gateways: money leaving Harambee to a phone (disbursements, withdrawals).
+
+A payout is idempotent by the caller's key: paying the same key twice pays once and
+returns the same provider reference. Real adapters (M-Pesa B2C) come later.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Protocol
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from core import ledger
+from core.db import UnitOfWork
+from core.models import Member, Payout
+from core.phones import masked
+
+log = logging.getLogger(__name__)
+
+
+class PayoutGateway(Protocol):
+    provider: str
+
+    def pay(self, *, key: str, phone: str, amount: int, currency: str) -> str:
+        """Send `amount` to `phone`; return the provider's reference."""
+        ...
+
+
+class ConsolePayouts:
+    """Pays nobody: logs and returns a reference derived from the key (stable across
+    processes, so a retry anywhere gets the same reference)."""
+
+    provider = "console"
+
+    def pay(self, *, key: str, phone: str, amount: int, currency: str) -> str:
+        reference = "CP" + hashlib.sha256(key.encode()).hexdigest()[:12].upper()
+        log.info("payout %s %s %s to %s (%s)", key, amount, currency, masked(phone), reference)
+        return reference
+
+
+def find_payout(uow: UnitOfWork, key: str) -> Payout | None:
+    return uow.session.scalar(select(Payout).where(Payout.key == key))
+
+
+def pay_out(uow: UnitOfWork, gateway: PayoutGateway, *, key: str, purpose: str, member: Member,
+            amount: int, debit_id: int, now: datetime, loan_id: int | None = None) -> Payout:
+    """Move `amount` out of `debit_id` to the member's phone, exactly once per key.
+
+    The ledger transfer is made first (it may be refused for lack of funds, and it locks
+    the debited row); only then is the gateway asked to pay, by our key, so a retry after
+    a crash pays once. The transfer is keyed by the provider's reference (invariant 6).
+    """
+    done = find_payout(uow, key)
+    if done is not None:
+        return done
+    out = ledger.system_account(uow, ledger.payout_code(gateway.provider))
+    placeholder = f"payout-pending:{key}"
+    moved = ledger.transfer(uow, ledger.Movement(
+        key=placeholder, debit_id=debit_id, credit_id=out.id, amount=amount, code=purpose,
+        loan_id=loan_id), now)
+    reference = gateway.pay(key=key, phone=member.phone, amount=amount,
+                            currency=uow.settings.app.currency)
+    moved.key = f"payout:{gateway.provider}:{reference}"
+    record = Payout(key=key, provider=gateway.provider, reference=reference, purpose=purpose,
+                    phone=member.phone, amount=amount, member_id=member.id, loan_id=loan_id,
+                    transfer_id=moved.id, created_at=now)
+    uow.session.add(record)
+    uow.session.flush()
+    return record
+
+
+def payout_gateway(name: str) -> PayoutGateway:
+    if name == "console":
+        return ConsolePayouts()
+    raise ValueError(f"unknown payout gateway {name!r}")

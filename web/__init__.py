@@ -1,0 +1,1 @@
+"""The web tier: app factory, health and metrics; later the admin and simulator."""

@@ -1,0 +1,79 @@
+"""`/healthz` (JSON; 503 when the database or Redis is down) and `/metrics`."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select, text
+
+from core.models import Loan, OutboxMessage
+from web.services import Services
+
+bp = Blueprint("health", __name__)
+
+
+def services() -> Services:
+    return current_app.extensions["harambee"]  # type: ignore[no-any-return]
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    svc = services()
+    state: dict[str, Any] = {}
+    ok = True
+    started = time.perf_counter()
+    try:
+        with svc.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        state["database"] = {"ok": True, "backend": svc.db.engine.dialect.name}
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        ok = False
+        state["database"] = {"ok": False, "error": type(exc).__name__}
+    try:
+        svc.redis.client.ping()
+        state["redis"] = {"ok": True, "embedded": svc.redis.embedded}
+    except Exception as exc:  # noqa: BLE001
+        ok = False
+        state["redis"] = {"ok": False, "error": type(exc).__name__}
+    state["status"] = "ok" if ok else "degraded"
+    state["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return jsonify(state), 200 if ok else 503
+
+
+class _LedgerCollector:
+    """Business gauges read from the database at scrape time (shared across workers)."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    def collect(self) -> Any:
+        loans = GaugeMetricFamily("harambee_loans", "Loans by status", labels=["status"])
+        outbox = GaugeMetricFamily("harambee_outbox", "Outbox rows by status", labels=["status"])
+        try:
+            with self.svc.db.sessions() as session:
+                for status, count in session.execute(
+                        select(Loan.status, func.count()).group_by(Loan.status)):
+                    loans.add_metric([status], count)
+                for status, count in session.execute(
+                        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)):
+                    outbox.add_metric([status], count)
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the DB blinked
+            pass
+        yield loans
+        yield outbox
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    svc = services()
+    registry = current_app.extensions.get("harambee_registry")
+    if registry is None:
+        registry = CollectorRegistry()
+        registry.register(_LedgerCollector(svc))  # type: ignore[arg-type]
+        current_app.extensions["harambee_registry"] = registry
+    from web.metrics import REGISTRY as process_registry
+    body = generate_latest(registry) + generate_latest(process_registry)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Background work: RQ queues, jobs, the periodic schedule and the telecom gateways."""
