@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from core.config import ConfigError, Settings, load_settings
+from core.config import ConfigError, SecuritySettings, Settings, load_settings
 
 log = logging.getLogger("harambee")
 
@@ -155,9 +155,10 @@ def demo(host: str, port: int, no_seed: bool) -> None:
              "--log-level", "warning", "wsgi:app"], env=env))
         for name in _extra_demo_processes():
             children.append(subprocess.Popen([sys.executable, "-m", "cli", *name], env=env))
+        default_key = settings.security.webhook_key == SecuritySettings().webhook_key
+        key = settings.security.webhook_key if default_key else "<your webhook key>"
         click.echo(f"Harambee demo listening on http://{host}:{port}  "
-                   f"(USSD: POST /hooks/ussd?key={settings.security.webhook_key}; "
-                   f"try: harambee phone +254711000001)")
+                   f"(USSD: POST /hooks/ussd?key={key}; try: harambee phone +254711000001)")
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:

@@ -8,11 +8,14 @@ falls back to English rather than failing in front of a person.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import string
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 LANGUAGES = ("en", "sw")
 DEFAULT_LANGUAGE = "en"
@@ -41,8 +44,16 @@ def language_or_default(lang: str | None) -> str:
 def text(key: str, lang: str | None = None, /, **params: Any) -> str:
     """The text for `key` in `lang`, placeholders filled."""
     lang = language_or_default(lang)
-    template = CATALOG[lang].get(key) or CATALOG[DEFAULT_LANGUAGE][key]
-    return template.format(**params) if params else template
+    template = CATALOG[lang].get(key) or CATALOG[DEFAULT_LANGUAGE].get(key)
+    if template is None:
+        # A person must never see a crash for a missing text; tests keep this from happening.
+        log.error("no text for message key %r", key)
+        template = CATALOG[lang]["error.generic"]
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError, ValueError):
+        log.error("text %r lacks a placeholder value (given %s)", key, sorted(params))
+        return CATALOG[lang]["error.generic"]
 
 
 def has(key: str) -> bool:

@@ -1,0 +1,76 @@
+"""Settings: defaults, file, environment; a bad file names the key and the reason."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from core.config import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(body)
+    return path
+
+
+def test_example_file_loads_and_documents_every_key():
+    settings = load_settings(ROOT / "config.example.toml", env={})
+    assert settings == Settings()
+    example = (ROOT / "config.example.toml").read_text()
+    for section in dataclasses.fields(Settings):
+        assert f"[{section.name}]" in example
+        for field in dataclasses.fields(getattr(settings, section.name)):
+            assert re.search(rf"^{field.name} = ", example, re.M), f"{section.name}.{field.name}"
+
+
+def test_environment_wins_over_file(tmp_path):
+    path = write(tmp_path, '[security]\nwebhook_key = "from-the-file"\n[ussd]\nmax_chars = 160\n')
+    settings = load_settings(path, env={"HARAMBEE_WEBHOOK_KEY": "from-the-env",
+                                        "DATABASE_URL": "postgresql://u@h/db",
+                                        "HARAMBEE_LOAN__TERMS_WEEKS": "4,8"})
+    assert settings.security.webhook_key == "from-the-env"
+    assert settings.ussd.max_chars == 160
+    assert settings.loan.terms_weeks == (4, 8)
+    assert settings.database_url == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize("body, key", [
+    ("[ussd]\nmax_chars = 'many'\n", "ussd.max_chars"),
+    ("[ussd]\nmax_char = 160\n", "ussd.max_char"),
+    ("[nonsense]\nx = 1\n", "nonsense"),
+    ("[app]\ncurrency = 'shillings'\n", "app.currency"),
+    ("[app]\ntimezone = 'Mars/Olympus'\n", "app.timezone"),
+    ("[loan]\nmin_amount = 900000\n", "loan.min_amount"),
+    ("[loan]\ninstallment_every_weeks = 3\n", "loan.installment_every_weeks"),
+    ("[reminders]\nquiet_start = 'late'\n", "reminders.quiet_start"),
+    ("[gateway]\nsms = 'africastalking'\n", "gateway.api_key"),
+    ("[app\n", "config.toml"),
+])
+def test_bad_config_names_the_key(tmp_path, body, key):
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, body), env={})
+    assert err.value.key == key
+    assert err.value.reason
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={"HARAMBEE_CONFIG": str(tmp_path / "nope.toml")})
+    assert err.value.key == "HARAMBEE_CONFIG"
+
+
+def test_bad_config_stops_the_cli_without_a_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    path = write(tmp_path, "[ussd]\nmax_chars = 'x'\n")
+    result = CliRunner().invoke(main, ["check"], env={"HARAMBEE_CONFIG": str(path)})
+    assert result.exit_code != 0
+    assert "ussd.max_chars" in result.output
+    assert "Traceback" not in result.output
