@@ -185,7 +185,7 @@ for _module in ("workers.cli", "ussd.cli"):
     try:
         _mod = importlib.import_module(_module)
     except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
+        if _exc.name is None or not _module.startswith(_exc.name):
             raise
         continue
     for _command in getattr(_mod, "COMMANDS", []):
