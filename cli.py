@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -91,7 +91,7 @@ def members_add(phone: str, name: str, roles: tuple[str, ...], national_id: str 
 
     settings = _settings()
     database = Database(settings)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         with UnitOfWork(database) as uow:
             reg = use_cases.register(uow, phone=phone, name=name, national_id=national_id,

@@ -8,11 +8,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -212,8 +213,8 @@ def _build(raw: dict[str, dict[str, Any]]) -> Settings:
         if name not in known:
             raise ConfigError(name, f"unknown section (known: {', '.join(sorted(known))})")
     for name, fld in known.items():
-        cls = fld.default_factory()  # type: ignore[misc]
-        sections[name] = _build_section(name, type(cls), raw.get(name, {}))
+        section_type = type(getattr(Settings(), name))
+        sections[name] = _build_section(name, section_type, raw.get(name, {}))
     settings = Settings(**sections)
     _validate(settings)
     return settings

@@ -2,6 +2,7 @@
 and lenders with wallet money, and loans listed, funded, repaying and repaid."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -26,13 +27,8 @@ LENDERS = [
 ]
 
 
-def seed(uow_factory: type[UnitOfWork] | object, payout: PayoutGateway, now: datetime) -> bool:
-    """Seed once; returns False when members already exist."""
-    make = uow_factory  # a zero-argument callable returning a UnitOfWork
-
-    def uow() -> UnitOfWork:
-        return make()  # type: ignore[operator, no-any-return]
-
+def seed(uow: Callable[[], UnitOfWork], payout: PayoutGateway, now: datetime) -> bool:
+    """Seed once (`uow` makes a unit of work); returns False when members already exist."""
     with uow() as u:
         if u.session.scalar(select(func.count()).select_from(Member)):
             return False

@@ -9,7 +9,7 @@ class DomainError(Exception):
 
     key: str = "error.generic"
 
-    def __init__(self, key: str | None = None, **params: Any) -> None:
+    def __init__(self, key: str | None = None, /, **params: Any) -> None:
         self.key = key or self.key
         self.params = params
         super().__init__(self.key, params)

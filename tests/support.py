@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core import ledger, loans, members, repayments
 from core.models import Loan, Member, Pledge
 from web.services import Services
 
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday, 12:00 in Nairobi
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 12:00 in Nairobi
 PIN = "2580"
 
 

@@ -12,7 +12,7 @@ import logging
 import pkgutil
 import string
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def has(key: str) -> bool:
     return key in CATALOG[DEFAULT_LANGUAGE]
 
 
-@lru_cache(maxsize=None)
+@cache
 def placeholders(template: str) -> frozenset[str]:
     """The `{names}` a template needs (for catalogue tests)."""
     return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
