@@ -38,9 +38,13 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    # Fail fast when PostgreSQL is unreachable: a USSD gateway waits ~10 s for us, and
+    # a phone deserves an apology in a second, not a hang.
     return create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-        pool_recycle=1800,
+        pool_recycle=1800, pool_timeout=2,
+        connect_args={"connect_timeout": 1,
+                      "options": "-c statement_timeout=15000 -c lock_timeout=10000"},
     )
 
 
