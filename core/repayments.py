@@ -57,7 +57,7 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
     if not provider or not transaction_id or len(transaction_id) > 64 or len(provider) > 20:
         raise InvalidInput("payment.invalid")
     if amount <= 0:
-        raise InvalidInput("amount.not_positive")
+        raise InvalidInput("ledger.amount_not_positive")
     if currency.upper() != settings.app.currency:
         raise InvalidInput("payment.currency", currency=settings.app.currency)
     payer = try_normalise(phone or "", settings.app.default_region)
@@ -284,7 +284,7 @@ def withdraw(uow: UnitOfWork, *, member_id: int, amount: int, pin: str, payout: 
         raise NotAllowed("member.suspended")
     check_pin(uow, member, pin, now)
     if amount <= 0:
-        raise InvalidInput("amount.not_positive")
+        raise InvalidInput("ledger.amount_not_positive")
     wallet = ledger.wallet(uow, member.id)
     if amount > wallet.available:
         raise ledger.InsufficientFunds(available=settings.fmt(wallet.available))
