@@ -396,3 +396,71 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
+
+
+# ---------------------------------------------------------------- SMS channel (issue 4)
+
+class InboundStatus(StrEnum):
+    RECEIVED = "received"  # stored, awaiting its handler job
+    HANDLED = "handled"  # answered (the reply, if any, is in the outbox)
+    FAILED = "failed"  # the handler kept failing; support looks at it
+
+
+class InboundSms(Base):
+    """An incoming SMS, stored before it is answered; AT's id makes redelivery harmless."""
+
+    __tablename__ = "sms_inbox"
+    __table_args__ = (Index("ix_sms_inbox_status_received", "status", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(80), unique=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    short_code: Mapped[str | None] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    link_id: Mapped[str | None] = mapped_column(String(80))
+    network_code: Mapped[str | None] = mapped_column(String(10))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    command: Mapped[str | None] = mapped_column(String(12))
+    status: Mapped[str] = mapped_column(String(10), default=InboundStatus.RECEIVED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]
+
+
+class DeliveryReport(Base):
+    """A delivery report from the gateway; applied to the outbox row with its message id,
+    now or (when it came before our send job recorded the id) later."""
+
+    __tablename__ = "sms_delivery_reports"
+    __table_args__ = (UniqueConstraint("provider_message_id", "status"),
+                      Index("ix_sms_delivery_reports_pending", "applied_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_message_id: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(20))
+    failure_reason: Mapped[str | None] = mapped_column(String(40))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime]
+    applied_at: Mapped[datetime | None]
+
+
+class DisputeStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class Dispute(Base):
+    """A case a member opened about a loan (`DISPUTE L1042 ...`), with a number to quote."""
+
+    __tablename__ = "disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str | None] = mapped_column(String(12), unique=True)
+    request_key: Mapped[str] = mapped_column(String(120), unique=True)
+    loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default=DisputeStatus.OPEN)
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
