@@ -156,8 +156,11 @@ def request_loan(uow: UnitOfWork, *, borrower_id: int, amount: int, term_weeks: 
     if request_key:
         existing = uow.session.scalar(select(Loan).where(Loan.request_key == request_key))
         if existing is not None:
+            if (existing.borrower_id, existing.amount, existing.term_weeks,
+                    existing.purpose) != (borrower_id, amount, term_weeks, purpose):
+                raise Conflict("ledger.key_reused")
             return existing, quote(settings, existing.amount, existing.term_weeks,
-                                   now.astimezone(settings.zone).date())
+                                   existing.created_at.astimezone(settings.zone).date())
     borrower = get_member(uow, borrower_id)
     _require_active(borrower, Role.BORROWER)
     if borrower.status != MemberStatus.VERIFIED:
@@ -239,6 +242,9 @@ def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
     if request_key:
         existing = uow.session.scalar(select(Pledge).where(Pledge.request_key == request_key))
         if existing is not None:
+            if (existing.lender_id, existing.amount, existing.loan.number) != (
+                    lender_id, amount, normalise_number(settings, number)):
+                raise Conflict("ledger.key_reused")
             return existing
     lender = get_member(uow, lender_id)
     _require_active(lender, Role.LENDER)

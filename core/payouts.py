@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from core import ledger
 from core.db import UnitOfWork
+from core.errors import Conflict
 from core.models import Member, Payout
 from core.phones import masked
 
@@ -55,6 +56,8 @@ def pay_out(uow: UnitOfWork, gateway: PayoutGateway, *, key: str, purpose: str, 
     """
     done = find_payout(uow, key)
     if done is not None:
+        if (done.member_id, done.amount, done.purpose) != (member.id, amount, purpose):
+            raise Conflict("ledger.key_reused")
         return done
     out = ledger.system_account(uow, ledger.payout_code(gateway.provider))
     placeholder = f"payout-pending:{key}"

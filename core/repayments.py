@@ -278,6 +278,8 @@ def withdraw(uow: UnitOfWork, *, member_id: int, amount: int, pin: str, payout: 
     key = f"withdraw:{request_key}"
     done = find_payout(uow, key)
     if done is not None:
+        if (done.member_id, done.amount) != (member_id, amount):
+            raise Conflict("ledger.key_reused")
         return done
     member = get_member(uow, member_id)
     if member.status == "suspended":

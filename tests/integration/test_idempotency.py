@@ -1,0 +1,232 @@
+"""Replaying any use case with the same idempotency key changes nothing."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core import checks, ledger, loans, members, repayments
+from core.errors import Conflict, InvalidInput
+from core.models import (
+    Account,
+    Installment,
+    Loan,
+    LoanStatus,
+    Member,
+    OutboxMessage,
+    Payment,
+    Payout,
+    Pledge,
+    PledgeStatus,
+    Transfer,
+)
+from tests.support import PIN
+
+TABLES = (Member, Account, Transfer, Loan, Installment, Pledge, Payment, Payout, OutboxMessage)
+
+
+def snapshot(world):
+    """Every row count and every account's counters: what a replay must not change."""
+    with world.uow() as uow:
+        s = uow.session
+        counts = {m.__tablename__: s.scalar(select(func.count()).select_from(m)) for m in TABLES}
+        accounts = s.execute(select(Account.code, Account.debits_pending, Account.debits_posted,
+                                    Account.credits_pending, Account.credits_posted)
+                             .order_by(Account.code)).all()
+        loan_rows = s.execute(select(Loan.id, Loan.status, Loan.pledged, Loan.funded,
+                                     Loan.repaid).order_by(Loan.id)).all()
+        pledges = s.execute(select(Pledge.id, Pledge.status, Pledge.repaid)
+                            .order_by(Pledge.id)).all()
+        assert checks.check(uow) == []
+    return counts, accounts, loan_rows, pledges
+
+
+def run(world, use_case, **kw):
+    with world.uow() as uow:
+        result = use_case(uow, **kw)
+        uow.commit()
+        return result
+
+
+def test_record_payment_same_txid_is_one_receipt(world):
+    loan = world.disbursed_loan()
+    first = world.pay(loan.number, 10_000, transaction_id="QF1")
+    before = snapshot(world)
+    again = world.pay(loan.number, 10_000, transaction_id="QF1")
+    assert again.id == first.id
+    assert snapshot(world) == before
+
+
+def test_record_payment_same_txid_other_amount_or_reference_conflicts(world):
+    lender = world.lender(balance=0)
+    world.pay(lender.phone, 10_000, transaction_id="QF2")
+    before = snapshot(world)
+    with pytest.raises(Conflict):
+        world.pay(lender.phone, 10_001, transaction_id="QF2")
+    with pytest.raises(Conflict):
+        world.pay("L1001", 10_000, transaction_id="QF2")
+    assert snapshot(world) == before
+
+
+def test_top_up_replay_with_the_phone_written_differently_is_the_same_receipt(world):
+    lender = world.lender(balance=0)
+    local = "0" + lender.phone[4:]
+    world.pay(lender.phone, 5_000, transaction_id="QF3")
+    before = snapshot(world)
+    with pytest.raises(Conflict):  # a different reference is a different receipt
+        world.pay(local, 5_000, transaction_id="QF3")
+    world.pay(lender.phone, 5_000, transaction_id="QF3")
+    assert snapshot(world) == before
+    assert world.wallet(lender).available == 5_000
+
+
+def test_request_loan_with_a_request_key(world):
+    borrower = world.member("Wanjiru Kamau", roles="borrower")
+    kw = dict(borrower_id=borrower.id, amount=100_000, term_weeks=4, purpose="farm",
+              now=world.now, request_key="ussd:abc:1")
+    first, facts = run(world, loans.request_loan, **kw)
+    before = snapshot(world)
+    again, again_facts = run(world, loans.request_loan, **kw)
+    assert again.id == first.id and again_facts == facts
+    assert snapshot(world) == before
+
+
+def test_request_key_reused_for_another_loan_or_borrower_conflicts(world):
+    borrower = world.member("Wanjiru Kamau", roles="borrower")
+    other = world.member("Achieng Odhiambo", roles="borrower")
+    kw = dict(borrower_id=borrower.id, amount=100_000, term_weeks=4, purpose="farm",
+              now=world.now, request_key="ussd:abc:2")
+    run(world, loans.request_loan, **kw)
+    before = snapshot(world)
+    with pytest.raises(Conflict):
+        run(world, loans.request_loan, **{**kw, "borrower_id": other.id})
+    with pytest.raises(Conflict):
+        run(world, loans.request_loan, **{**kw, "amount": 200_000})
+    assert snapshot(world) == before
+
+
+def test_propose_pledge_with_a_request_key(world):
+    loan = world.listed_loan()
+    lender = world.lender()
+    kw = dict(lender_id=lender.id, number=loan.number, amount=50_000, now=world.now,
+              request_key="sms:ATX1")
+    first = run(world, loans.propose_pledge, **kw)
+    before = snapshot(world)
+    again = run(world, loans.propose_pledge, **kw)
+    assert (again.id, again.code) == (first.id, first.code)
+    assert snapshot(world) == before
+    other = world.lender(name="Other Lender")
+    before = snapshot(world)
+    with pytest.raises(Conflict):
+        run(world, loans.propose_pledge, **{**kw, "lender_id": other.id})
+    with pytest.raises(Conflict):
+        run(world, loans.propose_pledge, **{**kw, "amount": 60_000})
+    assert snapshot(world) == before
+
+
+def test_confirm_pledge_twice_holds_once(world):
+    loan = world.listed_loan(amount=300_000)
+    lender = world.lender()
+    pledge = world.pledge(lender, loan, 100_000, confirm=False)
+    first = run(world, loans.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
+    assert first.pledge.status == PledgeStatus.CONFIRMED and not first.funded
+    before = snapshot(world)
+    again = run(world, loans.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
+    assert again.pledge.id == pledge.id and not again.funded
+    assert snapshot(world) == before
+    assert world.wallet(lender).available == 900_000
+
+
+def test_confirm_of_the_funding_pledge_twice_funds_once(world):
+    loan = world.listed_loan(amount=300_000)
+    lender = world.lender()
+    pledge = world.pledge(lender, loan, 300_000, confirm=False)
+    assert run(world, loans.confirm_pledge, phone=lender.phone, code=pledge.code,
+               now=world.now).funded
+    before = snapshot(world)
+    again = run(world, loans.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
+    assert again.funded and again.loan.status == LoanStatus.FUNDED
+    assert snapshot(world) == before
+
+
+def test_disburse_twice_pays_once(world):
+    loan = world.funded_loan()
+    run(world, loans.disburse, loan_id=loan.id, payout=world.services.payouts, now=world.now)
+    before = snapshot(world)
+    again = run(world, loans.disburse, loan_id=loan.id, payout=world.services.payouts,
+                now=world.now + timedelta(hours=1))
+    assert again.status == LoanStatus.DISBURSED
+    assert snapshot(world) == before
+    with world.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Payout)) == 1
+
+
+def test_withdraw_with_the_same_request_key_pays_once(world):
+    lender = world.lender(balance=100_000)
+    kw = dict(member_id=lender.id, amount=30_000, pin=PIN, payout=world.services.payouts,
+              request_key="ussd:s1:withdraw", now=world.now)
+    first = run(world, repayments.withdraw, **kw)
+    before = snapshot(world)
+    again = run(world, repayments.withdraw, **kw)
+    assert again.id == first.id and again.reference == first.reference
+    assert snapshot(world) == before
+    assert world.wallet(lender).available == 70_000
+
+
+def test_withdraw_key_reused_for_another_amount_conflicts(world):
+    lender = world.lender(balance=100_000)
+    kw = dict(member_id=lender.id, amount=30_000, pin=PIN, payout=world.services.payouts,
+              request_key="ussd:s2:withdraw", now=world.now)
+    run(world, repayments.withdraw, **kw)
+    before = snapshot(world)
+    with pytest.raises(Conflict):
+        run(world, repayments.withdraw, **{**kw, "amount": 40_000})
+    assert snapshot(world) == before
+
+
+def test_ledger_transfer_same_key_same_fields_and_different_fields(world):
+    a, b = world.lender(balance=50_000), world.lender(balance=0, name="Second Lender")
+    with world.uow() as uow:
+        wa, wb = ledger.wallet(uow, a.id), ledger.wallet(uow, b.id)
+        uow.commit()
+    move = ledger.Movement(key="gift:1", debit_id=wa.id, credit_id=wb.id, amount=1_000,
+                           code="gift")
+    first = run(world, ledger.transfer, move=move, now=world.now)
+    before = snapshot(world)
+    again = run(world, ledger.transfer, move=move, now=world.now)
+    assert again.id == first.id
+    assert snapshot(world) == before
+    for changed in (dict(amount=1_001), dict(credit_id=wa.id, debit_id=wb.id),
+                    dict(code="other")):
+        with pytest.raises(Conflict) as err:
+            run(world, ledger.transfer, move=ledger.Movement(**{**move.__dict__, **changed}),
+                now=world.now)
+        assert err.value.key == "ledger.key_reused"
+    with pytest.raises(Conflict):  # the same key as a hold instead of a posted transfer
+        run(world, ledger.transfer, move=move, now=world.now, pending=True)
+    assert snapshot(world) == before
+
+
+def test_register_twice(world):
+    kw = dict(phone="0712 345 678", name="Amina Otieno", national_id="12345678",
+              now=world.now)
+    first = run(world, members.register, **kw)
+    assert first.created
+    before = snapshot(world)
+    again = run(world, members.register, **{**kw, "phone": "+254712345678"})
+    assert not again.created and again.member.id == first.member.id
+    assert snapshot(world) == before
+    with pytest.raises(Conflict):
+        run(world, members.register, **{**kw, "national_id": "87654321"})
+    with pytest.raises(Conflict):
+        run(world, members.register, **{**kw, "phone": "0712 000 111"})
+    assert snapshot(world) == before
+
+
+def test_payment_with_zero_amount_changes_nothing(world):
+    lender = world.lender(balance=0)
+    before = snapshot(world)
+    with pytest.raises(InvalidInput):
+        world.pay(lender.phone, 0)
+    assert snapshot(world) == before
