@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.util import identity_key
 
 from core.db import UnitOfWork
@@ -59,15 +61,28 @@ def find_account(uow: UnitOfWork, code: str) -> Account | None:
 
 def ensure_account(uow: UnitOfWork, code: str, kind: AccountKind, *,
                    member_id: int | None = None, no_overdraft: bool = False) -> Account:
-    """The account with this code, opened on first use."""
+    """The account with this code, opened on first use (two transactions opening it at
+    once both get the one row: the insert skips a code that already exists)."""
     account = find_account(uow, code)
     if account is None:
-        account = Account(code=code, kind=str(kind), member_id=member_id,
-                          no_overdraft=no_overdraft, debits_pending=0, debits_posted=0,
-                          credits_pending=0, credits_posted=0)
-        uow.session.add(account)
-        uow.session.flush()
+        _open(uow, code, kind, member_id=member_id, no_overdraft=no_overdraft)
+        account = find_account(uow, code)
+        assert account is not None
     return account
+
+
+def _open(uow: UnitOfWork, code: str, kind: AccountKind, *, member_id: int | None,
+          no_overdraft: bool) -> None:
+    dialect = uow.session.get_bind().dialect.name
+    make = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
+    values = {"code": code, "kind": str(kind), "member_id": member_id,
+              "no_overdraft": no_overdraft, "debits_pending": 0, "debits_posted": 0,
+              "credits_pending": 0, "credits_posted": 0}
+    if make is None:
+        uow.session.execute(insert(Account).values(**values))
+    else:
+        uow.session.execute(make(Account).values(**values)
+                            .on_conflict_do_nothing(index_elements=["code"]))
 
 
 def wallet_code(member_id: int) -> str:
@@ -78,6 +93,23 @@ def wallet(uow: UnitOfWork, member_id: int) -> Account:
     """A member's wallet: never negative."""
     return ensure_account(uow, wallet_code(member_id), AccountKind.WALLET,
                           member_id=member_id, no_overdraft=True)
+
+
+def wallet_id(uow: UnitOfWork, member_id: int) -> int:
+    """The id of a member's wallet (opened on first use): one indexed lookup."""
+    found = uow.session.scalar(select(Account.id).where(Account.code == wallet_code(member_id)))
+    return found if found is not None else wallet(uow, member_id).id
+
+
+def lock_accounts(uow: UnitOfWork, ids: Iterable[int]) -> None:
+    """Take the row locks of these accounts now, in ascending id order (PostgreSQL; a
+    SQLite writer already holds the database lock). For a use case about to change many
+    accounts in several steps: later updates then never wait while holding a lock out
+    of order."""
+    wanted = sorted(set(ids))
+    if wanted and uow.is_postgres:
+        uow.session.execute(select(Account.id).where(Account.id.in_(wanted))
+                            .order_by(Account.id).with_for_update())
 
 
 def system_account(uow: UnitOfWork, code: str) -> Account:
@@ -91,14 +123,19 @@ def system_account(uow: UnitOfWork, code: str) -> Account:
 # ---------------------------------------------------------------- transfers
 
 def transfer(uow: UnitOfWork, move: Movement, now: datetime, *, pending: bool = False,
-             expires_at: datetime | None = None) -> Transfer:
-    """Make one transfer (posted, or a pending hold); idempotent by `move.key`."""
+             expires_at: datetime | None = None, fresh: bool = False) -> Transfer:
+    """Make one transfer (posted, or a pending hold); idempotent by `move.key`.
+
+    `fresh=True` skips the lookup of an earlier transfer with this key, for callers whose
+    own state already proves it is new (a reused key still fails on the unique index).
+    """
     _validate(move)
     kind = TransferKind.PENDING if pending else TransferKind.POSTED
-    existing = uow.session.scalar(select(Transfer).where(Transfer.key == move.key))
-    if existing is not None:
-        _same_or_conflict(existing, move, kind)
-        return existing
+    if not fresh:
+        existing = uow.session.scalar(select(Transfer).where(Transfer.key == move.key))
+        if existing is not None:
+            _same_or_conflict(existing, move, kind)
+            return existing
     if pending:
         _apply(uow, {move.debit_id: (move.amount, 0, 0, 0), move.credit_id: (0, 0, move.amount, 0)})
     else:

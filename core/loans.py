@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core import ledger, outbox
 from core.allocation import largest_remainder
@@ -298,49 +299,66 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
     """`YES <code>` from the lender's own phone: the hold is placed on their wallet.
 
     Refused beyond what is still open on the loan or beyond the wallet. The pledge that
-    completes the loan funds it in the same transaction.
+    completes the loan funds it in the same transaction. Idempotent: a replay (even a
+    concurrent one) returns the first confirmation and holds nothing twice.
     """
     settings = uow.settings
     lender, pledge = _pledge_by_code(uow, phone, code)
+    if pledge.status == PledgeStatus.PROPOSED and pledge.confirm_by > now:
+        # Every confirmation, cancellation and expiry of this loan holds its row lock:
+        # once we have it, the pledge and the loan are as the last of them left them.
+        loan = uow.session.get(Loan, pledge.loan_id, with_for_update=True,
+                               populate_existing=True)
+        assert loan is not None
+        uow.session.refresh(pledge)
+    else:
+        loan = pledge.loan
     if pledge.status in (PledgeStatus.CONFIRMED, PledgeStatus.POSTED):
-        return Confirmation(pledge, pledge.loan, funded=pledge.status == PledgeStatus.POSTED)
+        return Confirmation(pledge, loan, funded=pledge.status == PledgeStatus.POSTED)
     if pledge.status == PledgeStatus.LAPSED or (
             pledge.status == PledgeStatus.PROPOSED and pledge.confirm_by <= now):
         raise NotAllowed("pledge.code_expired", code=pledge.code)
     if pledge.status != PledgeStatus.PROPOSED:
         raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
-    loan = uow.session.get(Loan, pledge.loan_id, with_for_update=True, populate_existing=True)
-    assert loan is not None
     if loan.status != LoanStatus.LISTED:
         raise NotAllowed("loan.not_listed", number=loan.number)
-    claimed = uow.session.execute(
-        update(Loan).where(Loan.id == loan.id, Loan.status == LoanStatus.LISTED,
-                           Loan.pledged + pledge.amount <= Loan.amount)
-        .values(pledged=Loan.pledged + pledge.amount)
-        .execution_options(synchronize_session=False)).rowcount
-    if claimed != 1:
-        uow.session.refresh(loan)
+    if loan.pledged + pledge.amount > loan.amount:
         raise InvalidInput("pledge.over_open", open=settings.fmt(loan.open_amount),
                            number=loan.number)
     assert loan.account_id is not None
-    wallet = ledger.wallet(uow, lender.id)
+    funded = loan.pledged + pledge.amount == loan.amount
+    wallet_id = ledger.wallet_id(uow, lender.id)
+    if funded:
+        # Funding posts every hold: lock all the wallets it touches up front, in id
+        # order, so two fundings sharing lenders cannot deadlock.
+        ledger.lock_accounts(uow, [wallet_id, loan.account_id, *uow.session.scalars(
+            select(Transfer.debit_account_id).join(Pledge, Pledge.hold_id == Transfer.id)
+            .where(Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.CONFIRMED))])
     try:
         hold = ledger.transfer(uow, ledger.Movement(
-            key=f"hold:{pledge.id}", debit_id=wallet.id, credit_id=loan.account_id,
+            key=f"hold:{pledge.id}", debit_id=wallet_id, credit_id=loan.account_id,
             amount=pledge.amount, code="pledge_hold", loan_id=loan.id), now, pending=True,
-            expires_at=loan.deadline)
+            expires_at=loan.deadline, fresh=True)
     except ledger.InsufficientFunds as exc:
-        raise ledger.InsufficientFunds(available=settings.fmt(int(exc.params["available"])))
-    pledge.status = PledgeStatus.CONFIRMED
-    pledge.confirmed_at = now
-    pledge.hold_id = hold.id
-    uow.session.refresh(loan)
-    messages = [outbox.sms_to(
+        raise ledger.InsufficientFunds(
+            available=settings.fmt(int(exc.params["available"]))) from None
+    # lapse_pledges does not take the loan lock: the pledge row decides that race.
+    values = {"status": PledgeStatus.CONFIRMED, "confirmed_at": now, "hold_id": hold.id}
+    claimed = uow.session.execute(
+        update(Pledge).where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PROPOSED)
+        .values(**values).execution_options(synchronize_session=False)).rowcount
+    if claimed != 1:  # lapsed or declined a moment ago
+        uow.session.refresh(pledge)
+        if pledge.status == PledgeStatus.LAPSED:
+            raise NotAllowed("pledge.code_expired", code=pledge.code)
+        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
+    for name, value in values.items():
+        set_committed_value(pledge, name, value)
+    loan.pledged += pledge.amount
+    outbox.queue(uow, [outbox.sms_to(
         lender, f"confirmed:{pledge.id}", "sms.pledge_confirmed", Purpose.RECEIPT,
         amount=settings.fmt(pledge.amount), loan=loan.number,
-        percent=loan.pledged * 100 // loan.amount)]
-    outbox.queue(uow, messages, now)
-    funded = loan.pledged == loan.amount
+        percent=loan.pledged * 100 // loan.amount)], now)
     if funded:
         _fund(uow, loan, now)
     return Confirmation(pledge, loan, funded)
@@ -353,8 +371,16 @@ def decline_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
         return pledge
     if pledge.status != PledgeStatus.PROPOSED:
         raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
-    pledge.status = PledgeStatus.CANCELLED
-    pledge.closed_at = now
+    # A confirmation racing this one wins or loses on the pledge row, never both.
+    dropped = uow.session.execute(
+        update(Pledge).where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PROPOSED)
+        .values(status=PledgeStatus.CANCELLED, closed_at=now)
+        .execution_options(synchronize_session=False)).rowcount
+    uow.session.refresh(pledge)
+    if dropped != 1:
+        if pledge.status == PledgeStatus.CANCELLED:
+            return pledge
+        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
     outbox.queue(uow, [outbox.sms_to(lender, f"declined:{pledge.id}", "sms.pledge_declined",
                                      Purpose.RECEIPT, code=pledge.code)], now)
     return pledge
