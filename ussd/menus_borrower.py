@@ -1,0 +1,198 @@
+"""The borrower's menus: request a loan (amount, purpose, term, key facts, PIN), my
+loans, how to repay, and my account."""
+from __future__ import annotations
+
+from datetime import date
+
+from core.loans import PURPOSES
+from core.messages import format_date
+from core.queries import LoanView
+from ussd.nodes import NAV_MORE, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
+from ussd.port import Port
+from ussd.screen import Screen, squeeze
+from ussd.state import State
+
+
+def _limits(st: State, port: Port) -> tuple[int, int]:
+    settings = port.settings
+    assert st.caller is not None
+    low = settings.minor(settings.loan.min_amount)
+    high = min(settings.minor(settings.loan.max_amount), st.caller.limit)
+    return low, high
+
+
+class LoanAmount(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        low, high = _limits(st, port)
+        return Screen(title=t(st, "ussd.loan.limit", limit=fmt(port, st.caller.limit)),
+                      body=t(st, "ussd.loan.amount", min=fmt(port, low), max=fmt(port, high)))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        amount = read_amount(value, port)
+        low, high = _limits(st, port)
+        if not low <= amount <= high:
+            raise Reask("ussd.loan.amount_range", min=fmt(port, low), max=fmt(port, high))
+        st.data["amount"] = amount
+        return "loan.purpose"
+
+
+class LoanPurpose(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        return menu(st, t(st, "ussd.loan.purpose"), [t(st, f"purpose.{p}") for p in PURPOSES])
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        st.data["purpose"] = PURPOSES[pick(value, len(PURPOSES))]
+        return "loan.term"
+
+
+class LoanTerm(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        terms = port.settings.loan.terms_weeks
+        return menu(st, t(st, "ussd.loan.term"), [t(st, "ussd.weeks", n=n) for n in terms])
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        assert st.caller is not None
+        terms = port.settings.loan.terms_weeks
+        term = terms[pick(value, len(terms))]
+        amount, purpose = int(st.data["amount"]), str(st.data["purpose"])
+        number, facts = port.request_loan(
+            member_id=st.caller.id, amount=amount, term_weeks=term, purpose=purpose,
+            key=st.flow_key(f"loan:{amount}:{term}:{purpose}"))
+        st.data.update(term=term, number=number, cost=facts.cost, total=facts.total,
+                       installment=facts.installment, last=facts.last_installment,
+                       count=facts.count, first_due=facts.first_due.isoformat())
+        return "loan.facts"
+
+
+class LoanFacts(Node):
+    """The key facts the borrower accepts before the loan is listed."""
+
+    def show(self, st: State, port: Port) -> Screen:
+        d = st.data
+        every = port.settings.loan.installment_every_weeks
+        period = t(st, "period.week") if every == 1 else t(st, "period.weeks", n=every)
+        if d["last"] == d["installment"]:
+            plan = t(st, "ussd.facts.plan", count=d["count"], each=fmt(port, d["installment"]),
+                     period=period)
+        else:
+            plan = t(st, "ussd.facts.plan_last", count=d["count"] - 1,
+                     each=fmt(port, d["installment"]), last=fmt(port, d["last"]),
+                     period=period)
+        title = t(st, "ussd.facts", number=d["number"], amount=fmt(port, d["amount"]),
+                  cost=fmt(port, d["cost"]), total=fmt(port, d["total"]), plan=plan,
+                  first_due=format_date(date.fromisoformat(d["first_due"])))
+        labels = [t(st, "ussd.facts.accept"), t(st, "ussd.facts.cancel")]
+        return menu(st, title, labels, back=False)
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        assert st.caller is not None
+        if pick(value, 2) == 0:
+            return "loan.pin"
+        port.cancel_loan(member_id=st.caller.id, number=st.data["number"])
+        return Screen(t(st, "ussd.loan.cancelled", number=st.data["number"]), end=True)
+
+
+class LoanPin(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        return Screen(t(st, "ussd.loan.pin", number=st.data["number"]))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        assert st.caller is not None
+        listed = port.list_loan(member_id=st.caller.id, number=st.data["number"],
+                                pin=value[:12])
+        deadline = format_date(listed.deadline.astimezone(port.settings.zone)) \
+            if listed.deadline else ""
+        return Screen(t(st, "ussd.loan.listed", number=listed.number, deadline=deadline),
+                      end=True)
+
+
+def loan_line(st: State, port: Port, loan: LoanView, width: int) -> str:
+    """One loan in a line of at most `width` characters: status and where it stands."""
+    status = t(st, f"ussd.status.{loan.status}")
+    if loan.status == "listed":
+        detail = t(st, "ussd.loans.funded", amount=fmt(port, loan.amount),
+                   percent=loan.funded_percent)
+    elif loan.standing is not None and loan.standing.next_due is not None:
+        track = (t(st, "ussd.loans.behind", amount=fmt(port, loan.standing.behind))
+                 if loan.standing.behind else t(st, "ussd.loans.on_track"))
+        detail = t(st, "ussd.loans.next", amount=fmt(port, loan.standing.next_amount),
+                   due=loan.standing.next_due.strftime("%d/%m"), track=track)
+    else:
+        detail = fmt(port, loan.amount)
+    return squeeze("{number} {status}: {detail}", width,
+                   {"number": loan.number, "status": status, "detail": detail},
+                   ("status",))
+
+
+def page_footer(st: State, more: bool) -> str:
+    parts = ([t(st, "ussd.nav.more")] if more else []) + [t(st, "ussd.nav.back")]
+    return "\n".join(parts)
+
+
+class Paged(Node):
+    """A list shown a page at a time: `98` more, `0` back a page."""
+
+    def __init__(self, name: str, **kw: object) -> None:
+        super().__init__(name, paged=True, **kw)  # type: ignore[arg-type]
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        if value == NAV_MORE and st.data.get("more"):
+            st.page += 1
+            return self.show(st, port)
+        raise Reask("ussd.choose")
+
+
+class MyLoans(Paged):
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        size = port.settings.ussd.page_size
+        rows = port.loans_of(st.caller.id, offset=st.page * size, limit=size + 1)
+        more = len(rows) > size
+        st.data["more"] = more
+        if not rows:
+            return Screen(t(st, "ussd.loans.none") + "\n" + t(st, "ussd.nav.back"))
+        footer = page_footer(st, more)
+        width = (port.settings.ussd.max_chars - 4 - len(footer)) // min(len(rows), size) - 1
+        lines = [loan_line(st, port, loan, width) for loan in rows[:size]]
+        return Screen("\n".join(lines) + "\n" + footer)
+
+
+class HowToRepay(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        number = port.open_loan_number(st.caller.id)
+        account = number or t(st, "ussd.repay.your_number")
+        body = t(st, "ussd.repay.body", paybill=port.settings.payments.paybill, account=account)
+        return Screen(body + "\n" + t(st, "ussd.nav.back"))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        raise Reask("ussd.choose")
+
+
+class MyAccount(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        view = port.account(st.caller.id)
+        lines = [t(st, "ussd.account.limit", limit=fmt(port, view.credit_limit))
+                 + (" " + t(st, "ussd.account.frozen") if view.limit_frozen else ""),
+                 t(st, "ussd.account.record", on_time=view.loans_repaid_on_time,
+                   repaid=view.loans_repaid),
+                 t(st, "ussd.account.wallet", balance=fmt(port, view.wallet_balance),
+                   held=fmt(port, view.held))]
+        if view.open_loan is not None:
+            lines.append(loan_line(st, port, view.open_loan, 60))
+        return Screen("\n".join(lines) + "\n" + t(st, "ussd.nav.back"))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        raise Reask("ussd.choose")
+
+
+LoanAmount("loan.amount", parent="main", resumable=True)
+LoanPurpose("loan.purpose", parent="loan.amount", resumable=True)
+LoanTerm("loan.term", parent="loan.purpose", resumable=True)
+LoanFacts("loan.facts", parent="loan.term", resumable=True)
+LoanPin("loan.pin", parent="loan.facts", resumable=True)
+MyLoans("loans", parent="main")
+HowToRepay("repay", parent="main")
+MyAccount("account", parent="main")

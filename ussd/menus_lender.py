@@ -1,0 +1,185 @@
+"""The lender's menus: browse listed loans a page at a time, pledge with a PIN (the
+code to confirm goes by SMS), my pledges, wallet and withdrawal."""
+from __future__ import annotations
+
+from core.errors import InsufficientFunds
+from core.queries import LoanView
+from ussd.menus_borrower import Paged, page_footer
+from ussd.nodes import NAV_MORE, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
+from ussd.nodes import template as template_of
+from ussd.port import Port
+from ussd.screen import Screen, shorten, squeeze
+from ussd.state import State
+
+
+def record(st: State, loan: LoanView) -> str:
+    if not loan.borrower_repaid:
+        return t(st, "ussd.lend.new")
+    return t(st, "ussd.lend.record", on_time=loan.borrower_on_time, repaid=loan.borrower_repaid)
+
+
+def loan_fields(st: State, port: Port, loan: LoanView) -> dict[str, str]:
+    return {"name": loan.borrower_first_name, "place": loan.borrower_place or "-",
+            "purpose": t(st, f"purpose.{loan.purpose}"), "amount": fmt(port, loan.amount),
+            "percent": str(loan.funded_percent), "record": record(st, loan),
+            "number": loan.number}
+
+
+class Browse(Paged):
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        size = port.settings.ussd.page_size
+        rows = port.listed(offset=st.page * size, limit=size + 1, exclude=st.caller.id)
+        more = len(rows) > size
+        rows = rows[:size]
+        st.data["more"] = more
+        st.data["numbers"] = [loan.number for loan in rows]
+        if not rows:
+            return Screen(t(st, "ussd.lend.none") + "\n" + t(st, "ussd.nav.back"))
+        footer = page_footer(st, more)
+        width = (port.settings.ussd.max_chars - 4 - len(footer)) // len(rows) - 1
+        template = template_of(st, "ussd.lend.line")
+        lines = [squeeze(template, width, {"n": str(i), **loan_fields(st, port, loan)},
+                         ("name", "place", "purpose", "record"))
+                 for i, loan in enumerate(rows, start=1)]
+        return Screen("\n".join(lines) + "\n" + footer)
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        if value == NAV_MORE:
+            return super().answer(st, value, port)
+        numbers = st.data.get("numbers") or []
+        st.data["loan"] = numbers[pick(value, len(numbers))]
+        return "lend.amount"
+
+
+def _bounds(st: State, port: Port) -> tuple[int, int]:
+    settings = port.settings
+    open_amount, available = int(st.data["open"]), int(st.data["available"])
+    low = max(1, min(settings.minor(settings.loan.min_pledge), open_amount))
+    return low, min(open_amount, available)
+
+
+class PledgeAmount(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        loan, available = port.pledge_offer(st.caller.id, st.data["loan"])
+        st.data.update(open=loan.open_amount, available=available,
+                       name=shorten(loan.borrower_first_name, 20))
+        low, high = _bounds(st, port)
+        if high < low:
+            key = "ussd.lend.closed" if loan.open_amount <= 0 else "ussd.lend.empty_wallet"
+            return Screen(t(st, key, available=fmt(port, available), number=loan.number,
+                            paybill=port.settings.payments.paybill), end=True)
+        title = squeeze(template_of(st, "ussd.lend.detail"), 110, loan_fields(st, port, loan),
+                        ("name", "place", "purpose", "record"))
+        body = t(st, "ussd.lend.amount", open=fmt(port, loan.open_amount),
+                 available=fmt(port, available))
+        return Screen(title=title, body=body)
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        amount = read_amount(value, port)
+        low, high = _bounds(st, port)
+        if amount < low:
+            raise Reask("pledge.too_small", min=fmt(port, low))
+        if amount > int(st.data["available"]):
+            raise Reask("wallet.insufficient", available=fmt(port, int(st.data["available"])))
+        if amount > high:
+            raise Reask("pledge.over_open", open=fmt(port, high), number=st.data["loan"])
+        st.data["amount"] = amount
+        return "lend.pin"
+
+
+class PledgePin(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        return Screen(t(st, "ussd.lend.pin", amount=fmt(port, st.data["amount"]),
+                        name=st.data["name"], number=st.data["loan"]))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        assert st.caller is not None
+        amount, number = int(st.data["amount"]), str(st.data["loan"])
+        port.pledge(member_id=st.caller.id, number=number, amount=amount, pin=value[:12],
+                    key=st.flow_key(f"pledge:{number}:{amount}"))
+        return Screen(t(st, "ussd.lend.done", amount=fmt(port, amount), number=number),
+                      end=True)
+
+
+class MyPledges(Paged):
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        size = port.settings.ussd.page_size
+        rows = port.pledges_of(st.caller.id, offset=st.page * size, limit=size + 1)
+        more = len(rows) > size
+        st.data["more"] = more
+        if not rows:
+            return Screen(t(st, "ussd.pledges.none") + "\n" + t(st, "ussd.nav.back"))
+        lines = []
+        for p in rows[:size]:
+            status = t(st, f"ussd.pledge.{p.status}")
+            if p.status == "posted":
+                status = t(st, "ussd.pledge.repaid", repaid=fmt(port, p.repaid),
+                           entitled=fmt(port, p.entitled))
+            lines.append(f"{p.loan_number} {fmt(port, p.amount)} {status}")
+        return Screen("\n".join(lines) + "\n" + page_footer(st, more))
+
+
+class Wallet(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        view = port.account(st.caller.id)
+        st.data["available"] = view.wallet_available
+        title = t(st, "ussd.wallet.balance", balance=fmt(port, view.wallet_balance),
+                  available=fmt(port, view.wallet_available), held=fmt(port, view.held))
+        labels = [t(st, "ussd.wallet.withdraw"), t(st, "ussd.wallet.topup")]
+        return menu(st, title, labels)
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        if pick(value, 2) == 1:
+            return "topup"
+        if int(st.data.get("available", 0)) <= 0:
+            raise InsufficientFunds(available=fmt(port, 0))
+        return "wallet.amount"
+
+
+class WithdrawAmount(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        return Screen(t(st, "ussd.wallet.amount", available=fmt(port, st.data["available"])))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        amount = read_amount(value, port)
+        if amount > int(st.data["available"]):
+            raise Reask("wallet.insufficient", available=fmt(port, int(st.data["available"])))
+        st.data["amount"] = amount
+        return "wallet.pin"
+
+
+class WithdrawPin(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        return Screen(t(st, "ussd.wallet.pin", amount=fmt(port, st.data["amount"]),
+                        phone=st.phone))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        assert st.caller is not None
+        amount = int(st.data["amount"])
+        port.withdraw(member_id=st.caller.id, amount=amount, pin=value[:12],
+                      key=st.flow_key(f"withdraw:{amount}"))
+        return Screen(t(st, "ussd.wallet.sent", amount=fmt(port, amount)), end=True)
+
+
+class TopUp(Node):
+    def show(self, st: State, port: Port) -> Screen:
+        body = t(st, "ussd.wallet.topup_how", paybill=port.settings.payments.paybill,
+                 phone=st.phone)
+        return Screen(body + "\n" + t(st, "ussd.nav.back"))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        raise Reask("ussd.choose")
+
+
+Browse("lend", parent="main")
+PledgeAmount("lend.amount", parent="lend", resumable=True)
+PledgePin("lend.pin", parent="lend.amount", resumable=True)
+MyPledges("pledges", parent="main")
+Wallet("wallet", parent="main")
+WithdrawAmount("wallet.amount", parent="wallet", resumable=True)
+WithdrawPin("wallet.pin", parent="wallet.amount", resumable=True)
+TopUp("topup", parent="wallet")

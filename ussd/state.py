@@ -1,0 +1,67 @@
+"""Session state: a small, JSON-serialisable record of where a caller is in the menus."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Caller:
+    """The member on the line, cached after the first lookup of a session."""
+
+    id: int
+    first_name: str
+    roles: list[str]
+    language: str
+    status: str  # pending | verified | suspended
+    terms: bool  # accepted the terms
+    pin: bool  # has a PIN
+    limit: int  # credit limit, minor units
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+
+@dataclass
+class State:
+    """Where the caller is: the menu node, what the current flow collected so far, the
+    page of a list, and the caller cached after the first lookup."""
+
+    node: str = ""  # "" until the first screen is shown
+    lang: str = "en"
+    step: int = 0  # hops answered in this session
+    page: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    caller: Caller | None = None
+    ended: bool = False
+    looked_up: bool = False  # the caller (or their absence) is known
+    phone: str = ""  # E.164, as the gateway gave it
+    sid: str = ""  # a short digest of the gateway's session id
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> State:
+        caller = raw.get("caller")
+        return cls(node=str(raw.get("node", "")), lang=str(raw.get("lang", "en")),
+                   step=int(raw.get("step", 0)), page=int(raw.get("page", 0)),
+                   data=dict(raw.get("data") or {}),
+                   caller=Caller(**caller) if caller else None,
+                   ended=bool(raw.get("ended", False)),
+                   looked_up=bool(raw.get("looked_up", False)),
+                   phone=str(raw.get("phone", "")), sid=str(raw.get("sid", "")))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> State:
+        return cls.from_dict(json.loads(raw))
+
+    def begin_flow(self) -> None:
+        """Start a flow that may end in a money step: its key is fixed here."""
+        self.data = {"flow": f"{self.sid}:{self.step}"}
+
+    def flow_key(self, what: str) -> str:
+        """The idempotency key of a money step in the current flow (set when the flow
+        began, carried across a resumed session), so no replay can repeat it."""
+        return f"ussd:{self.data.get('flow', '')}:{what}"
