@@ -1,0 +1,231 @@
+"""Sending the outbox: claim rows, record what the gateway said, apply delivery reports,
+and find rows left behind. No HTTP and no Redis here: the worker layer calls these
+around its gateway call, each step its own short transaction.
+
+A row moves `queued -> sending -> sent -> delivered | failed`, or to `undeliverable`
+(invalid or blacklisted number: never retried), or `skipped` (a tip to a member who
+sent STOP). While `sending`, `next_attempt_at` is the lease: a row still `sending`
+after it (its worker died mid-send) goes back to `queued`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.db import UnitOfWork
+from core.models import DeliveryReport, Member, OutboxMessage, OutboxStatus, Purpose
+
+SKIPPED = "skipped"  # not an OutboxStatus member yet: a tip the member opted out of
+LEASE = timedelta(minutes=5)  # how long a sender may hold a row before the sweep retakes it
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_CAP = timedelta(hours=1)
+
+FINAL_OK = {"Success"}
+FINAL_FAILED = {"Failed", "Rejected"}
+# Reasons after which the number will not take SMS from us: stop trying that member.
+UNREACHABLE_REASONS = {"UserInBlackList", "UserDoesNotExist", "NotNetworkSubscriber"}
+
+_OUTBOX = OutboxMessage.__table__
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row a sender now holds: it alone may send it until the lease ends."""
+
+    id: int
+    phone: str
+    text: str
+    member_id: int | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the gateway said about one row: `sent`, `retry` or `invalid` (never retry)."""
+
+    id: int
+    state: str
+    message_id: str | None = None
+    cost: str | None = None
+    detail: str = ""
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try: 1, 2, 4 ... minutes, at most an hour."""
+    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+
+
+def skip_opted_out_tips(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> int:
+    """Tips to members who sent STOP are never sent; receipts, reminders, codes and
+    notices always are."""
+    opted_out = select(Member.id).where(Member.tips_opt_out.is_(True)).scalar_subquery()
+    return uow.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.QUEUED,
+               OutboxMessage.purpose == Purpose.TIP, OutboxMessage.member_id.in_(opted_out))
+        .values(status=SKIPPED, last_error="member opted out of tips", next_attempt_at=None)
+        .execution_options(synchronize_session=False)).rowcount or 0
+
+
+def give_up_unreachable(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> int:
+    """Rows to members whose number refused us before go straight to `undeliverable`."""
+    unreachable = select(Member.id).where(Member.sms_unreachable.is_(True)).scalar_subquery()
+    return uow.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.QUEUED,
+               OutboxMessage.member_id.in_(unreachable))
+        .values(status=OutboxStatus.UNDELIVERABLE, last_error="member unreachable by SMS",
+                next_attempt_at=None)
+        .execution_options(synchronize_session=False)).rowcount or 0
+
+
+def claim(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> list[Claimed]:
+    """Take the due, queued rows among `ids` for sending (`queued -> sending`,
+    attempts + 1). A conditional update: two senders never hold one row."""
+    if not ids:
+        return []
+    skip_opted_out_tips(uow, ids, now)
+    give_up_unreachable(uow, ids, now)
+    due = and_(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.QUEUED,
+               or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
+               or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now))
+    rows = uow.session.execute(
+        update(OutboxMessage).where(due)
+        .values(status=OutboxStatus.SENDING, attempts=OutboxMessage.attempts + 1,
+                next_attempt_at=now + LEASE)
+        .returning(OutboxMessage.id, OutboxMessage.phone, OutboxMessage.text,
+                   OutboxMessage.member_id, OutboxMessage.attempts)
+        .execution_options(synchronize_session=False)).all()
+    return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+
+
+def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[str]:
+    """Write what the gateway said. Sent rows keep the provider's id and cost; retryable
+    failures go back to `queued` with backoff (or `failed` after MAX_ATTEMPTS);
+    invalid numbers become `undeliverable` and their member unreachable.
+    Returns the provider message ids recorded (to apply early delivery reports)."""
+    recorded: list[str] = []
+    unreachable: set[int] = set()
+    for result in results:
+        row = uow.session.get(OutboxMessage, result.id)
+        if row is None or row.status != OutboxStatus.SENDING:
+            continue  # the lease ran out and someone else took it; theirs counts
+        row.last_error = result.detail[:200] or None
+        if result.state == "sent":
+            row.status = OutboxStatus.SENT
+            row.provider_message_id = result.message_id
+            row.cost = (result.cost or "")[:20] or None
+            row.sent_at = now
+            row.next_attempt_at = None
+            if result.message_id:
+                recorded.append(result.message_id)
+        elif result.state == "invalid":
+            row.status = OutboxStatus.UNDELIVERABLE
+            row.next_attempt_at = None
+            if row.member_id is not None:
+                unreachable.add(row.member_id)
+        elif row.attempts >= MAX_ATTEMPTS:
+            row.status = OutboxStatus.FAILED
+            row.next_attempt_at = None
+        else:
+            row.status = OutboxStatus.QUEUED
+            row.next_attempt_at = now + backoff(row.attempts)
+    if unreachable:
+        mark_unreachable(uow, unreachable)
+    uow.session.flush()
+    if recorded:
+        apply_pending_reports(uow, now, message_ids=recorded)
+    return recorded
+
+
+def mark_unreachable(uow: UnitOfWork, member_ids: Iterable[int]) -> None:
+    uow.session.execute(update(Member).where(Member.id.in_(list(member_ids)))
+                        .values(sms_unreachable=True)
+                        .execution_options(synchronize_session=False))
+
+
+def release_stuck(uow: UnitOfWork, now: datetime) -> int:
+    """Rows still `sending` after their lease (the sender died) go back to `queued`."""
+    return uow.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.next_attempt_at <= now)
+        .values(status=OutboxStatus.QUEUED, next_attempt_at=now,
+                last_error="sender stopped mid-send; retrying")
+        .execution_options(synchronize_session=False)).rowcount or 0
+
+
+def due_ids(uow: UnitOfWork, now: datetime, *, limit: int = 5000) -> list[int]:
+    """Queued rows due now, oldest first: what the sweep re-enqueues."""
+    return list(uow.session.scalars(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status == OutboxStatus.QUEUED,
+               or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)))
+
+
+# ---------------------------------------------------------------- delivery reports
+
+def record_report(uow: UnitOfWork, *, message_id: str, status: str, failure_reason: str | None,
+                  phone: str | None, now: datetime) -> bool:
+    """Store a delivery report once (by message id and status) and apply it when its row
+    is known. Returns False for a redelivered report."""
+    message_id, status = message_id.strip()[:80], status.strip()[:20]
+    exists = uow.session.scalar(select(DeliveryReport.id).where(
+        DeliveryReport.provider_message_id == message_id, DeliveryReport.status == status))
+    if exists is not None:
+        return False
+    report = DeliveryReport(provider_message_id=message_id, status=status,
+                            failure_reason=(failure_reason or "")[:40] or None,
+                            phone=(phone or "")[:32] or None, received_at=now)
+    try:
+        with uow.session.begin_nested():
+            uow.session.add(report)
+            uow.session.flush()
+    except IntegrityError:
+        return False  # the same report, racing itself
+    apply_pending_reports(uow, now, message_ids=[message_id])
+    return True
+
+
+def apply_pending_reports(uow: UnitOfWork, now: datetime, *,
+                          message_ids: Sequence[str] | None = None, limit: int = 1000) -> int:
+    """Apply stored reports whose outbox row now has that message id. Final reports win
+    over interim ones; a delivered row never goes back."""
+    query = (select(DeliveryReport, OutboxMessage)
+             .join(OutboxMessage, OutboxMessage.provider_message_id
+                   == DeliveryReport.provider_message_id)
+             .where(DeliveryReport.applied_at.is_(None)).order_by(DeliveryReport.id).limit(limit))
+    if message_ids is not None:
+        query = query.where(DeliveryReport.provider_message_id.in_(list(message_ids)))
+    applied = 0
+    unreachable: set[int] = set()
+    for report, row in uow.session.execute(query).all():
+        report.applied_at = now
+        applied += 1
+        if row.status not in (OutboxStatus.SENT, OutboxStatus.SENDING, OutboxStatus.QUEUED):
+            continue  # already final
+        if report.status in FINAL_OK:
+            row.status = OutboxStatus.DELIVERED
+            row.delivered_at = now
+        elif report.status in FINAL_FAILED:
+            reason = report.failure_reason or report.status
+            row.last_error = f"delivery: {reason}"[:200]
+            if reason in UNREACHABLE_REASONS:
+                row.status = OutboxStatus.UNDELIVERABLE
+                if row.member_id is not None:
+                    unreachable.add(row.member_id)
+            else:
+                row.status = OutboxStatus.FAILED
+    if unreachable:
+        mark_unreachable(uow, unreachable)
+    return applied
+
+
+def pending_report_count(uow: UnitOfWork) -> int:
+    return uow.session.scalar(select(func.count()).select_from(DeliveryReport)
+                              .where(DeliveryReport.applied_at.is_(None))) or 0

@@ -1,0 +1,268 @@
+"""Answer a stored incoming SMS: parse it, call one core use case, reply via the outbox.
+
+Everything happens in one transaction with the inbox row locked, and the row is marked
+handled in that same transaction: a second run (a redelivered job, the sweep) finds it
+handled and does nothing. The reply's outbox key is derived from the inbox row, so it
+is written once. A use case refusing (a DomainError) rolls back only its own savepoint;
+the refusal is answered in the sender's language.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from core import disputes, inbox, loans, members, outbox, queries
+from core.db import UnitOfWork
+from core.errors import DomainError
+from core.messages import format_date, sms_parts, text
+from core.models import InboundStatus, LoanStatus, Member, Pledge, Purpose
+from core.phones import masked, try_normalise
+from sms.parser import Command, parse
+
+log = logging.getLogger(__name__)
+
+REPAYING = (LoanStatus.DISBURSED, LoanStatus.REPAYING, LoanStatus.IN_ARREARS,
+            LoanStatus.DEFAULTED)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply to write to the outbox: a message key and its values."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    uow: UnitOfWork
+    inbound_id: int
+    phone: str
+    member: Member | None
+    language: str
+    now: datetime
+
+    def fmt(self, minor: int) -> str:
+        return self.uow.settings.fmt(minor)
+
+
+def answer(new_uow: Callable[[], UnitOfWork], inbound_id: int, now: datetime) -> str:
+    """Handle one inbox row; returns what happened (`handled`, `done`, `retry`, `failed`)."""
+    try:
+        with new_uow() as uow:
+            row = inbox.lock_for_handling(uow, inbound_id)
+            if row is None:
+                return "done"
+            settings = uow.settings
+            command = parse(row.text, scale=settings.app.minor_scale,
+                            currency=settings.app.currency)
+            phone = try_normalise(row.phone, settings.app.default_region)
+            member = members.find_by_phone(uow, phone) if phone else None
+            language = member.language if member else (command.keyword_language or "en")
+            row.command = command.name
+            row.member_id = member.id if member else None
+            if phone is not None:
+                ctx = Context(uow, inbound_id, phone, member, language, now)
+                reply = _reply_to(ctx, command)
+                if reply is not None:
+                    outbox.queue(uow, [outbox.Sms(
+                        key=f"reply:{inbound_id}", phone=phone, language=ctx.language,
+                        template=reply.key, purpose=Purpose.NOTICE, params=reply.params,
+                        member_id=member.id if member else None)], now)
+            else:
+                log.info("sms %s from an unusable sender; not answered", inbound_id)
+            row.status = InboundStatus.HANDLED
+            row.handled_at = now
+            uow.commit()
+            return "handled"
+    except Exception as exc:  # noqa: BLE001 - kept for the sweep, never lost
+        log.exception("sms %s: handler failed", inbound_id)
+        return _note_failure(new_uow, inbound_id, exc, now)
+
+
+def _note_failure(new_uow: Callable[[], UnitOfWork], inbound_id: int, exc: Exception,
+                  now: datetime) -> str:
+    """Count a failed try; after inbox.MAX_ATTEMPTS tell the sender and stop."""
+    with new_uow() as uow:
+        row = inbox.lock_for_handling(uow, inbound_id)
+        if row is None:
+            return "done"
+        row.attempts += 1
+        row.last_error = f"{type(exc).__name__}: {exc}"[:200]
+        outcome = "retry"
+        if row.attempts >= inbox.MAX_ATTEMPTS:
+            row.status = InboundStatus.FAILED
+            row.handled_at = now
+            outcome = "failed"
+            phone = try_normalise(row.phone, uow.settings.app.default_region)
+            if phone:
+                member = members.find_by_phone(uow, phone)
+                outbox.queue(uow, [outbox.Sms(
+                    key=f"reply:{inbound_id}", phone=phone,
+                    language=member.language if member else "en", template="error.generic",
+                    purpose=Purpose.NOTICE, params={})], now)
+        uow.commit()
+        return outcome
+
+
+def _reply_to(ctx: Context, command: Command) -> Reply | None:
+    """Run the command in a savepoint; a refusal becomes a reply in the sender's words."""
+    if ctx.member is None:
+        return Reply("member.not_registered",
+                     {"service_code": ctx.uow.settings.ussd.service_code})
+    if command.name == "unknown":
+        if command.suggestion:
+            return Reply("sms.unknown_suggest", {"suggestion": command.suggestion})
+        return Reply("sms.unknown")
+    if command.error:
+        return Reply(command.error)
+    run = COMMANDS.get(command.name)
+    if run is None:
+        return Reply("sms.help")
+    try:
+        with ctx.uow.session.begin_nested():
+            return run(ctx, command)
+    except DomainError as exc:
+        log.info("sms %s from %s refused: %s", ctx.inbound_id, masked(ctx.phone), exc.key)
+        return Reply(exc.key, dict(exc.params))
+
+
+# ---------------------------------------------------------------- one function per command
+
+def _help(ctx: Context, command: Command) -> Reply:
+    return Reply("sms.help")
+
+
+def _balance(ctx: Context, command: Command) -> Reply:
+    assert ctx.member is not None
+    view = queries.account(ctx.uow, ctx.member, ctx.now)
+    base = {"available": ctx.fmt(view.wallet_available), "held": ctx.fmt(view.held)}
+    loan = view.open_loan
+    if loan is None:
+        return Reply("sms.balance", {**base, "pledges": view.active_pledges})
+    if loan.standing is not None and loan.standing.next_due is not None:
+        return Reply("sms.balance_repaying", {
+            **base, "loan": loan.number, "outstanding": ctx.fmt(loan.outstanding),
+            "next_amount": ctx.fmt(loan.standing.next_amount),
+            "next_due": format_date(loan.standing.next_due)})
+    return Reply("sms.balance_listed", {**base, "loan": loan.number,
+                                        "percent": loan.funded_percent})
+
+
+def _loans(ctx: Context, command: Command) -> Reply:
+    assert ctx.member is not None
+    listed = queries.listed(ctx.uow, ctx.now, limit=3, exclude_borrower=ctx.member.id)
+    if not listed:
+        return Reply("sms.loans_none")
+    items: list[str] = []
+    for view in listed:
+        item = text("sms.loans_item", ctx.language, loan=view.number,
+                    open=ctx.fmt(view.open_amount),
+                    purpose=text(f"purpose.{view.purpose}", ctx.language))
+        if items and sms_parts(text("sms.loans", ctx.language,
+                                    items="; ".join([*items, item]))) > 1:
+            break
+        items.append(item)
+    return Reply("sms.loans", {"items": "; ".join(items)})
+
+
+def _lend(ctx: Context, command: Command) -> Reply | None:
+    assert ctx.member is not None and command.loan and command.amount
+    loans.propose_pledge(ctx.uow, lender_id=ctx.member.id, number=command.loan,
+                         amount=command.amount, now=ctx.now,
+                         request_key=f"sms:{ctx.inbound_id}")
+    return None  # core wrote the code SMS
+
+
+def _yes(ctx: Context, command: Command) -> Reply | None:
+    assert command.code
+    written = len(ctx.uow.outbox_ids)
+    done = loans.confirm_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    if len(ctx.uow.outbox_ids) == written:  # confirmed before: core wrote nothing new
+        return _already(ctx, done.pledge, done.loan.number or "")
+    return None  # core wrote the receipt (and the funding notices)
+
+
+def _already(ctx: Context, pledge: Pledge, loan: str) -> Reply:
+    return Reply("sms.pledge_already", {"code": pledge.code, "amount": ctx.fmt(pledge.amount),
+                                        "loan": loan})
+
+
+def _no(ctx: Context, command: Command) -> Reply | None:
+    assert command.code
+    loans.decline_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    return None
+
+
+def _status(ctx: Context, command: Command) -> Reply:
+    assert ctx.member is not None and command.loan
+    loan = loans.find_loan(ctx.uow, command.loan)
+    view = queries.loan_view(loan, ctx.now.astimezone(ctx.uow.settings.zone).date())
+    state = text(f"loan_state.{view.status}", ctx.language)
+    if view.status == LoanStatus.LISTED and view.deadline is not None:
+        return Reply("sms.status_listed", {
+            "loan": view.number, "purpose": text(f"purpose.{view.purpose}", ctx.language),
+            "amount": ctx.fmt(view.amount), "percent": view.funded_percent,
+            "open": ctx.fmt(view.open_amount),
+            "deadline": format_date(view.deadline.astimezone(ctx.uow.settings.zone))})
+    party = loan.borrower_id == ctx.member.id or ctx.uow.session.scalar(
+        select(Pledge.id).where(Pledge.loan_id == loan.id, Pledge.lender_id == ctx.member.id)
+        .limit(1)) is not None
+    standing = view.standing
+    if party and view.status in REPAYING and standing is not None and standing.next_due:
+        return Reply("sms.status_repaying", {
+            "loan": view.number, "state": state, "outstanding": ctx.fmt(view.outstanding),
+            "next_amount": ctx.fmt(standing.next_amount),
+            "next_due": format_date(standing.next_due)})
+    return Reply("sms.status_other", {"loan": view.number, "state": state})
+
+
+def _pay(ctx: Context, command: Command) -> Reply:
+    assert ctx.member is not None
+    paybill = ctx.uow.settings.payments.paybill
+    loan = queries.account(ctx.uow, ctx.member, ctx.now).open_loan
+    if loan is not None and loan.standing is not None and loan.standing.next_due:
+        return Reply("sms.pay_loan", {"loan": loan.number, "paybill": paybill,
+                                      "next_amount": ctx.fmt(loan.standing.next_amount),
+                                      "next_due": format_date(loan.standing.next_due)})
+    return Reply("sms.pay_general", {"paybill": paybill})
+
+
+def _lang(ctx: Context, command: Command) -> Reply:
+    assert ctx.member is not None and command.language
+    members.set_language(ctx.uow, ctx.member.id, command.language)
+    ctx.language = command.language
+    return Reply("sms.lang_set")
+
+
+def _stop(ctx: Context, command: Command) -> Reply:
+    assert ctx.member is not None
+    members.set_tips(ctx.uow, ctx.member.id, wanted=False)
+    return Reply("sms.tips_stopped")
+
+
+def _start(ctx: Context, command: Command) -> Reply:
+    assert ctx.member is not None
+    members.set_tips(ctx.uow, ctx.member.id, wanted=True)
+    inbox.resume_sms(ctx.uow, ctx.member.id)
+    return Reply("sms.tips_started")
+
+
+def _dispute(ctx: Context, command: Command) -> Reply | None:
+    assert ctx.member is not None and command.loan and command.text
+    disputes.open_dispute(ctx.uow, member_id=ctx.member.id, number=command.loan,
+                          reason=command.text, now=ctx.now,
+                          request_key=f"sms:{ctx.inbound_id}")
+    return None  # core wrote the acknowledgement with the case number
+
+
+COMMANDS: dict[str, Callable[[Context, Command], Reply | None]] = {
+    "help": _help, "balance": _balance, "loans": _loans, "lend": _lend, "yes": _yes,
+    "no": _no, "status": _status, "pay": _pay, "lang": _lang, "stop": _stop,
+    "start": _start, "dispute": _dispute,
+}

@@ -1,0 +1,80 @@
+"""The SMS webhooks: incoming messages and delivery reports (Africa's Talking's form
+fields, PROTOCOLS.md). Both store first and answer at once; replies go out through the
+outbox from a job."""
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from flask import Blueprint, Response, current_app, request
+
+from core import delivery, inbox
+from core.phones import masked
+from web.metrics import SMS_IN
+from web.security import require_webhook_key
+from web.services import Services
+
+bp = Blueprint("sms", __name__)
+log = logging.getLogger(__name__)
+
+
+def _plain(body: str = "", status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="text/plain")
+
+
+@bp.post("/hooks/sms")
+@require_webhook_key
+def incoming() -> Response:
+    """Store the message (once per AT id), answer 200, and enqueue its handler."""
+    svc: Services = current_app.extensions["harambee"]
+    form = request.form
+    sender = form.get("from", "").strip()
+    if not sender:
+        SMS_IN.labels("rejected").inc()
+        return _plain("missing from", 400)
+    body = form.get("text", "")
+    provider_id = form.get("id", "").strip()
+    if not provider_id:  # AT always sends one; without it, the same fields are the same SMS
+        seed = "\x1f".join((sender, body, form.get("date", ""))).encode()
+        provider_id = "h:" + hashlib.sha256(seed).hexdigest()[:40]
+    try:
+        with svc.uow() as uow:
+            stored = inbox.store(uow, provider_id=provider_id, phone=sender, text=body,
+                                 now=svc.now(), short_code=form.get("to"),
+                                 link_id=form.get("linkId"),
+                                 network_code=form.get("networkCode"))
+            uow.commit()
+    except Exception:  # noqa: BLE001 - nothing stored: AT delivers it again
+        log.exception("could not store SMS from %s", masked(sender))
+        SMS_IN.labels("unavailable").inc()
+        return _plain("temporarily unavailable", 503)
+    SMS_IN.labels("stored" if stored.created else "duplicate").inc()
+    if stored.created or stored.status == "received":
+        try:
+            from workers.queues import enqueue_answer
+
+            enqueue_answer(svc.redis.client, stored.id)
+        except Exception:  # noqa: BLE001 - the inbound sweep answers it
+            log.warning("could not enqueue SMS %s; the sweep will answer it", stored.id)
+    return _plain()
+
+
+@bp.post("/hooks/sms/delivery")
+@require_webhook_key
+def delivery_report() -> Response:
+    """Apply a delivery report to its outbox row (now, or once the row has the id)."""
+    svc: Services = current_app.extensions["harambee"]
+    form = request.form
+    message_id, status = form.get("id", "").strip(), form.get("status", "").strip()
+    if not message_id or not status:
+        return _plain("missing id or status", 400)
+    try:
+        with svc.uow() as uow:
+            delivery.record_report(uow, message_id=message_id, status=status,
+                                   failure_reason=form.get("failureReason"),
+                                   phone=form.get("phoneNumber"), now=svc.now())
+            uow.commit()
+    except Exception:  # noqa: BLE001 - AT retries the report
+        log.exception("could not store a delivery report")
+        return _plain("temporarily unavailable", 503)
+    return _plain()

@@ -1,0 +1,127 @@
+"""`harambee worker`, `cron`, `tick` and `outbox`: the background side of the service."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from core.config import ConfigError
+
+EVERY_MINUTE = 60
+EVERY_QUARTER_HOUR = 15 * 60
+
+
+def _services():  # type: ignore[no-untyped-def]
+    from workers import jobs
+
+    try:
+        return jobs.services()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker (with RQ's scheduler) on the SMS and duty queues."""
+    from rq import Queue, SimpleWorker
+
+    from workers import queues
+
+    svc = _services()
+    connection = svc.redis.client
+    # SimpleWorker runs jobs in this process, so Services (engine pool, gateway) are
+    # built once per process rather than once per forked job.
+    rq_worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL],
+                             connection=connection)
+    rq_worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
+
+
+@click.command()
+def cron() -> None:
+    """Run RQ's cron scheduler (one process): the frequent duties every minute,
+    arrears and reminders every quarter hour."""
+    from rq.cron import CronScheduler
+
+    from workers import duties, jobs, queues
+
+    svc = _services()
+    scheduler = CronScheduler(connection=svc.redis.client, logging_level="INFO")
+    scheduler.register(jobs.run_duties, queues.DUTIES, kwargs={"names": list(duties.FREQUENT)},
+                       interval=EVERY_MINUTE, name="harambee.frequent", job_timeout=300)
+    scheduler.register(jobs.run_duties, queues.DUTIES, kwargs={"names": list(duties.DAILY)},
+                       interval=EVERY_QUARTER_HOUR, name="harambee.reminders", job_timeout=900)
+    scheduler.start()
+
+
+@click.command()
+@click.option("--now", "moment", default=None, help="ISO time to run as of (default: now).")
+@click.option("--only", multiple=True, help="Run only these duties (repeatable).")
+def tick(moment: str | None, only: tuple[str, ...]) -> None:
+    """Run the periodic duties once, in this process, as of a moment."""
+    from workers import duties
+
+    svc = _services()
+    now = _moment(moment) if moment else svc.now()
+    unknown = [name for name in only if name not in duties.DUTIES]
+    if unknown:
+        raise click.BadParameter(f"unknown duty {unknown[0]!r}; known: "
+                                 f"{', '.join(duties.DUTIES)}", param_hint="--only")
+    report = duties.tick(svc, now, list(only) or None)
+    for name, count in report.done.items():
+        click.echo(f"{name}: {count}")
+    for name, reason in report.failed.items():
+        click.echo(f"{name}: FAILED {reason}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+def _moment(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("an ISO 8601 time, e.g. 2026-03-02T09:00:00Z",
+                                 param_hint="--now") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.command("outbox")
+@click.option("--phone", default=None, help="Only messages to this phone (any common form).")
+@click.option("--limit", default=20, type=int, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def outbox_command(phone: str | None, limit: int, as_json: bool) -> None:
+    """List the newest outgoing messages and their state, for support staff."""
+    from sqlalchemy import select
+
+    from core.models import OutboxMessage
+    from core.phones import try_normalise
+
+    svc = _services()
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if phone:
+        e164 = try_normalise(phone, svc.settings.app.default_region)
+        if e164 is None:
+            raise click.BadParameter("not a phone number", param_hint="--phone")
+        query = query.where(OutboxMessage.phone == e164)
+    with svc.uow() as uow:
+        rows = list(uow.session.scalars(query))
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps({
+                "id": row.id, "phone": row.phone, "purpose": row.purpose,
+                "template": row.template, "status": row.status, "attempts": row.attempts,
+                "text": row.text, "created_at": row.created_at.isoformat(),
+                "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+                "provider_message_id": row.provider_message_id, "cost": row.cost,
+                "last_error": row.last_error}, ensure_ascii=False))
+        else:
+            when = row.created_at.astimezone(svc.settings.zone).strftime("%d/%m %H:%M")
+            click.echo(f"#{row.id} {when} {row.phone} {row.status:<13} {row.purpose:<8} "
+                       f"{row.text}")
+    if not rows and not as_json:
+        click.echo("no messages")
+
+
+COMMANDS = [worker, cron, tick, outbox_command]

@@ -1,0 +1,222 @@
+"""The work itself, as plain functions over `Services` and a moment `now`: send outbox
+rows, answer incoming SMS, and the periodic duties `tick` runs. RQ jobs
+(workers/jobs.py) and the CLI call these; tests call them directly.
+
+Each duty is idempotent: running `tick` twice at the same moment sends nothing twice.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import redis
+from sqlalchemy import text as sql
+
+from core import delivery, inbox, loans, reminders, repayments
+from core.db import UnitOfWork
+from core.errors import DomainError
+from sms import handlers
+from web.services import Services
+from workers import queues
+from workers.gateways import SmsGateway, sms_gateway
+
+log = logging.getLogger(__name__)
+
+BULK_MAX = 100  # recipients per gateway request
+SWEEP_GRACE = timedelta(seconds=30)  # rows this fresh still have their own send job
+
+
+@dataclass
+class SendReport:
+    claimed: int = 0
+    sent: int = 0
+    retry: int = 0
+    invalid: int = 0
+    requests: int = 0
+
+
+def send_outbox(svc: Services, ids: Sequence[int], gateway: SmsGateway | None = None
+                ) -> SendReport:
+    """Claim the given rows, send them (one request per text, many phones) and record
+    each answer as soon as it comes, so a crash resends as little as possible."""
+    report = SendReport()
+    with svc.uow() as uow:
+        claimed = delivery.claim(uow, ids, svc.now())
+        uow.commit()
+    report.claimed = len(claimed)
+    if not claimed:
+        return report
+    gateway = gateway or sms_gateway(svc.settings)
+    for text, batch in _bulk(claimed):
+        outcomes = gateway.send(text, [row.phone for row in batch])
+        report.requests += 1
+        results = []
+        for row in batch:
+            outcome = outcomes[row.phone]
+            setattr(report, outcome.state, getattr(report, outcome.state) + 1)
+            results.append(delivery.Result(row.id, outcome.state, outcome.message_id,
+                                           outcome.cost, outcome.detail))
+        with svc.uow() as uow:
+            delivery.record(uow, results, svc.now())
+            uow.commit()
+    return report
+
+
+def _bulk(rows: Sequence[delivery.Claimed]) -> list[tuple[str, list[delivery.Claimed]]]:
+    """Rows grouped by identical text, distinct phones per request, at most BULK_MAX."""
+    batches: list[tuple[str, list[delivery.Claimed]]] = []
+    open_batch: dict[str, int] = {}
+    for row in rows:
+        index = open_batch.get(row.text)
+        if index is not None:
+            _, members = batches[index]
+            if len(members) < BULK_MAX and all(m.phone != row.phone for m in members):
+                members.append(row)
+                continue
+        open_batch[row.text] = len(batches)
+        batches.append((row.text, [row]))
+    return batches
+
+
+def answer_sms(svc: Services, inbound_id: int) -> str:
+    return handlers.answer(svc.uow, inbound_id, svc.now())
+
+
+# ---------------------------------------------------------------- periodic duties
+
+def sweep_outbox(svc: Services, now: datetime, *, inline_if_redis_down: bool = True) -> int:
+    """Retake rows whose sender died, apply early delivery reports, and re-enqueue due
+    rows that no job holds (Redis lost them, or their backoff ended). When Redis is
+    down the rows are sent from here instead."""
+    with svc.uow() as uow:
+        released = delivery.release_stuck(uow, now)
+        delivery.apply_pending_reports(uow, now)
+        uow.commit()
+    if released:
+        log.warning("outbox: %d rows were stuck in sending; queued again", released)
+    with svc.uow() as uow:
+        ids = delivery.due_ids(uow, now - SWEEP_GRACE)
+    if not ids:
+        return 0
+    try:
+        queues.enqueue_sends(svc.redis.client, ids)
+    except redis.RedisError:
+        if not inline_if_redis_down:
+            raise
+        log.warning("outbox sweep: Redis is down; sending %d rows from here", len(ids))
+        for start in range(0, len(ids), queues.SEND_BATCH):
+            send_outbox(svc, ids[start:start + queues.SEND_BATCH])
+    return len(ids)
+
+
+def sweep_inbound(svc: Services, now: datetime) -> int:
+    """Answer incoming SMS that no handler job answered (the queue was down, or the
+    handler failed and may succeed now)."""
+    with svc.uow() as uow:
+        ids = inbox.waiting_ids(uow, now)
+    for inbound_id in ids:
+        handlers.answer(svc.uow, inbound_id, now)
+    return len(ids)
+
+
+def lapse_pledges(svc: Services, now: datetime) -> int:
+    return _until_done(svc, lambda uow: loans.lapse_pledges(uow, now))
+
+
+def expire_loans(svc: Services, now: datetime) -> int:
+    return _until_done(svc, lambda uow: len(loans.expire_loans(uow, now)))
+
+
+def _until_done(svc: Services, step: Callable[[UnitOfWork], int], rounds: int = 50) -> int:
+    """Run a batched use case until a batch comes back empty (each batch one commit)."""
+    total = 0
+    for _ in range(rounds):
+        with svc.uow() as uow:
+            done = step(uow)
+            uow.commit()
+        total += done
+        if not done:
+            break
+    return total
+
+
+def disburse_funded(svc: Services, now: datetime) -> int:
+    """Pay out every funded loan (each its own transaction; one failure stops none)."""
+    with svc.uow() as uow:
+        ids = loans.funded_awaiting_payout(uow)
+    paid = 0
+    for loan_id in ids:
+        try:
+            with svc.uow() as uow:
+                loans.disburse(uow, loan_id=loan_id, payout=svc.payouts, now=now)
+                uow.commit()
+            paid += 1
+        except DomainError as exc:
+            log.warning("loan %s not disbursed: %s", loan_id, exc.key)
+    return paid
+
+
+def mark_arrears(svc: Services, now: datetime) -> int:
+    with svc.uow() as uow:
+        changed = repayments.mark_arrears(uow, now)
+        uow.commit()
+    return len(changed)
+
+
+def send_reminders(svc: Services, now: datetime) -> int:
+    """Today's repayment reminders (one of each kind per installment, ever)."""
+    with svc.uow() as uow:
+        if not _exclusive(uow, "reminders"):
+            log.info("reminders: another run holds the lock; skipping")
+            return 0
+        run = reminders.queue_reminders(uow, now)
+        uow.commit()
+    if run.queued:
+        held = f", held until {run.held_until:%H:%M} UTC" if run.held_until else ""
+        log.info("reminders: %d written%s", run.queued, held)
+    return run.queued
+
+
+def _exclusive(uow: UnitOfWork, name: str) -> bool:
+    """On PostgreSQL, one run of a duty at a time (a transaction-scoped advisory lock);
+    SQLite serialises writers by itself."""
+    if not uow.is_postgres:
+        return True
+    key = zlib.crc32(f"harambee:{name}".encode())
+    return bool(uow.session.execute(sql("SELECT pg_try_advisory_xact_lock(:k)"),
+                                    {"k": key}).scalar())
+
+
+DUTIES: dict[str, Callable[[Services, datetime], int]] = {
+    "lapse_pledges": lapse_pledges,
+    "expire_loans": expire_loans,
+    "disburse_funded": disburse_funded,
+    "mark_arrears": mark_arrears,
+    "reminders": send_reminders,
+    "inbound_sweep": sweep_inbound,
+    "outbox_sweep": sweep_outbox,
+}
+FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "inbound_sweep",
+            "outbox_sweep")
+DAILY = ("mark_arrears", "reminders")
+
+
+@dataclass
+class TickReport:
+    done: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def tick(svc: Services, now: datetime, names: Sequence[str] | None = None) -> TickReport:
+    """Run the periodic duties once, as of `now`; a failing duty does not stop the rest."""
+    report = TickReport()
+    for name in names or DUTIES:
+        try:
+            report.done[name] = DUTIES[name](svc, now)
+        except Exception as exc:  # noqa: BLE001 - reported, and the next tick tries again
+            log.exception("duty %s failed", name)
+            report.failed[name] = f"{type(exc).__name__}: {exc}"[:200]
+    return report

@@ -1,0 +1,46 @@
+"""RQ job entry points. Each job runs with this process's `Services`, built once from
+settings and the environment (DATABASE_URL, REDIS_URL, ...) on first use."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from web.services import Services, build_services
+from workers import duties
+
+log = logging.getLogger(__name__)
+
+_services: Services | None = None
+
+
+def bind(svc: Services | None) -> None:
+    """Use these services for jobs run in this process (the worker command, tests)."""
+    global _services
+    _services = svc
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        _services = build_services()
+    return _services
+
+
+def send_outbox(ids: list[int]) -> dict[str, int]:
+    """Send these outbox rows (those still queued and due)."""
+    report = duties.send_outbox(services(), ids)
+    return vars(report)
+
+
+def answer_sms(inbound_id: int) -> str:
+    """Answer one stored incoming SMS."""
+    return duties.answer_sms(services(), inbound_id)
+
+
+def run_duties(names: Sequence[str] | None = None) -> dict[str, object]:
+    """The periodic duties as of now (what `harambee cron` schedules)."""
+    svc = services()
+    report = duties.tick(svc, svc.now(), names)
+    if report.failed:
+        log.error("duties failed: %s", report.failed)
+    return {"done": report.done, "failed": report.failed}
