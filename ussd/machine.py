@@ -12,7 +12,7 @@ import logging
 
 from core.errors import DomainError, PinLocked
 from ussd import menus_agent, menus_borrower, menus_lender, menus_start  # noqa: F401 (register)
-from ussd.nodes import NAV_BACK, NAV_HOME, SHOW_CURRENT, Node, Reask, root_of, t
+from ussd.nodes import NAV_BACK, NAV_HOME, REASON, SHOW_CURRENT, Node, Reask, root_of, t
 from ussd.port import Port
 from ussd.screen import Screen
 from ussd.state import State
@@ -119,7 +119,9 @@ def reask(st: State, name: str, reason: str, port: Port) -> Screen:
     if name != st.node:
         st.node = name
         st.page = 0
+    st.data[REASON] = reason
     screen = show(st, name, port)
+    st.data.pop(REASON, None)
     if screen.end:
         return screen
     return Screen(body=screen.body, title=reason)

@@ -9,9 +9,10 @@ from core.errors import DomainError
 from core.members import clean_name, clean_national_id, clean_place
 from core.phones import normalise
 from ussd.menus_start import Ask
-from ussd.nodes import LANGUAGES, Node, Outcome, Reask, fmt, language_labels, menu, pick, t
+from ussd.nodes import LANGUAGES, Info, Node, Outcome, Reask, fmt, language_labels, menu, pick, t
+from ussd.nodes import template as template_of
 from ussd.port import MemberCard, Port
-from ussd.screen import Screen, shorten
+from ussd.screen import Screen, shorten, squeeze
 from ussd.state import State
 
 
@@ -62,12 +63,18 @@ class NewMemberLanguage(Node):
                         phone=card.phone), end=True)
 
 
-def card_text(st: State, port: Port, card: MemberCard) -> str:
-    status = t(st, f"ussd.member.{card.status}")
-    terms = t(st, "ussd.member.terms_yes" if card.terms else "ussd.member.terms_no")
-    return t(st, "ussd.member.card", name=shorten(card.name, 40), phone=card.phone,
-             national_id=card.national_id or "-", place=shorten(card.place or "-", 30),
-             status=status, terms=terms, limit=fmt(port, card.limit))
+def card_text(st: State, port: Port, card: MemberCard, key: str, width: int) -> str:
+    """A member's card in at most `width` characters (long names and places shortened)."""
+    fields = {"name": card.name, "phone": card.phone, "national_id": card.national_id or "-",
+              "place": card.place or "-", "status": t(st, f"ussd.member.{card.status}"),
+              "terms": t(st, "ussd.member.terms_yes" if card.terms else "ussd.member.terms_no"),
+              "limit": fmt(port, card.limit)}
+    return squeeze(template_of(st, key), width, fields, ("place", "name", "terms", "status"))
+
+
+def room(port: Port, *below: str) -> int:
+    """Characters left for a screen's top part above the `below` lines."""
+    return port.settings.ussd.max_chars - 4 - sum(len(line) + 1 for line in below)
 
 
 class FindMember(Node):
@@ -93,7 +100,10 @@ class FindMember(Node):
 class ConfirmVerify(Node):
     def show(self, st: State, port: Port) -> Screen:
         card = MemberCard(**st.data["card"])
-        return menu(st, card_text(st, port, card), [t(st, "ussd.agent.verify_yes")])
+        labels = [t(st, "ussd.agent.verify_yes")]
+        below = menu(st, "", labels).body
+        return menu(st, card_text(st, port, card, "ussd.member.short", room(port, below)),
+                    labels)
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         assert st.caller is not None
@@ -102,13 +112,12 @@ class ConfirmVerify(Node):
         return Screen(t(st, "ussd.agent.verified", name=shorten(card.name, 40)), end=True)
 
 
-class MemberCardScreen(Node):
+class MemberCardScreen(Info):
     def show(self, st: State, port: Port) -> Screen:
         card = MemberCard(**st.data["card"])
-        return Screen(card_text(st, port, card) + "\n" + t(st, "ussd.nav.back"))
-
-    def answer(self, st: State, value: str, port: Port) -> Outcome:
-        raise Reask("ussd.choose")
+        back = t(st, "ussd.nav.back")
+        return Screen(card_text(st, port, card, "ussd.member.card", room(port, back)) + "\n"
+                      + back)
 
 
 Agent("agent", parent="main")

@@ -3,11 +3,25 @@ loans, how to repay, and my account."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from core.loans import PURPOSES
 from core.messages import format_date
 from core.queries import LoanView
-from ussd.nodes import NAV_MORE, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
+from ussd.nodes import (
+    NAV_MORE,
+    REASON,
+    SHOW_CURRENT,
+    Info,
+    Node,
+    Outcome,
+    Reask,
+    fmt,
+    menu,
+    pick,
+    read_amount,
+    t,
+)
 from ussd.port import Port
 from ussd.screen import Screen, squeeze
 from ussd.state import State
@@ -114,10 +128,12 @@ def loan_line(st: State, port: Port, loan: LoanView, width: int) -> str:
         detail = t(st, "ussd.loans.funded", amount=fmt(port, loan.amount),
                    percent=loan.funded_percent)
     elif loan.standing is not None and loan.standing.next_due is not None:
-        track = (t(st, "ussd.loans.behind", amount=fmt(port, loan.standing.behind))
-                 if loan.standing.behind else t(st, "ussd.loans.on_track"))
-        detail = t(st, "ussd.loans.next", amount=fmt(port, loan.standing.next_amount),
-                   due=loan.standing.next_due.strftime("%d/%m"), track=track)
+        due = loan.standing.next_due.strftime("%d/%m")
+        if loan.standing.behind:
+            detail = t(st, "ussd.loans.behind", amount=fmt(port, loan.standing.behind), due=due)
+        else:
+            detail = t(st, "ussd.loans.next", amount=fmt(port, loan.standing.next_amount),
+                       due=due)
     else:
         detail = fmt(port, loan.amount)
     return squeeze("{number} {status}: {detail}", width,
@@ -131,34 +147,57 @@ def page_footer(st: State, more: bool) -> str:
 
 
 class Paged(Node):
-    """A list shown a page at a time: `98` more, `0` back a page."""
+    """A list shown a page at a time: `98` more, `0` back a page. Subclasses fetch
+    rows and write one row in a line of a given width."""
+
+    empty_key = ""
+    choosable = False  # rows are picked by number (else the list is only read)
 
     def __init__(self, name: str, **kw: object) -> None:
         super().__init__(name, paged=True, **kw)  # type: ignore[arg-type]
 
+    def rows(self, st: State, port: Port, offset: int, limit: int) -> list[Any]:
+        raise NotImplementedError
+
+    def line(self, st: State, port: Port, n: int, row: Any, width: int) -> str:
+        raise NotImplementedError
+
+    def show(self, st: State, port: Port) -> Screen:
+        why = st.data.pop(REASON, "")
+        size = port.settings.ussd.page_size
+        rows = self.rows(st, port, st.page * size, size + 1)
+        more = len(rows) > size
+        rows = rows[:size]
+        st.data["more"] = more
+        if not rows:
+            return Screen(t(st, self.empty_key) + "\n" + t(st, "ussd.nav.back"), title=why)
+        footer = page_footer(st, more)
+        room = port.settings.ussd.max_chars - 4 - len(footer) - (len(why) + 1 if why else 0)
+        width = room // len(rows) - 1
+        lines = [self.line(st, port, n, row, width) for n, row in enumerate(rows, start=1)]
+        return Screen("\n".join(lines) + "\n" + footer, title=why)
+
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         if value == NAV_MORE and st.data.get("more"):
             st.page += 1
-            return self.show(st, port)
+            return SHOW_CURRENT
+        if not self.choosable:
+            return self.parent  # a list to read: any other answer goes back
         raise Reask("ussd.choose")
 
 
 class MyLoans(Paged):
-    def show(self, st: State, port: Port) -> Screen:
+    empty_key = "ussd.loans.none"
+
+    def rows(self, st: State, port: Port, offset: int, limit: int) -> list[Any]:
         assert st.caller is not None
-        size = port.settings.ussd.page_size
-        rows = port.loans_of(st.caller.id, offset=st.page * size, limit=size + 1)
-        more = len(rows) > size
-        st.data["more"] = more
-        if not rows:
-            return Screen(t(st, "ussd.loans.none") + "\n" + t(st, "ussd.nav.back"))
-        footer = page_footer(st, more)
-        width = (port.settings.ussd.max_chars - 4 - len(footer)) // min(len(rows), size) - 1
-        lines = [loan_line(st, port, loan, width) for loan in rows[:size]]
-        return Screen("\n".join(lines) + "\n" + footer)
+        return port.loans_of(st.caller.id, offset=offset, limit=limit)
+
+    def line(self, st: State, port: Port, n: int, row: Any, width: int) -> str:
+        return loan_line(st, port, row, width)
 
 
-class HowToRepay(Node):
+class HowToRepay(Info):
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
         number = port.open_loan_number(st.caller.id)
@@ -166,11 +205,8 @@ class HowToRepay(Node):
         body = t(st, "ussd.repay.body", paybill=port.settings.payments.paybill, account=account)
         return Screen(body + "\n" + t(st, "ussd.nav.back"))
 
-    def answer(self, st: State, value: str, port: Port) -> Outcome:
-        raise Reask("ussd.choose")
 
-
-class MyAccount(Node):
+class MyAccount(Info):
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
         view = port.account(st.caller.id)
@@ -181,11 +217,9 @@ class MyAccount(Node):
                  t(st, "ussd.account.wallet", balance=fmt(port, view.wallet_balance),
                    held=fmt(port, view.held))]
         if view.open_loan is not None:
-            lines.append(loan_line(st, port, view.open_loan, 60))
+            lines.append(t(st, "ussd.account.loan", number=view.open_loan.number,
+                           status=t(st, f"ussd.status.{view.open_loan.status}")))
         return Screen("\n".join(lines) + "\n" + t(st, "ussd.nav.back"))
-
-    def answer(self, st: State, value: str, port: Port) -> Outcome:
-        raise Reask("ussd.choose")
 
 
 LoanAmount("loan.amount", parent="main", resumable=True)

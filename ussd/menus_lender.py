@@ -2,10 +2,12 @@
 code to confirm goes by SMS), my pledges, wallet and withdrawal."""
 from __future__ import annotations
 
+from typing import Any
+
 from core.errors import InsufficientFunds
 from core.queries import LoanView
-from ussd.menus_borrower import Paged, page_footer
-from ussd.nodes import NAV_MORE, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
+from ussd.menus_borrower import Paged
+from ussd.nodes import NAV_MORE, Info, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
 from ussd.nodes import template as template_of
 from ussd.port import Port
 from ussd.screen import Screen, shorten, squeeze
@@ -26,23 +28,19 @@ def loan_fields(st: State, port: Port, loan: LoanView) -> dict[str, str]:
 
 
 class Browse(Paged):
-    def show(self, st: State, port: Port) -> Screen:
+    empty_key = "ussd.lend.none"
+    choosable = True
+
+    def rows(self, st: State, port: Port, offset: int, limit: int) -> list[Any]:
         assert st.caller is not None
-        size = port.settings.ussd.page_size
-        rows = port.listed(offset=st.page * size, limit=size + 1, exclude=st.caller.id)
-        more = len(rows) > size
-        rows = rows[:size]
-        st.data["more"] = more
-        st.data["numbers"] = [loan.number for loan in rows]
-        if not rows:
-            return Screen(t(st, "ussd.lend.none") + "\n" + t(st, "ussd.nav.back"))
-        footer = page_footer(st, more)
-        width = (port.settings.ussd.max_chars - 4 - len(footer)) // len(rows) - 1
-        template = template_of(st, "ussd.lend.line")
-        lines = [squeeze(template, width, {"n": str(i), **loan_fields(st, port, loan)},
-                         ("name", "place", "purpose", "record"))
-                 for i, loan in enumerate(rows, start=1)]
-        return Screen("\n".join(lines) + "\n" + footer)
+        rows = port.listed(offset=offset, limit=limit, exclude=st.caller.id)
+        st.data["numbers"] = [loan.number for loan in rows[:limit - 1]]
+        return rows
+
+    def line(self, st: State, port: Port, n: int, row: Any, width: int) -> str:
+        return squeeze(template_of(st, "ussd.lend.line"), width,
+                       {"n": str(n), **loan_fields(st, port, row)},
+                       ("name", "place", "purpose", "record"))
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         if value == NAV_MORE:
@@ -104,22 +102,19 @@ class PledgePin(Node):
 
 
 class MyPledges(Paged):
-    def show(self, st: State, port: Port) -> Screen:
+    empty_key = "ussd.pledges.none"
+
+    def rows(self, st: State, port: Port, offset: int, limit: int) -> list[Any]:
         assert st.caller is not None
-        size = port.settings.ussd.page_size
-        rows = port.pledges_of(st.caller.id, offset=st.page * size, limit=size + 1)
-        more = len(rows) > size
-        st.data["more"] = more
-        if not rows:
-            return Screen(t(st, "ussd.pledges.none") + "\n" + t(st, "ussd.nav.back"))
-        lines = []
-        for p in rows[:size]:
-            status = t(st, f"ussd.pledge.{p.status}")
-            if p.status == "posted":
-                status = t(st, "ussd.pledge.repaid", repaid=fmt(port, p.repaid),
-                           entitled=fmt(port, p.entitled))
-            lines.append(f"{p.loan_number} {fmt(port, p.amount)} {status}")
-        return Screen("\n".join(lines) + "\n" + page_footer(st, more))
+        return port.pledges_of(st.caller.id, offset=offset, limit=limit)
+
+    def line(self, st: State, port: Port, n: int, row: Any, width: int) -> str:
+        status = t(st, f"ussd.pledge.{row.status}")
+        if row.status == "posted":
+            status = t(st, "ussd.pledge.repaid", repaid=fmt(port, row.repaid))
+        return squeeze("{number} {amount} {status}", width,
+                       {"number": row.loan_number, "amount": fmt(port, row.amount),
+                        "status": status}, ("status",))
 
 
 class Wallet(Node):
@@ -165,14 +160,11 @@ class WithdrawPin(Node):
         return Screen(t(st, "ussd.wallet.sent", amount=fmt(port, amount)), end=True)
 
 
-class TopUp(Node):
+class TopUp(Info):
     def show(self, st: State, port: Port) -> Screen:
         body = t(st, "ussd.wallet.topup_how", paybill=port.settings.payments.paybill,
                  phone=st.phone)
         return Screen(body + "\n" + t(st, "ussd.nav.back"))
-
-    def answer(self, st: State, value: str, port: Port) -> Outcome:
-        raise Reask("ussd.choose")
 
 
 Browse("lend", parent="main")

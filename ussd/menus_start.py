@@ -9,6 +9,7 @@ from core.members import clean_name, clean_national_id, validate_pin
 from ussd.nodes import (
     LANGUAGES,
     SHOW_CURRENT,
+    Info,
     Node,
     Outcome,
     Reask,
@@ -90,15 +91,12 @@ class Stranger(Node):
         return ("how", "lang")[choice - 1]
 
 
-class HowItWorks(Node):
+class HowItWorks(Info):
     def show(self, st: State, port: Port) -> Screen:
         loan = port.settings.loan
         body = t(st, "ussd.how.body", fee=loan.fee_percent,
                  limit=fmt(port, port.settings.minor(port.settings.credit.first_loan_limit)))
         return Screen(body + "\n" + t(st, "ussd.nav.back"))
-
-    def answer(self, st: State, value: str, port: Port) -> Outcome:
-        raise Reask("ussd.choose")
 
 
 class StrangerLanguage(Node):
@@ -286,14 +284,11 @@ class ChangePin(RepeatPin):
         return Screen(t(st, "ussd.pin.changed"), end=True)
 
 
-class Help(Node):
+class Help(Info):
     def show(self, st: State, port: Port) -> Screen:
         body = t(st, "ussd.help.body", code=port.settings.ussd.service_code,
                  paybill=port.settings.payments.paybill)
         return Screen(body + "\n" + t(st, "ussd.nav.back"))
-
-    def answer(self, st: State, value: str, port: Port) -> Outcome:
-        raise Reask("ussd.choose")
 
 
 Settings("settings", parent="main")

@@ -19,6 +19,8 @@ Outcome = str | Screen
 NAV_BACK = "0"
 NAV_HOME = "00"
 NAV_MORE = "98"
+# Where a re-ask leaves its reason for a screen that fits it in itself (lists).
+REASON = "_why"
 # An answer meaning "show the node the state now points at, as it is".
 SHOW_CURRENT = "\x00current"
 
@@ -58,6 +60,13 @@ class Node:
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         raise NotImplementedError
+
+
+class Info(Node):
+    """A screen to read: any answer goes back."""
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        return self.parent or root_of(st)
 
 
 def t(st: State, key: str, **params: Any) -> str:

@@ -1,0 +1,165 @@
+"""A port that needs no database: for unit tests of navigation and the state-graph
+walk. Every view it returns carries the longest values the product allows, so a
+screen that fits here fits for everyone."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+
+from core.config import Settings
+from core.errors import Conflict, NotAllowed, PinLocked, WrongPin
+from core.loans import Quote, quote
+from core.members import clean_name
+from core.queries import AccountView, LoanView, PledgeView
+from core.repayments import Standing
+from ussd.port import Listed, MemberCard
+from ussd.state import Caller
+
+PIN = "2580"
+LOCKED_PIN = "0007"  # the fake answers this PIN with "locked"
+LONG_NAME = "Wanjiru Achieng Mwangi Otieno Kamau Bara"  # 40 characters: the most allowed
+LONG_FIRST = "Wanjiruachiengmwangiotienokamaubarakazaw"  # a one-word 40-character name
+LONG_PLACE = "Kisumu Ndogo Mwembe Tayari Gro"  # 30 characters
+KNOWN_PHONE = "+254711000001"
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakePort:
+    settings: Settings
+    caller_: Caller | None = None
+    calls: list[str] = field(default_factory=list)
+    loans: int = 7  # how many loans each list holds
+
+    def now(self) -> datetime:
+        return NOW
+
+    def today(self) -> date:
+        return NOW.date()
+
+    # members
+    def caller(self, phone: str) -> Caller | None:
+        self.calls.append("caller")
+        return self.caller_
+
+    def register_self(self, *, phone: str, name: str, national_id: str, language: str,
+                      pin: str) -> Caller:
+        self.calls.append("register_self")
+        if national_id == "11111111":
+            raise Conflict("member.national_id_taken")
+        return Caller(id=99, first_name=clean_name(name).split()[0], roles=["borrower"],
+                      language=language, status="pending", terms=True, pin=True,
+                      limit=self.settings.minor(self.settings.credit.first_loan_limit))
+
+    def send_terms(self, *, phone: str, language: str) -> None:
+        self.calls.append("send_terms")
+
+    def accept_terms(self, member_id: int, pin: str | None) -> Caller:
+        self.calls.append("accept_terms")
+        assert self.caller_ is not None
+        return replace(self.caller_, terms=True, pin=True)
+
+    def set_language(self, member_id: int, language: str) -> None:
+        self.calls.append("set_language")
+
+    def _pin(self, pin: str) -> None:
+        if pin == LOCKED_PIN:
+            raise PinLocked(until="23:59")
+        if pin != PIN:
+            raise WrongPin(tries_left=2)
+
+    def check_pin(self, member_id: int, pin: str) -> None:
+        self.calls.append("check_pin")
+        self._pin(pin)
+
+    def change_pin(self, member_id: int, new_pin: str) -> None:
+        self.calls.append("change_pin")
+
+    def find_member(self, phone: str) -> MemberCard | None:
+        if phone != KNOWN_PHONE:
+            return None
+        return MemberCard(name=LONG_NAME, phone=phone, national_id="1234567890",
+                          status="pending", place=LONG_PLACE,
+                          roles=("agent", "borrower", "lender"), terms=False,
+                          limit=self.settings.minor(self.settings.credit.cap))
+
+    def agent_register(self, *, agent_id: int, phone: str, name: str, national_id: str,
+                       place: str, language: str) -> MemberCard:
+        self.calls.append("agent_register")
+        return MemberCard(name=name, phone=phone, national_id=national_id, status="verified",
+                          place=place, roles=("borrower", "lender"), terms=False, limit=0)
+
+    def verify(self, *, agent_id: int, phone: str) -> MemberCard:
+        self.calls.append("verify")
+        card = self.find_member(phone)
+        assert card is not None
+        return replace(card, status="verified")
+
+    # borrowing
+    def can_request(self, member_id: int) -> None:
+        self.calls.append("can_request")
+
+    def request_loan(self, *, member_id: int, amount: int, term_weeks: int, purpose: str,
+                     key: str) -> tuple[str, Quote]:
+        self.calls.append(f"request_loan:{key}")
+        return "L1000099", quote(self.settings, amount, term_weeks, self.today())
+
+    def list_loan(self, *, member_id: int, number: str, pin: str) -> Listed:
+        self.calls.append("list_loan")
+        self._pin(pin)
+        return Listed(number=number, deadline=NOW + timedelta(days=14))
+
+    def cancel_loan(self, *, member_id: int, number: str) -> None:
+        self.calls.append("cancel_loan")
+
+    def _loan(self, i: int, status: str) -> LoanView:
+        big = self.settings.minor(self.settings.loan.max_amount) - 1
+        standing = Standing(next_due=date(2026, 12, 28), next_amount=big, behind=big)
+        return LoanView(
+            number=f"L10000{i:02d}", status=status, amount=big, pledged=big - 100,
+            funded_percent=99, outstanding=big, total_due=big, deadline=NOW,
+            purpose="transport" if i % 2 else "school", borrower_first_name=LONG_FIRST,
+            borrower_place=LONG_PLACE, borrower_on_time=99, borrower_repaid=100,
+            standing=standing if status in ("repaying", "in_arrears", "disbursed") else None)
+
+    def loans_of(self, member_id: int, *, offset: int, limit: int) -> list[LoanView]:
+        statuses = ["in_arrears", "listed", "funded", "repaid", "expired", "cancelled",
+                    "defaulted", "disbursed", "repaying"]
+        rows = [self._loan(i, statuses[i % len(statuses)]) for i in range(self.loans)]
+        return rows[offset:offset + limit]
+
+    def open_loan_number(self, member_id: int) -> str | None:
+        return "L1000099"
+
+    def account(self, member_id: int) -> AccountView:
+        huge = 10**11 - 1  # a wallet of nearly a billion shillings
+        return AccountView(wallet_balance=huge, wallet_available=huge, held=huge,
+                           credit_limit=self.settings.minor(self.settings.credit.cap),
+                           limit_frozen=True, loans_repaid=100, loans_repaid_on_time=99,
+                           open_loan=self._loan(1, "in_arrears"), active_pledges=9)
+
+    # lending
+    def listed(self, *, offset: int, limit: int, exclude: int | None) -> list[LoanView]:
+        rows = [self._loan(i, "listed") for i in range(self.loans)]
+        return rows[offset:offset + limit]
+
+    def pledge_offer(self, member_id: int, number: str) -> tuple[LoanView, int]:
+        if number.endswith("03"):
+            raise NotAllowed("loan.not_listed", number=number)
+        return self._loan(int(number[-2:]), "listed"), 10**11 - 1
+
+    def pledge(self, *, member_id: int, number: str, amount: int, pin: str, key: str) -> None:
+        self.calls.append(f"pledge:{key}")
+        self._pin(pin)
+
+    def pledges_of(self, member_id: int, *, offset: int, limit: int) -> list[PledgeView]:
+        big = self.settings.minor(self.settings.loan.max_amount)
+        statuses = ["posted", "proposed", "confirmed", "voided", "lapsed", "cancelled"]
+        rows = [PledgeView(loan_number=f"L10000{i:02d}", amount=big,
+                           status=statuses[i % len(statuses)], code="1234",
+                           entitled=big * 2, repaid=big * 2 - 1) for i in range(self.loans)]
+        return rows[offset:offset + limit]
+
+    def withdraw(self, *, member_id: int, amount: int, pin: str, key: str) -> None:
+        self.calls.append(f"withdraw:{key}")
+        self._pin(pin)
