@@ -30,6 +30,7 @@ class Request:
     to: list[str]
     message: str
     sender: str | None
+    accepted: list[str] = field(default_factory=list)  # phones AT took the message for
 
 
 @dataclass
@@ -51,8 +52,7 @@ class FakeAfricasTalking:
 
     def delivered_to(self, phone: str) -> list[str]:
         """Messages AT accepted for a phone (what the person would get)."""
-        return [r.message for r in self.requests if phone in r.to
-                and self.fail_with is None and self.statuses.get(phone, 101) < 200]
+        return [r.message for r in self.requests if phone in r.accepted]
 
     def start(self) -> FakeAfricasTalking:
         fake = self
@@ -92,9 +92,10 @@ class FakeAfricasTalking:
         if api_key != self.api_key:
             return 401, "The supplied authentication is invalid"
         to = [p for p in form.get("to", "").split(",") if p]
+        request = Request(form.get("username", ""), api_key, to, form.get("message", ""),
+                          form.get("from"))
         with self._lock:
-            self.requests.append(Request(form.get("username", ""), api_key, to,
-                                         form.get("message", ""), form.get("from")))
+            self.requests.append(request)
         if self.delay:
             time.sleep(self.delay)
         if self.fail_with is not None:
@@ -109,7 +110,8 @@ class FakeAfricasTalking:
                                "status": STATUS_NAMES.get(code, "Unknown"),
                                "cost": "KES 0.8000" if code < 200 else "0",
                                "messageId": message_id})
-        sent = sum(1 for r in recipients if r["statusCode"] < 200)
+        request.accepted = [r["number"] for r in recipients if r["statusCode"] < 200]
+        sent = len(request.accepted)
         return 201, {"SMSMessageData": {
             "Message": f"Sent to {sent}/{len(to)} Total Cost: KES {0.8 * sent:.4f}",
             "Recipients": recipients}}
