@@ -28,16 +28,10 @@ SESSIONS_ENDED = Counter("harambee_ussd_sessions_ended", "USSD end-of-session ev
 EVENT_STATUSES = ("Success", "Incomplete", "Failed")
 
 
-def new_input(previous: str | None, current: str) -> str | None:
-    """What the caller typed since the last hop. `text` accumulates inputs joined by
-    `*`, and an input may itself hold `*`: so compare with the last text, never split.
-    A text that does not extend the last one is taken whole (some gateways send only
-    the latest input)."""
-    if previous is None:
-        return current or None
-    if previous and current.startswith(previous + "*"):
-        return current[len(previous) + 1:]
-    return current
+def secret(svc: Services) -> bytes:
+    """The key for digests of hop texts: the webhook secret, which only we and the
+    gateway know."""
+    return svc.settings.security.webhook_key.encode()
 
 
 def plain(body: str) -> Response:
@@ -67,7 +61,7 @@ def _hop(svc: Services) -> tuple[str, str]:
     if not session_id or phone is None:
         return end("ussd.error", None, limit), "bad_request"
     sid = session_digest(session_id)
-    store = SessionStore(svc.redis.client, settings.ussd)
+    store = SessionStore(svc.redis.client, settings.ussd, secret(svc))
     try:
         loaded = store.load(sid, phone, int(time.time() // 60))
     except redis.RedisError:
@@ -77,19 +71,19 @@ def _hop(svc: Services) -> tuple[str, str]:
     lang = loaded.state.lang if loaded.state else None
     if loaded.hops_this_minute > settings.ussd.rate_limit_per_minute:
         return end("ussd.rate_limited", lang, limit), "rate_limited"
-    if loaded.state is not None and loaded.last_answer is not None and (
-            loaded.last_text == current or loaded.state.ended):
-        return loaded.last_answer, "replay"
+    last = loaded.last
+    if loaded.state is not None and last is not None and (
+            last.same(store.secret, current) or loaded.state.ended):
+        return last.answer, "replay"
     state = loaded.state
-    if state is None:
+    typed: str | None
+    if state is None or last is None:
         state = State(phone=phone, sid=sid)
+        typed = current or None
         if loaded.resume is not None:
-            state = machine.resume(state, loaded.resume)
-            typed = None
-        else:
-            typed = new_input(None, current)
+            state, typed = machine.resume(state, loaded.resume), None
     else:
-        typed = new_input(loaded.last_text, current)
+        typed = last.typed_since(store.secret, current)
     try:
         state, screen = machine.step(state, typed, CorePort(svc))
         answer, outcome = screen.render(limit), "end" if screen.end else "con"
@@ -116,7 +110,7 @@ def events() -> Response:
     session_id = form.get("sessionId", "")
     if phone is None or not session_id:
         return plain("OK")
-    store = SessionStore(svc.redis.client, svc.settings.ussd)
+    store = SessionStore(svc.redis.client, svc.settings.ussd, secret(svc))
     try:
         if status == "Success":
             store.clear_resume(phone)

@@ -20,21 +20,50 @@ def session_digest(session_id: str) -> str:
     return hashlib.blake2b(session_id.encode("utf-8", "replace"), digest_size=12).hexdigest()
 
 
+def fingerprint(secret: bytes, text: str) -> str:
+    """A keyed digest of a hop's `text`: the text holds every PIN typed this session,
+    so only this and its length are stored."""
+    return hashlib.blake2b(text.encode("utf-8", "replace"), key=secret[:64],
+                           digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class LastHop:
+    """The last hop answered: its text's length and keyed digest, and our answer."""
+
+    length: int
+    digest: str
+    answer: str
+
+    def same(self, secret: bytes, text: str) -> bool:
+        return len(text) == self.length and fingerprint(secret, text) == self.digest
+
+    def typed_since(self, secret: bytes, text: str) -> str:
+        """What was typed since this hop: the rest of a text that extends this one
+        after a `*`, or the whole text when it does not (some gateways send only the
+        latest input)."""
+        n = self.length
+        if n and len(text) > n and text[n] == "*" and fingerprint(secret, text[:n]) == \
+                self.digest:
+            return text[n + 1:]
+        return text
+
+
 @dataclass
 class Loaded:
     """What one hop starts from."""
 
     state: State | None  # None: a new session
-    last_text: str | None  # the `text` of the last hop answered
-    last_answer: str | None  # and what we answered
+    last: LastHop | None
     hops_this_minute: int
     resume: State | None  # a dropped session this phone may continue
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, settings: UssdSettings) -> None:
+    def __init__(self, client: redis.Redis, settings: UssdSettings, secret: bytes) -> None:
         self.client = client
         self.settings = settings
+        self.secret = secret
 
     @staticmethod
     def session_key(sid: str) -> str:
@@ -57,20 +86,21 @@ class SessionStore:
         pipe.incr(rate)
         pipe.expire(rate, 61)
         raw, resume_raw, hops, _ = pipe.execute()
-        state = last_text = last_answer = None
+        state = last = None
         if raw:
             record = json.loads(raw)
             state = State.from_dict(record["state"])
-            last_text, last_answer = record["text"], record["answer"]
+            last = LastHop(record["length"], record["digest"], record["answer"])
         resume = State.from_json(resume_raw) if resume_raw else None
-        return Loaded(state, last_text, last_answer, int(hops), resume)
+        return Loaded(state, last, int(hops), resume)
 
     def save(self, sid: str, state: State, text: str, answer: str,
              resume: State | None) -> None:
         """The session with this hop's text and answer (for resent hops), and the
         phone's resume marker set or cleared, in one round trip."""
-        record = json.dumps({"state": json.loads(state.to_json()), "text": text,
-                             "answer": answer}, separators=(",", ":"))
+        record = json.dumps({"state": json.loads(state.to_json()), "length": len(text),
+                             "digest": fingerprint(self.secret, text), "answer": answer},
+                            separators=(",", ":"))
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.session_key(sid), record, ex=self.settings.session_ttl_seconds)
         if resume is not None:

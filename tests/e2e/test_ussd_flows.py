@@ -147,7 +147,7 @@ def test_a_loan_listed_by_ussd_is_funded_by_two_lenders_pledging_by_ussd(client,
         loan = uow.session.scalar(select(Loan).where(Loan.borrower_id == borrower.id))
         assert loan.status == LoanStatus.LISTED and loan.amount == 300_000
     lenders = [world.lender(balance=500_000, name=f"Lender {n}") for n in ("Otieno", "Njeri")]
-    for lender, amount in zip(lenders, ("1,000", "2000")):
+    for lender, amount in zip(lenders, ("1,000", "2000"), strict=True):
         phone = Phone(client, lender.phone)
         listing = phone.run("1")  # Lend (a lender's first item)
         assert "Amina" in listing and "KES 3,000" in listing
