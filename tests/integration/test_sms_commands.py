@@ -1,0 +1,194 @@
+"""Incoming SMS commands, answered by the handler in the sender's language."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlalchemy import func, select
+
+from core.models import Dispute, InboundSms, InboundStatus, Member, OutboxMessage
+from web.services import Services
+from workers import duties
+from workers.redis import RedisHandle, client_for
+
+KEY = "test-webhook-key"
+_ids = itertools.count(1)
+
+
+def send(client, phone: str, text: str, sms_id: str | None = None):
+    return client.post(f"/hooks/sms?key={KEY}", data={
+        "from": phone, "to": "22384", "text": text, "id": sms_id or f"ATcmd{next(_ids)}",
+        "date": "2026-03-02 12:00:00", "linkId": "", "networkCode": "63902"})
+
+
+def answer(services: Services) -> None:
+    """Handle every stored message, as the handler jobs would."""
+    with services.uow() as uow:
+        ids = list(uow.session.scalars(select(InboundSms.id).where(
+            InboundSms.status == InboundStatus.RECEIVED)))
+    for inbound_id in ids:
+        assert duties.answer_sms(services, inbound_id) == "handled"
+
+
+def replies(world, phone: str) -> list[str]:
+    with world.uow() as uow:
+        return list(uow.session.scalars(select(OutboxMessage.text).where(
+            OutboxMessage.phone == phone, OutboxMessage.key.like("reply:%"))
+            .order_by(OutboxMessage.id)))
+
+
+def ask(world, client, phone: str, text: str) -> str:
+    send(client, phone, text)
+    answer(world.services)
+    return replies(world, phone)[-1]
+
+
+def test_help_and_balance_in_both_languages(world, client):
+    member = world.lender(250_000)
+    assert ask(world, client, member.phone, "help").startswith("Harambee: BAL")
+    assert ask(world, client, member.phone, "BAL") == (
+        "Wallet: KES 2,500 free, KES 0 held in pledges. 0 active pledges. No open loan.")
+    swahili = world.member("Juma Swahili", language="sw")
+    assert ask(world, client, swahili.phone, "salio").startswith("Pochi: KES 0 huru")
+
+
+def test_unknown_sender_is_told_how_to_join_in_their_keyword_language(world, client):
+    assert ask(world, client, "+254722000111", "BAL") == (
+        "You are not registered. Dial *384*123# to join.")
+    send(client, "0722000112", "msaada")  # any common form of the number
+    answer(world.services)
+    assert replies(world, "+254722000112") == ["Hujasajiliwa. Piga *384*123# kujiunga."]
+
+
+def test_a_typo_gets_a_did_you_mean(world, client):
+    member = world.member()
+    assert "Did you mean BAL?" in ask(world, client, member.phone, "BALL")
+    assert ask(world, client, member.phone, "xyz 123") == (
+        "Sorry, we did not understand. Reply HELP for the list of commands.")
+
+
+def test_bad_arguments_get_the_usage_and_change_nothing(world, client):
+    lender = world.lender(100_000)
+    world.listed_loan()
+    assert "LEND <loan> <amount>" in ask(world, client, lender.phone, "LEND")
+    assert ask(world, client, lender.phone, "LEND L1001 99999999999999999") == "That amount is too large."
+    assert "smallest pledge" in ask(world, client, lender.phone, "LEND L1001 0.5")
+    assert "Your wallet has KES 1,000" in ask(world, client, lender.phone, "LEND L1001 2000")
+    assert "No loan L9999" in ask(world, client, lender.phone, "LEND L9999 500")
+
+
+def test_loans_and_status(world, client, clock):
+    loan = world.listed_loan(amount=300_000, purpose="farm")
+    lender = world.lender(100_000)
+    listed = ask(world, client, lender.phone, "LOANS")
+    assert listed.startswith("To lend: L1001 KES 3,000 open (Farming)")
+    status = ask(world, client, lender.phone, f"status {loan.number}")
+    assert status.startswith("L1001: Farming KES 3,000, 0% funded, KES 3,000 open until")
+    assert "LOAN" not in ask(world, client, lender.phone, "status L1")  # no such loan
+    assert ask(world, client, lender.phone, "status L1") == "No loan L1."
+
+
+def test_status_of_a_repaying_loan_shows_details_to_its_parties_only(world, client):
+    loan = world.disbursed_loan(lenders=1, amount=300_000)
+    borrower = loan.borrower
+    stranger = world.member("Stranger Danger")
+    mine = ask(world, client, borrower.phone, f"STATUS {loan.number}")
+    assert mine.startswith(f"{loan.number} is paid out: KES 3,150 left to pay; next KES 787.50")
+    assert ask(world, client, stranger.phone, f"STATUS {loan.number}") == (
+        f"Loan {loan.number} is paid out.")
+    assert ask(world, client, borrower.phone, "PAY").startswith(
+        f"To repay {loan.number}: M-Pesa paybill 247247, account {loan.number}.")
+
+
+def test_lang_switches_replies_and_later_messages(world, client):
+    member = world.member()
+    assert ask(world, client, member.phone, "LANG SW") == (
+        "Sawa: Harambee itakuandikia kwa Kiswahili.")
+    assert ask(world, client, member.phone, "help").startswith("Harambee: SALIO")
+    assert ask(world, client, member.phone, "lugha english").endswith("in English.")
+
+
+def test_stop_and_start_change_tips_only(world, client):
+    member = world.member()
+    assert "Reply START" in ask(world, client, member.phone, "STOP")
+    with world.uow() as uow:
+        assert uow.session.get(Member, member.id).tips_opt_out
+        uow.session.get(Member, member.id).sms_unreachable = True
+        uow.commit()
+    ask(world, client, member.phone, "anza")
+    with world.uow() as uow:
+        fresh = uow.session.get(Member, member.id)
+        assert not fresh.tips_opt_out and not fresh.sms_unreachable
+
+
+def test_dispute_opens_a_numbered_case_for_a_party_only(world, client):
+    loan = world.disbursed_loan(lenders=1)
+    borrower = loan.borrower
+    send(client, borrower.phone, f"DISPUTE {loan.number} my payment of 500 is missing")
+    answer(world.services)
+    with world.uow() as uow:
+        case = uow.session.scalar(select(Dispute))
+        ack = uow.session.scalar(select(OutboxMessage.text).where(
+            OutboxMessage.key == f"dispute:{case.id}"))
+    assert case.text == "my payment of 500 is missing" and case.number == "D1001"
+    assert ack.startswith(f"We opened case D1001 about loan {loan.number}.")
+    stranger = world.member("Nosy Neighbour")
+    assert ask(world, client, stranger.phone, f"DISPUTE {loan.number} not paid").startswith(
+        "You can only raise a dispute")
+    assert "DISPUTE, the loan number" in ask(world, client, stranger.phone, "DISPUTE")
+
+
+def test_a_redelivered_sms_is_stored_and_answered_once(world, client):
+    member = world.member()
+    for _ in range(3):
+        assert send(client, member.phone, "BAL", sms_id="ATsame").status_code == 200
+    answer(world.services)
+    send(client, member.phone, "BAL", sms_id="ATsame")
+    answer(world.services)
+    with world.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(InboundSms)) == 1
+    assert len(replies(world, member.phone)) == 1
+
+
+def test_a_second_handler_run_replies_nothing_more(world, services, client):
+    member = world.member()
+    send(client, member.phone, "BAL")
+    with world.uow() as uow:
+        inbound_id = uow.session.scalar(select(InboundSms.id))
+    assert duties.answer_sms(services, inbound_id) == "handled"
+    assert duties.answer_sms(services, inbound_id) == "done"
+    assert len(replies(world, member.phone)) == 1
+
+
+def test_with_the_queue_down_the_sweep_answers(world, services, clock):
+    from web.app import create_app
+
+    dead = RedisHandle(client_for("redis://127.0.0.1:1/0"), "redis://127.0.0.1:1/0")
+    offline = Services(settings=services.settings, db=services.db, redis=dead, clock=clock)
+    member = world.member()
+    response = send(create_app(services=offline).test_client(), member.phone, "BAL")
+    assert response.status_code == 200
+    assert replies(world, member.phone) == []
+    clock.advance(minutes=2)
+    assert duties.tick(services, clock(), ["inbound_sweep"]).done == {"inbound_sweep": 1}
+    assert replies(world, member.phone)[0].startswith("Wallet:")
+
+
+@pytest.mark.parametrize("form", [{}, {"text": "BAL"}, {"from": "", "text": "BAL"}])
+def test_malformed_hooks_get_400_not_500(client, form):
+    assert client.post(f"/hooks/sms?key={KEY}", data=form).status_code == 400
+
+
+def test_the_sms_hook_needs_the_key(world, client):
+    response = client.post("/hooks/sms?key=nope", data={"from": "+254711000001", "text": "BAL",
+                                                       "id": "x"})
+    assert response.status_code == 403
+    with world.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(InboundSms)) == 0
+
+
+def test_an_unusable_sender_is_stored_and_not_answered(world, client):
+    assert send(client, "SAFARICOM", "Your bundle expires").status_code == 200
+    answer(world.services)
+    with world.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
