@@ -149,14 +149,16 @@ def mark_unreachable(uow: UnitOfWork, member_ids: Iterable[int]) -> None:
                         .execution_options(synchronize_session=False))
 
 
-def release_stuck(uow: UnitOfWork, now: datetime) -> int:
-    """Rows still `sending` after their lease (the sender died) go back to `queued`."""
-    return uow.session.execute(
+def release_stuck(uow: UnitOfWork, now: datetime) -> list[int]:
+    """Rows still `sending` after their lease (the sender died) go back to `queued`;
+    returns their ids."""
+    return list(uow.session.scalars(
         update(OutboxMessage)
         .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.next_attempt_at <= now)
         .values(status=OutboxStatus.QUEUED, next_attempt_at=now,
                 last_error="sender stopped mid-send; retrying")
-        .execution_options(synchronize_session=False)).rowcount or 0
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)))
 
 
 def due_ids(uow: UnitOfWork, now: datetime, *, limit: int = 5000) -> list[int]:

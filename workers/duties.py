@@ -96,9 +96,9 @@ def sweep_outbox(svc: Services, now: datetime, *, inline_if_redis_down: bool = T
         delivery.apply_pending_reports(uow, now)
         uow.commit()
     if released:
-        log.warning("outbox: %d rows were stuck in sending; queued again", released)
+        log.warning("outbox: %d rows were stuck in sending; queued again", len(released))
     with svc.uow() as uow:
-        ids = delivery.due_ids(uow, now - SWEEP_GRACE)
+        ids = sorted(set(released) | set(delivery.due_ids(uow, now - SWEEP_GRACE)))
     if not ids:
         return 0
     try:

@@ -1,0 +1,117 @@
+"""The real `harambee worker` process: it sends through Africa's Talking (a local
+fake), and when it is SIGKILLed mid-send the message is retried, not lost. Also the
+`tick` and `outbox` commands."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rq import Queue, SimpleWorker
+from sqlalchemy import select
+
+import cli
+from core.models import OutboxMessage, OutboxStatus
+from tests.fake_at import FakeAfricasTalking
+from web.services import Services
+from workers import jobs, queues
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fake_at() -> Iterator[FakeAfricasTalking]:
+    fake = FakeAfricasTalking().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def at_services(services: Services, fake_at: FakeAfricasTalking, clock) -> Iterator[Services]:
+    clock.set(datetime.now(UTC))  # the worker process runs on the real clock
+    gateway = replace(services.settings.gateway, sms="africastalking", username="harambee",
+                      api_key=fake_at.api_key, api_base_url=fake_at.base_url)
+    svc = Services(settings=replace(services.settings, gateway=gateway), db=services.db,
+                   redis=services.redis, clock=services.clock)
+    jobs.bind(svc)
+    yield svc
+    jobs.bind(None)
+
+
+def worker_process(svc: Services, fake: FakeAfricasTalking, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARAMBEE_", "AT_"))}
+    env.update({"DATABASE_URL": svc.settings.database_url, "REDIS_URL": svc.redis.url,
+                "HARAMBEE_INSTANCE": str(svc.settings.instance_path),
+                "HARAMBEE_GATEWAY": "africastalking", "AT_USERNAME": "harambee",
+                "AT_API_KEY": fake.api_key, "HARAMBEE_GATEWAY__API_BASE_URL": fake.base_url})
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def rows(world) -> list[OutboxMessage]:
+    with world.uow() as uow:
+        return list(uow.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def test_the_worker_command_sends_through_africas_talking(world, at_services, fake_at):
+    member = world.member()  # welcome SMS to the member and their agent
+    process = worker_process(at_services, fake_at, "--burst")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert {r.status for r in rows(world)} == {OutboxStatus.SENT}
+    assert "registered you on Harambee" in fake_at.delivered_to(member.phone)[0]
+
+
+def test_a_worker_killed_mid_send_leaves_the_message_to_be_retried(world, at_services,
+                                                                   fake_at, clock):
+    fake_at.delay = 30  # AT answers slowly: the worker is caught inside the gateway call
+    member = world.member()
+    process = worker_process(at_services, fake_at)
+    try:
+        deadline = time.monotonic() + 30
+        while not fake_at.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fake_at.requests, "the worker never reached the gateway"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    # the agent's welcome was in the gateway call; the member's had its own job, not begun
+    agent_welcome, member_welcome = rows(world)
+    assert (agent_welcome.status, member_welcome.status) == (OutboxStatus.SENDING,
+                                                              OutboxStatus.QUEUED)
+    fake_at.delay = 0
+    clock.advance(minutes=6)  # past the lease the dead worker held
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["tick", "--only", "outbox_sweep"])
+    assert result.exit_code == 0 and "outbox_sweep: 2" in result.output, result.output
+    connection = at_services.redis.client
+    SimpleWorker([Queue(n, connection=connection) for n in queues.ALL],
+                 connection=connection).work(burst=True, logging_level="WARNING")
+    assert [(r.status, r.attempts) for r in rows(world)] == [(OutboxStatus.SENT, 2),
+                                                             (OutboxStatus.SENT, 1)]
+    assert len(fake_at.delivered_to(agent_welcome.phone)) == 1  # the retry
+    assert len(fake_at.delivered_to(member.phone)) == 1
+
+
+def test_tick_as_of_a_moment_and_the_outbox_listing(world, at_services, clock):
+    member = world.member()
+    runner = CliRunner()
+    result = runner.invoke(cli.main, ["tick", "--now", "2026-03-09T07:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "reminders: 0" in result.output and "outbox_sweep:" in result.output
+    listing = runner.invoke(cli.main, ["outbox", "--phone", "0" + member.phone[4:], "--json"])
+    assert listing.exit_code == 0, listing.output
+    [line] = listing.output.splitlines()
+    shown = json.loads(line)
+    assert shown["phone"] == member.phone and "registered you" in shown["text"]
+    assert runner.invoke(cli.main, ["tick", "--now", "yesterday"]).exit_code == 2
+    assert runner.invoke(cli.main, ["tick", "--only", "nap"]).exit_code == 2
