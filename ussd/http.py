@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import redis
@@ -26,6 +27,17 @@ bp = Blueprint("ussd", __name__)
 SESSIONS_ENDED = Counter("harambee_ussd_sessions_ended", "USSD end-of-session events",
                          ["status"], registry=REGISTRY)
 EVENT_STATUSES = ("Success", "Incomplete", "Failed")
+
+
+_E164 = re.compile(r"\+[1-9]\d{7,14}")
+
+
+def e164(raw: str, region: str) -> str | None:
+    """The caller's number: the gateway sends E.164 already (checked cheaply); anything
+    else goes through the full parser."""
+    if _E164.fullmatch(raw):
+        return raw
+    return try_normalise(raw[:32], region)
 
 
 def secret(svc: Services) -> bytes:
@@ -57,7 +69,7 @@ def _hop(svc: Services) -> tuple[str, str]:
     limit = settings.ussd.max_chars
     form = request.form
     session_id, current = form.get("sessionId", ""), form.get("text", "")[:500]
-    phone = try_normalise(form.get("phoneNumber", "")[:32], settings.app.default_region)
+    phone = e164(form.get("phoneNumber", ""), settings.app.default_region)
     if not session_id or phone is None:
         return end("ussd.error", None, limit), "bad_request"
     sid = session_digest(session_id)

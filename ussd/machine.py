@@ -6,8 +6,6 @@ main menu, `98` the next page of a list.
 """
 from __future__ import annotations
 
-import copy
-import json
 import logging
 
 from core.errors import DomainError, PinLocked
@@ -27,7 +25,7 @@ FINAL_ERRORS = ("member.suspended", "pin.locked", "member.exists")
 def step(state: State, new_input: str | None, port: Port) -> tuple[State, Screen]:
     """Answer one hop: `new_input` is what the caller typed since the last hop (None on
     the first hop of a session). Returns the new state and the screen to show."""
-    st = copy.deepcopy(state)
+    st = state.copy()
     st.step += 1
     if not st.node:
         screen = enter(st, port)
@@ -40,12 +38,12 @@ def step(state: State, new_input: str | None, port: Port) -> tuple[State, Screen
 
 def resume(state: State, saved: State) -> State:
     """A fresh session that offers to continue `saved` (a dropped session)."""
-    st = copy.deepcopy(state)
+    st = state.copy()
     st.node = "resume"
     st.lang = saved.lang
     st.caller = saved.caller
     st.looked_up = saved.looked_up
-    st.data = {"saved": json.loads(saved.to_json())}
+    st.data = {"saved": saved.copy().to_dict()}
     return st
 
 

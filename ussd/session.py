@@ -98,7 +98,7 @@ class SessionStore:
              resume: State | None) -> None:
         """The session with this hop's text and answer (for resent hops), and the
         phone's resume marker set or cleared, in one round trip."""
-        record = json.dumps({"state": json.loads(state.to_json()), "length": len(text),
+        record = json.dumps({"state": state.to_dict(), "length": len(text),
                              "digest": fingerprint(self.secret, text), "answer": answer},
                             separators=(",", ":"))
         pipe = self.client.pipeline(transaction=False)

@@ -1,8 +1,9 @@
 """Session state: a small, JSON-serialisable record of where a caller is in the menus."""
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -39,8 +40,20 @@ class State:
     phone: str = ""  # E.164, as the gateway gave it
     sid: str = ""  # a short digest of the gateway's session id
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "lang": self.lang, "step": self.step, "page": self.page,
+                "data": self.data, "caller": asdict(self.caller) if self.caller else None,
+                "ended": self.ended, "looked_up": self.looked_up, "phone": self.phone,
+                "sid": self.sid}
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    def copy(self) -> State:
+        """A copy the next hop may change (the data dict is deep-copied)."""
+        return replace(self, data=copy.deepcopy(self.data),
+                       caller=replace(self.caller, roles=list(self.caller.roles))
+                       if self.caller else None)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> State:
