@@ -67,15 +67,19 @@ def squeeze(template: str, budget: int, fields: dict[str, str], shrink: tuple[st
     values = dict(fields)
     line = template.format(**values)
     while len(line) > budget:
-        candidates = [k for k in shrink if len(values[k]) > floor]
+        candidates = sorted((k for k in shrink if len(values[k]) > floor),
+                            key=lambda k: len(values[k]), reverse=True)
         if not candidates:
             break
-        longest = max(candidates, key=lambda k: len(values[k]))
-        over = len(line) - budget
-        width = max(floor, len(values[longest]) - over)
+        longest = candidates[0]
+        runner_up = len(values[candidates[1]]) if len(candidates) > 1 else floor
+        # Level the longest down towards the next longest, so the cut is shared.
+        width = max(floor, len(values[longest]) - (len(line) - budget), runner_up)
+        if width >= len(values[longest]):
+            width = len(values[longest]) - 1
         shorter = shorten(values[longest], width)
         if len(shorter) >= len(values[longest]):
-            shorter = values[longest][:max(floor, len(values[longest]) - 1)]
+            shorter = values[longest][:width]
         values[longest] = shorter
         line = template.format(**values)
     return line

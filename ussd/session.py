@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -111,7 +112,7 @@ class SessionStore:
         pipe.execute()
 
     def state_of(self, sid: str) -> State | None:
-        raw = self.client.get(self.session_key(sid))
+        raw = cast(bytes | None, self.client.get(self.session_key(sid)))
         return State.from_dict(json.loads(raw)["state"]) if raw else None
 
     def mark_dropped(self, phone: str, resume: State) -> None:

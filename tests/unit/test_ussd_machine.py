@@ -1,0 +1,88 @@
+"""The state machine without Flask, Redis or a database: navigation, re-asks in the
+caller's language, PINs kept out of state, money keys fixed per flow."""
+from __future__ import annotations
+
+from core.config import load_settings
+from ussd.fake import PIN, FakePort
+from ussd.machine import resume, resume_point, step
+from ussd.screen import shorten, squeeze
+from ussd.session import LastHop, fingerprint
+from ussd.state import Caller, State
+
+SETTINGS = load_settings(env={})
+
+
+def lender(lang: str = "en") -> Caller:
+    return Caller(id=7, first_name="Otieno", roles=["lender"], language=lang,
+                  status="verified", terms=True, pin=True, limit=500_000)
+
+
+def walk(port: FakePort, *inputs: str, state: State | None = None) -> tuple[State, str]:
+    st, screen = step(state or State(phone="+254711000001", sid="s1"), None, port)
+    for typed in inputs:
+        st, screen = step(st, typed, port)
+    return st, screen.payload()
+
+
+def test_shorten_cuts_at_a_word_with_a_marker_and_squeeze_fits_the_width():
+    assert shorten("Kisumu Ndogo Mwembe", 14) == "Kisumu Ndogo."
+    assert shorten("Wanjiruachieng", 8) == "Wanjiru."
+    assert shorten("Amina", 8) == "Amina"
+    line = squeeze("{n}. {name}: {amount}", 20, {"n": "1", "name": "Wanjiru Achieng",
+                                                 "amount": "KES 5,000"}, ("name",))
+    assert len(line) <= 20 and line.endswith("KES 5,000") and line.startswith("1. Wanj")
+
+
+def test_zero_goes_back_double_zero_home_and_ninety_eight_pages():
+    port = FakePort(SETTINGS, caller_=lender())
+    st, screen = walk(port, "1")
+    assert st.node == "lend" and "98. More" in screen and "1. Wanj" in screen
+    st, screen = walk(port, "1", "98")
+    assert st.page == 1
+    st, _ = walk(port, "1", "98", "0")
+    assert st.node == "lend" and st.page == 0
+    st, _ = walk(port, "1", "0")
+    assert st.node == "main"
+    st, _ = walk(port, "1", "1", "00")
+    assert st.node == "main" and st.data == {}
+
+
+def test_invalid_input_is_asked_again_with_the_reason_in_swahili():
+    port = FakePort(SETTINGS, caller_=lender("sw"))
+    st, screen = walk(port, "1", "1", "elfu")
+    assert st.node == "lend.amount"
+    assert screen.startswith("CON Kiasi hicho si wazi") and "Kiasi cha kukopesha" in screen
+
+
+def test_a_pin_never_enters_state_and_the_pledge_key_is_fixed_by_the_flow():
+    port = FakePort(SETTINGS, caller_=lender())
+    st, _ = walk(port, "1", "1", "1")  # the fake's loan has KES 1 open
+    assert st.node == "lend.pin" and PIN not in st.to_json()
+    flow = st.data["flow"]
+    done, screen = step(st, PIN, port)
+    assert screen.payload().startswith("END Pledge of KES 1 ") and PIN not in done.to_json()
+    assert port.calls[-1] == f"pledge:ussd:{flow}:pledge:L1000000:100"
+    # a redial that continues the same dropped flow uses the same key
+    offer = resume(State(phone="+254711000001", sid="s2"), resume_point(st))
+    again, _ = step(offer, "1", port)
+    step(again, PIN, port)
+    assert port.calls[-1] == port.calls[-2]
+
+
+def test_a_pin_chosen_twice_is_compared_by_digest_only():
+    port = FakePort(SETTINGS, caller_=None)
+    st, _ = walk(port, "1", "Halima Njoroge", "23456789", "1", "1", "4826")
+    assert st.node == "reg.pin2" and "4826" not in st.to_json()
+    st, screen = step(st, "4827", port)
+    assert st.node == "reg.pin" and "differ" in screen.text
+    st, screen = walk(port, "1", "Halima Njoroge", "23456789", "1", "1", "4826", "4826")
+    assert screen.startswith("END Welcome, Halima") and "register_self" in port.calls
+
+
+def test_the_new_input_is_what_follows_the_last_text_even_with_a_star_inside():
+    secret = b"k" * 16
+    last = LastHop(len("1*2"), fingerprint(secret, "1*2"), "CON x")
+    assert last.typed_since(secret, "1*2*3*4") == "3*4"
+    assert last.typed_since(secret, "1*2*") == ""
+    assert last.typed_since(secret, "7") == "7"  # not an extension: taken whole
+    assert last.same(secret, "1*2") and not last.same(secret, "1*3")
