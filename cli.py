@@ -115,6 +115,8 @@ def serve(host: str, port: int, workers: int) -> None:
     _settings()  # fail early on a bad config
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
                                "--workers", str(workers), "--access-logfile", "-",
+                               # %(U)s is the path without the query: keeps ?key= out of logs
+                               "--access-logformat", '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(b)s %(L)s',
                                "--timeout", "30", "wsgi:app"])
 
 

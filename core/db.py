@@ -39,9 +39,11 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
 
         return engine
     # Fail fast when PostgreSQL is unreachable: a USSD gateway waits ~10 s for us, and
-    # a phone deserves an apology in a second, not a hang.
+    # a phone deserves an apology in a second, not a hang. No pre-ping: it would cost a
+    # round trip on every hop; a dead connection fails one request and SQLAlchemy then
+    # invalidates the pool.
     return create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
         pool_recycle=1800, pool_timeout=2,
         connect_args={"connect_timeout": 1,
                       "options": "-c statement_timeout=15000 -c lock_timeout=10000"},
