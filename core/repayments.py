@@ -4,7 +4,7 @@ and wallet top-ups), allocation to lenders, arrears, and wallet withdrawals.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import Integer, and_, bindparam, select, update
 
@@ -183,7 +183,8 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None
                                       limit=settings.fmt(borrower.credit_limit)))
     else:
         template = "sms.repayment_receipt"
-        loan.status = LoanStatus.IN_ARREARS if _overdue(loan, now) else LoanStatus.REPAYING
+        loan.status = (LoanStatus.IN_ARREARS if _overdue(loan, now, settings.zone)
+                       else LoanStatus.REPAYING)
     messages.insert(0, outbox.sms_to(
         borrower, f"receipt:{payment.id}", template, Purpose.RECEIPT,
         amount=settings.fmt(payment.amount), loan=loan.number,
@@ -219,8 +220,10 @@ def _pay_installments(loan: Loan, amount: int, now: datetime, zone: object) -> b
     return not any(i.late for i in loan.installments)
 
 
-def _overdue(loan: Loan, now: datetime) -> bool:
-    today = now.date()
+def _overdue(loan: Loan, now: datetime, zone: tzinfo) -> bool:
+    """An installment is overdue from the day after its due date, in local time (as
+    mark_arrears counts it)."""
+    today = now.astimezone(zone).date()
     return any(i.remaining > 0 and i.due_on < today for i in loan.installments)
 
 

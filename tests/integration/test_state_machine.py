@@ -1,0 +1,529 @@
+"""Random walks through the use cases, checked against a model and the six invariants.
+
+Many lenders and loans; top-ups by phone in any common form; requests, pledges (some
+beyond what is open or what the wallet holds), confirmations, declines, funding,
+disbursement, payments of any size and order (overpayments, unmatched references,
+replays), cancellations, expiry, lapses, arrears, withdrawals with right and wrong PINs.
+After every step `core.checks.check` must find nothing, and every wallet, loan and
+pledge must be what the model predicts.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from sqlalchemy import select
+
+from core import checks, ledger, loans, members, repayments
+from core.allocation import largest_remainder
+from core.db import Database
+from core.errors import (
+    Conflict,
+    DomainError,
+    InsufficientFunds,
+    InvalidInput,
+    NotAllowed,
+    PinLocked,
+    WrongPin,
+)
+from core.models import Account, Installment, Loan, Member, Pledge
+from tests.conftest import clean_database, make_settings
+from tests.support import PIN, START, Clock
+from web.services import Services
+
+FEE, INTEREST = 5, 3  # percent, as configured below
+REPAYABLE = {"disbursed", "repaying", "in_arrears", "defaulted"}
+OPEN = REPAYABLE | {"draft", "listed", "funded"}
+
+
+@dataclass
+class MMember:
+    id: int
+    phone: str
+    borrower: bool
+    balance: int = 0  # posted credits - posted debits
+    held: int = 0  # pending debits (confirmed pledges)
+    failures: int = 0
+    locked_until: datetime | None = None
+    limit: int = 500_000
+    frozen: bool = False
+
+
+@dataclass
+class MLoan:
+    id: int
+    number: str
+    borrower: int
+    amount: int
+    deadline: datetime
+    count: int
+    status: str = "listed"
+    pledged: int = 0
+    funded: int = 0
+    repaid: int = 0
+    fee_paid: int = 0
+    pledges: list[int] = field(default_factory=list)
+    installments: list[list] = field(default_factory=list)  # [due_on, amount, paid, late]
+
+    @property
+    def fee(self) -> int:
+        return self.amount * FEE // 100
+
+    @property
+    def outstanding(self) -> int:
+        return self.amount + self.fee + self.amount * INTEREST // 100 - self.repaid
+
+
+@dataclass
+class MPledge:
+    id: int
+    code: str
+    lender: int
+    loan: str
+    amount: int
+    confirm_by: datetime
+    status: str = "proposed"
+    entitled: int = 0
+    repaid: int = 0
+
+
+def variants(phone: str) -> list[str]:
+    """One Kenyan number as people type it."""
+    local = phone[4:]
+    return [phone, "0" + local, "254" + local, f"+254 {local[:3]} {local[3:6]} {local[6:]}",
+            local, f"0{local[:3]}-{local[3:6]}-{local[6:]}"]
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    svc: Services  # set by the test before running
+
+    def __init__(self) -> None:
+        super().__init__()
+        clean_database(self.svc.db)
+        self.clock: Clock = self.svc.clock  # type: ignore[assignment]
+        self.clock.set(START)
+        self.members: dict[int, MMember] = {}
+        self.loans: dict[str, MLoan] = {}
+        self.pledges: dict[int, MPledge] = {}
+        self.payments: list[tuple[str, int, str]] = []  # (txid, amount, reference)
+        self.fees = self.suspense = self.paid_out = 0
+        self.tx = 0
+        with self.svc.uow() as uow:
+            self.agent = members.register(uow, phone="+254711000000", name="Grace Agent",
+                                          national_id="11000000", roles="agent", pin=PIN,
+                                          accept_terms=True, now=START).member.id
+            uow.commit()
+
+    # ------------------------------------------------------------ helpers
+    def now(self) -> datetime:
+        return self.clock()
+
+    def today(self) -> date:
+        return self.now().astimezone(self.svc.settings.zone).date()
+
+    def run(self, use_case, **kw):
+        with self.svc.uow() as uow:
+            result = use_case(uow, **kw)
+            uow.commit()
+            return result
+
+    def pick(self, items: list, index: int):
+        return items[index % len(items)]
+
+    def lenders(self) -> list[MMember]:
+        return [m for m in self.members.values() if not m.borrower]
+
+    def loans_in(self, *states: str) -> list[MLoan]:
+        return [loan for loan in self.loans.values() if loan.status in states]
+
+    def release(self, loan: MLoan, status: str) -> None:
+        for pid in loan.pledges:
+            pledge = self.pledges[pid]
+            if pledge.status == "confirmed":
+                pledge.status = "voided"
+                self.members[pledge.lender].held -= pledge.amount
+            elif pledge.status == "proposed":
+                pledge.status = "lapsed"
+        loan.status, loan.pledged = status, 0
+
+    # ------------------------------------------------------------ members and money
+    @initialize(lenders=st.integers(2, 5), borrowers=st.integers(1, 3))
+    def populate(self, lenders: int, borrowers: int) -> None:
+        for _ in range(lenders):
+            self.register(borrower=False)
+        for _ in range(borrowers):
+            self.register(borrower=True)
+
+    @precondition(lambda self: len(self.members) < 12)
+    @rule(borrower=st.booleans())
+    def register(self, borrower: bool) -> None:
+        n = len(self.members) + 1
+        phone = f"+25472{n:07d}"
+        reg = self.run(members.register, phone=phone, name=f"Member {chr(64 + n)}",
+                       national_id=f"{30_000_000 + n}", roles="borrower" if borrower else "lender",
+                       pin=PIN, agent_id=self.agent, accept_terms=True, now=self.now())
+        assert reg.created
+        self.members[reg.member.id] = MMember(reg.member.id, phone, borrower)
+
+    @precondition(lambda self: self.members)
+    @rule(who=st.integers(0, 99), amount=st.integers(1, 400_000), form=st.integers(0, 5))
+    def top_up(self, who: int, amount: int, form: int) -> None:
+        member = self.pick(list(self.members.values()), who)
+        self.pay(self.pick(variants(member.phone), form), amount)
+        member.balance += amount
+
+    def pay(self, reference: str, amount: int) -> repayments.Receipt:
+        self.tx += 1
+        txid = f"QX{self.tx:05d}"
+        self.payments.append((txid, amount, reference))
+        return self.run(repayments.record_payment, provider="mpesa", transaction_id=txid,
+                        phone="+254799000001", amount=amount, currency="KES",
+                        reference=reference, occurred_at=self.now(), now=self.now())
+
+    @rule(amount=st.integers(1, 100_000),
+          reference=st.sampled_from(["L9999", "HELLO", "0799 999 999", "", "L0"]))
+    def unmatched_receipt(self, amount: int, reference: str) -> None:
+        receipt = self.pay(reference or "nothing", amount)
+        assert receipt.payment.kind == "unmatched"
+        self.suspense += amount
+
+    @precondition(lambda self: self.payments)
+    @rule(which=st.integers(0, 999), differently=st.booleans())
+    def replay_payment(self, which: int, differently: bool) -> None:
+        txid, amount, reference = self.pick(self.payments, which)
+        kw = dict(provider="mpesa", transaction_id=txid, phone=None, currency="KES",
+                  reference=reference, occurred_at=self.now(), now=self.now())
+        if differently:
+            with pytest.raises(Conflict):
+                self.run(repayments.record_payment, amount=amount + 1, **kw)
+        else:
+            assert not self.run(repayments.record_payment, amount=amount, **kw).created
+
+    @precondition(lambda self: self.members)
+    @rule(who=st.integers(0, 99), amount=st.integers(1, 300_000), right_pin=st.booleans())
+    def withdraw(self, who: int, amount: int, right_pin: bool) -> None:
+        member = self.pick(list(self.members.values()), who)
+        self.tx += 1
+        kw = dict(member_id=member.id, amount=amount, pin=PIN if right_pin else "9137",
+                  payout=self.svc.payouts, request_key=f"w{self.tx}", now=self.now())
+        locked = member.locked_until is not None and member.locked_until > self.now()
+        if locked:
+            with pytest.raises(PinLocked):
+                self.run(repayments.withdraw, **kw)
+        elif not right_pin:
+            member.failures += 1
+            if member.failures >= 3:
+                member.failures, member.locked_until = 0, self.now() + timedelta(minutes=30)
+            with pytest.raises(PinLocked if member.failures == 0 else WrongPin):
+                self.run(repayments.withdraw, **kw)
+        elif amount > member.balance - member.held:
+            with pytest.raises(InsufficientFunds):
+                self.run(repayments.withdraw, **kw)
+        else:
+            payout = self.run(repayments.withdraw, **kw)
+            assert payout.amount == amount
+            member.balance -= amount
+            member.failures, member.locked_until = 0, None
+            self.paid_out += amount
+
+    # ------------------------------------------------------------ loans and pledges
+    @precondition(lambda self: any(m.borrower for m in self.members.values()))
+    @rule(who=st.integers(0, 99), amount=st.integers(40_000, 800_000),
+          term=st.sampled_from([4, 8, 5]))
+    def request_and_list(self, who: int, amount: int, term: int) -> None:
+        borrower = self.pick([m for m in self.members.values() if m.borrower], who)
+        current = [loan for loan in self.loans_in(*OPEN) if loan.borrower == borrower.id]
+        kw = dict(borrower_id=borrower.id, amount=amount, term_weeks=term, purpose="stock",
+                  now=self.now())
+        if not 50_000 <= amount <= borrower.limit or term == 5:
+            with pytest.raises(InvalidInput):
+                self.run(loans.request_loan, **kw)
+            return
+        if current and current[0].status != "draft":
+            with pytest.raises(NotAllowed):
+                self.run(loans.request_loan, **kw)
+            return
+        loan, facts = self.run(loans.request_loan, **kw)
+        assert (facts.fee, facts.interest) == (amount * FEE // 100, amount * INTEREST // 100)
+        for draft in current:  # a newer request replaces an unsent draft
+            draft.status = "cancelled"
+        model = MLoan(loan.id, loan.number, borrower.id, amount,
+                      self.now() + timedelta(days=14), facts.count, status="draft")
+        self.loans[loan.number] = model
+        list_kw = dict(borrower_id=borrower.id, number=loan.number, pin=PIN, now=self.now())
+        if borrower.locked_until is not None and borrower.locked_until > self.now():
+            with pytest.raises(PinLocked):
+                self.run(loans.list_loan, **list_kw)
+            return
+        assert self.run(loans.list_loan, **list_kw).status == "listed"
+        model.status = "listed"
+        borrower.failures, borrower.locked_until = 0, None
+
+    @precondition(lambda self: self.lenders() and self.loans)
+    @rule(who=st.integers(0, 99), which=st.integers(0, 99),
+          size=st.sampled_from(["all", "half", "third", "min", "tiny", "over", "odd"]),
+          odd=st.integers(1, 300_000))
+    def propose(self, who: int, which: int, size: str, odd: int) -> None:
+        lender = self.pick(self.lenders(), who)
+        loan = self.pick(list(self.loans.values()), which)
+        open_ = loan.amount - loan.pledged
+        amount = {"all": open_, "half": open_ // 2, "third": open_ // 3, "min": 5_000,
+                  "tiny": 4_999, "over": open_ + 1, "odd": odd}[size]
+        kw = dict(lender_id=lender.id, number=loan.number, amount=amount, now=self.now())
+        if loan.status != "listed" or loan.deadline <= self.now():
+            with pytest.raises(NotAllowed):
+                self.run(loans.propose_pledge, **kw)
+        elif amount < min(5_000, open_) or amount > open_ or amount <= 0:
+            with pytest.raises(InvalidInput):
+                self.run(loans.propose_pledge, **kw)
+        elif amount > lender.balance - lender.held:
+            with pytest.raises(InsufficientFunds):
+                self.run(loans.propose_pledge, **kw)
+        else:
+            pledge = self.run(loans.propose_pledge, **kw)
+            assert pledge.status == "proposed"
+            self.pledges[pledge.id] = MPledge(pledge.id, pledge.code, lender.id, loan.number,
+                                              amount, min(self.now() + timedelta(hours=24),
+                                                          loan.deadline))
+            loan.pledges.append(pledge.id)
+
+    @precondition(lambda self: self.pledges)
+    @rule(which=st.integers(0, 999))
+    def confirm(self, which: int) -> None:
+        pledge = self.pick(list(self.pledges.values()), which)
+        lender, loan = self.members[pledge.lender], self.loans[pledge.loan]
+        kw = dict(phone=lender.phone, code=pledge.code, now=self.now())
+        if pledge.status in ("confirmed", "posted"):  # a replay
+            assert self.run(loans.confirm_pledge, **kw).pledge.id == pledge.id
+            return
+        if pledge.status != "proposed" or pledge.confirm_by <= self.now() or \
+                loan.status != "listed":
+            with pytest.raises(NotAllowed):
+                self.run(loans.confirm_pledge, **kw)
+            return
+        if loan.pledged + pledge.amount > loan.amount:
+            with pytest.raises(InvalidInput):
+                self.run(loans.confirm_pledge, **kw)
+            return
+        if pledge.amount > lender.balance - lender.held:
+            with pytest.raises(InsufficientFunds):
+                self.run(loans.confirm_pledge, **kw)
+            return
+        done = self.run(loans.confirm_pledge, **kw)
+        pledge.status, lender.held, loan.pledged = "confirmed", lender.held + pledge.amount, \
+            loan.pledged + pledge.amount
+        assert done.funded == (loan.pledged == loan.amount)
+        if done.funded:
+            self.fund(loan)
+
+    def fund(self, loan: MLoan) -> None:
+        posted = [self.pledges[pid] for pid in sorted(loan.pledges)
+                  if self.pledges[pid].status == "confirmed"]
+        shares = largest_remainder(loan.amount + loan.amount * INTEREST // 100,
+                                   [p.amount for p in posted])
+        for pledge, share in zip(posted, shares, strict=True):
+            lender = self.members[pledge.lender]
+            pledge.status, pledge.entitled = "posted", share
+            lender.held -= pledge.amount
+            lender.balance -= pledge.amount
+        loan.status, loan.funded = "funded", loan.amount
+
+    @precondition(lambda self: self.pledges)
+    @rule(which=st.integers(0, 999))
+    def decline(self, which: int) -> None:
+        pledge = self.pick(list(self.pledges.values()), which)
+        kw = dict(phone=self.members[pledge.lender].phone, code=pledge.code, now=self.now())
+        if pledge.status in ("proposed", "cancelled"):
+            assert self.run(loans.decline_pledge, **kw).status == "cancelled"
+            pledge.status = "cancelled"
+        else:
+            with pytest.raises(NotAllowed):
+                self.run(loans.decline_pledge, **kw)
+
+    @precondition(lambda self: self.loans)
+    @rule(which=st.integers(0, 99))
+    def cancel(self, which: int) -> None:
+        loan = self.pick(list(self.loans.values()), which)
+        kw = dict(borrower_id=loan.borrower, number=loan.number, now=self.now())
+        if loan.status in ("draft", "listed", "cancelled"):
+            assert self.run(loans.cancel_loan, **kw).status == "cancelled"
+            if loan.status != "cancelled":
+                self.release(loan, "cancelled")
+        else:
+            with pytest.raises(NotAllowed):
+                self.run(loans.cancel_loan, **kw)
+
+    @precondition(lambda self: self.loans)
+    @rule(which=st.integers(0, 99))
+    def disburse(self, which: int) -> None:
+        loan = self.pick(list(self.loans.values()), which)
+        kw = dict(loan_id=loan.id, payout=self.svc.payouts, now=self.now())
+        if loan.status == "funded":
+            assert self.run(loans.disburse, **kw).status == "disbursed"
+            total = loan.amount + loan.fee + loan.amount * INTEREST // 100
+            start = self.today()
+            each = total // loan.count
+            loan.installments = [[start + timedelta(weeks=i + 1), each, 0, False]
+                                 for i in range(loan.count)]
+            loan.installments[-1][1] = total - each * (loan.count - 1)
+            loan.status = "disbursed"
+            self.paid_out += loan.amount
+        elif loan.status in REPAYABLE or loan.status == "repaid":
+            self.run(loans.disburse, **kw)  # a replay: nothing happens
+        else:
+            with pytest.raises(DomainError):
+                self.run(loans.disburse, **kw)
+
+    # ------------------------------------------------------------ repayments and time
+    @precondition(lambda self: self.loans)
+    @rule(which=st.integers(0, 99), size=st.sampled_from(["one", "installment", "rest",
+                                                           "over", "odd"]),
+          odd=st.integers(1, 600_000), form=st.sampled_from(["{}", "{} ", "#{}", "l{}"]))
+    def repay(self, which: int, size: str, odd: int, form: str) -> None:
+        loan = self.pick(list(self.loans.values()), which)
+        upcoming = next((i for i in loan.installments if i[2] < i[1]), None)
+        amount = {"one": 1, "installment": upcoming[1] - upcoming[2] if upcoming else 1_000,
+                  "rest": max(loan.outstanding, 1), "over": loan.outstanding + 777,
+                  "odd": odd}[size]
+        reference = form.format(loan.number if form != "l{}" else loan.number[1:])
+        receipt = self.pay(reference, amount)
+        borrower = self.members[loan.borrower]
+        if loan.status not in REPAYABLE:
+            assert receipt.payment.kind == "topup"
+            borrower.balance += amount
+            return
+        assert receipt.payment.kind == "repayment"
+        applied = min(amount, loan.outstanding)
+        borrower.balance += amount - applied
+        posted = [self.pledges[pid] for pid in sorted(loan.pledges)
+                  if self.pledges[pid].status == "posted"]
+        shares = largest_remainder(applied, [loan.fee - loan.fee_paid]
+                                   + [p.entitled - p.repaid for p in posted])
+        self.fees += shares[0]
+        loan.fee_paid += shares[0]
+        for pledge, share in zip(posted, shares[1:], strict=True):
+            pledge.repaid += share
+            self.members[pledge.lender].balance += share
+        loan.repaid += applied
+        assert (receipt.payment.fee_part, receipt.payment.lender_part,
+                receipt.payment.refund_part) == (shares[0], applied - shares[0], amount - applied)
+        left, today = applied, self.today()
+        for inst in loan.installments:
+            take = min(left, inst[1] - inst[2])
+            if take:
+                inst[2] += take
+                left -= take
+                if inst[2] == inst[1] and today > inst[0]:
+                    inst[3] = True
+        if loan.outstanding == 0:
+            loan.status = "repaid"
+            assert all(p.repaid == p.entitled for p in posted)
+            self.ladder(borrower, on_time=not any(i[3] for i in loan.installments))
+        else:
+            overdue = any(i[2] < i[1] and i[0] < today for i in loan.installments)
+            loan.status = "in_arrears" if overdue else "repaying"
+
+    def ladder(self, member: MMember, *, on_time: bool) -> None:
+        if not on_time:
+            member.frozen = True
+        elif member.frozen:
+            member.frozen = False
+        else:
+            member.limit = min(member.limit * 3 // 2 // 100 * 100, 10_000_000)
+
+    @rule(hours=st.sampled_from([1, 5, 11, 25, 24 * 3, 24 * 8, 24 * 15, 24 * 100]))
+    def time_passes(self, hours: int) -> None:
+        now = self.clock.advance(hours=hours)
+        expired = self.run(loans.expire_loans, now=now)
+        lapsed = self.run(loans.lapse_pledges, now=now)
+        arrears = self.run(repayments.mark_arrears, now=now)
+        due = [loan for loan in self.loans_in("listed") if loan.deadline <= now]
+        assert sorted(expired) == sorted(loan.number for loan in due)
+        for loan in due:
+            self.release(loan, "expired")
+        stale = [p for p in self.pledges.values()
+                 if p.status == "proposed" and p.confirm_by <= now]
+        assert lapsed == len(stale)
+        for pledge in stale:
+            pledge.status = "lapsed"
+        today, changed = self.today(), []
+        for loan in self.loans_in("disbursed", "repaying", "in_arrears"):
+            late = [i for i in loan.installments if i[0] < today and i[2] < i[1]]
+            for inst in late:
+                inst[3] = True
+            if late:
+                target = ("defaulted" if (today - late[0][0]).days > 90 else "in_arrears")
+                if loan.status != target:
+                    loan.status = target
+                    self.members[loan.borrower].frozen = True
+                    changed.append(loan.number)
+        assert sorted(arrears) == sorted(changed)
+
+    # ------------------------------------------------------------ what must always hold
+    @invariant()
+    def books_are_sound_and_match_the_model(self) -> None:
+        with self.svc.uow() as uow:
+            assert checks.check(uow) == []
+            s = uow.session
+            accounts = {a.code: a for a in s.scalars(select(Account))}
+            for member in self.members.values():
+                wallet = accounts.get(ledger.wallet_code(member.id))
+                got = (wallet.balance, wallet.debits_pending) if wallet else (0, 0)
+                assert got == (member.balance, member.held), member
+                row = s.get(Member, member.id)
+                assert (row.pin_failures, row.pin_locked_until, row.credit_limit,
+                        row.limit_frozen) == (member.failures, member.locked_until,
+                                              member.limit, member.frozen), member
+            for code, expected in ((ledger.FEES, self.fees), (ledger.SUSPENSE, self.suspense)):
+                got = accounts[code].balance if code in accounts else 0
+                assert got == expected, code
+            out = sum(a.debits_posted - a.credits_posted for a in accounts.values()
+                      if a.kind == "mobile_money")
+            payouts = sum(a.balance for a in accounts.values() if a.kind == "payout")
+            assert payouts == self.paid_out
+            assert out == sum(a for _, a, _ in self.payments)
+            for loan in self.loans.values():
+                row = s.get(Loan, loan.id)
+                assert (row.status, row.pledged, row.funded, row.repaid, row.fee_paid) == (
+                    loan.status, loan.pledged, loan.funded if row.status != "expired" else 0,
+                    loan.repaid, loan.fee_paid), loan
+                got = [[i.due_on, i.amount, i.paid, i.late] for i in s.scalars(
+                    select(Installment).where(Installment.loan_id == loan.id)
+                    .order_by(Installment.seq))]
+                assert got == loan.installments, loan
+            for pledge in self.pledges.values():
+                row = s.get(Pledge, pledge.id)
+                assert (row.status, row.entitled, row.repaid) == (
+                    pledge.status, pledge.entitled, pledge.repaid), pledge
+
+
+def run_machine(services, redis_handle, database_url, tmp_root, examples: int) -> None:
+    config = make_settings(database_url, redis_url="", tmp_root=tmp_root,
+                           loan={"fee_percent": str(FEE), "lender_interest_percent": str(INTEREST)})
+    db = Database(config)
+    try:
+        LedgerMachine.svc = Services(settings=config, db=db, redis=redis_handle,
+                                     clock=Clock())
+        run_state_machine_as_test(LedgerMachine, settings=settings(
+            max_examples=examples, stateful_step_count=30, deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    finally:
+        clean_database(db)
+        db.dispose()
+
+
+def test_random_walks_keep_the_books(services, redis_handle, database_url, tmp_root):
+    examples = int(os.environ.get("HARAMBEE_STATE_EXAMPLES", "30"))  # raise it to dig deeper
+    run_machine(services, redis_handle, database_url, tmp_root, examples=examples)
