@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Result as SqlResult
 from sqlalchemy.exc import IntegrityError
 
 from core.db import UnitOfWork
@@ -64,24 +66,29 @@ def skip_opted_out_tips(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> i
     """Tips to members who sent STOP are never sent; receipts, reminders, codes and
     notices always are."""
     opted_out = select(Member.id).where(Member.tips_opt_out.is_(True)).scalar_subquery()
-    return uow.session.execute(
+    return _changed(uow.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.QUEUED,
                OutboxMessage.purpose == Purpose.TIP, OutboxMessage.member_id.in_(opted_out))
         .values(status=SKIPPED, last_error="member opted out of tips", next_attempt_at=None)
-        .execution_options(synchronize_session=False)).rowcount or 0
+        .execution_options(synchronize_session=False)))
 
 
 def give_up_unreachable(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> int:
     """Rows to members whose number refused us before go straight to `undeliverable`."""
     unreachable = select(Member.id).where(Member.sms_unreachable.is_(True)).scalar_subquery()
-    return uow.session.execute(
+    return _changed(uow.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.QUEUED,
                OutboxMessage.member_id.in_(unreachable))
         .values(status=OutboxStatus.UNDELIVERABLE, last_error="member unreachable by SMS",
                 next_attempt_at=None)
-        .execution_options(synchronize_session=False)).rowcount or 0
+        .execution_options(synchronize_session=False)))
+
+
+def _changed(result: SqlResult[Any]) -> int:
+    """Rows an UPDATE changed."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def claim(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> list[Claimed]:
