@@ -45,6 +45,9 @@ class Violation:
 def check(uow: UnitOfWork) -> list[Violation]:
     """Every violation found (empty when the books are sound)."""
     found: list[Violation] = []
+    if uow.is_postgres and not uow.session.in_transaction():
+        # One snapshot for every query, so a busy system is not mistaken for a broken one.
+        uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     for part in (_totals, _counters, _limits, _holds, _allocations, _external):
         found.extend(part(uow))
     return found
@@ -118,6 +121,21 @@ def _holds(uow: UnitOfWork) -> list[Violation]:
         select(Transfer.id).where(Transfer.kind == TransferKind.PENDING,
                                   Transfer.hold_state == HoldState.PENDING,
                                   Transfer.id.in_(resolution)))]
+    expected_hold = {PledgeStatus.CONFIRMED: [HoldState.PENDING],
+                     PledgeStatus.POSTED: [HoldState.POSTED],
+                     PledgeStatus.VOIDED: [HoldState.VOIDED, HoldState.EXPIRED]}
+    for status, states in expected_hold.items():
+        out += [Violation(4, f"pledge {pid} is {status} but its hold is {state}")
+                for pid, state in s.execute(
+                    select(Pledge.id, Transfer.hold_state)
+                    .outerjoin(Transfer, Transfer.id == Pledge.hold_id)
+                    .where(Pledge.status == status,
+                           Transfer.hold_state.is_(None) | Transfer.hold_state.not_in(
+                               [str(x) for x in states])))]
+    out += [Violation(4, f"pledge {pid} is {status} yet holds money") for pid, status in
+            s.execute(select(Pledge.id, Pledge.status).where(
+                Pledge.status.in_([PledgeStatus.PROPOSED, PledgeStatus.LAPSED,
+                                   PledgeStatus.CANCELLED]), Pledge.hold_id.is_not(None)))]
     posted = (select(Pledge.loan_id, func.sum(Pledge.amount).label("total"))
               .where(Pledge.status == PledgeStatus.POSTED).group_by(Pledge.loan_id).subquery())
     held = (select(Pledge.loan_id, func.sum(Pledge.amount).label("total"))
@@ -152,13 +170,28 @@ def _allocations(uow: UnitOfWork) -> list[Violation]:
             out.append(Violation(5, f"payment {pid}: allocated {total} "
                                     f"(fee {fee} + lenders {lenders} + refund {refund}) "
                                     f"!= {amount}"))
-    for loan_number, repaid_sum, entitled in s.execute(
-            select(Loan.number, func.sum(Pledge.repaid), func.sum(Pledge.entitled))
-            .join(Pledge, Pledge.loan_id == Loan.id)
-            .where(Pledge.status == PledgeStatus.POSTED).group_by(Loan.number)
-            .having(func.sum(Pledge.repaid) > func.sum(Pledge.entitled))):
-        out.append(Violation(5, f"loan {loan_number}: lenders received {repaid_sum} > "
-                                f"owed {entitled}"))
+    out += [Violation(5, f"pledge {pid}: lender received {repaid} > owed {entitled}")
+            for pid, repaid, entitled in s.execute(
+                select(Pledge.id, Pledge.repaid, Pledge.entitled)
+                .where(Pledge.repaid > Pledge.entitled))]
+    by_code = (select(Transfer.loan_id,
+                      func.sum(case((Transfer.code == "fee", Transfer.amount), else_=0))
+                      .label("fees"),
+                      func.sum(case((Transfer.code == "allocation", Transfer.amount), else_=0))
+                      .label("lenders"))
+               .where(Transfer.code.in_(["fee", "allocation"])).group_by(Transfer.loan_id)
+               .subquery())
+    received = (select(Pledge.loan_id, func.sum(Pledge.repaid).label("total"))
+                .group_by(Pledge.loan_id).subquery())
+    for number, repaid, fee_paid, fees, lenders, pledges in s.execute(
+            select(Loan.number, Loan.repaid, Loan.fee_paid, func.coalesce(by_code.c.fees, 0),
+                   func.coalesce(by_code.c.lenders, 0), func.coalesce(received.c.total, 0))
+            .outerjoin(by_code, by_code.c.loan_id == Loan.id)
+            .outerjoin(received, received.c.loan_id == Loan.id)):
+        if (fee_paid, repaid - fee_paid) != (fees, lenders) or lenders != pledges:
+            out.append(Violation(5, f"loan {number}: repaid {repaid} (fee {fee_paid}) but "
+                                    f"transfers say fee {fees} + lenders {lenders}, pledges "
+                                    f"record {pledges}"))
     return out
 
 
@@ -182,4 +215,9 @@ def _external(uow: UnitOfWork) -> list[Violation]:
                 select(Payout.id, Transfer.key).join(Transfer, Transfer.id == Payout.transfer_id)
                 .where(Transfer.key != literal("payout:") + Payout.provider + literal(":")
                        + Payout.reference))]
+    out += [Violation(6, f"payout {pid}: paid {paid} but its transfer moved {moved}")
+            for pid, paid, moved in s.execute(
+                select(Payout.id, Payout.amount, Transfer.amount)
+                .join(Transfer, Transfer.id == Payout.transfer_id)
+                .where(Payout.amount != Transfer.amount))]
     return out
