@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db import UnitOfWork
 from core.models import DeliveryReport, Member, OutboxMessage, OutboxStatus, Purpose
 
-SKIPPED = "skipped"  # not an OutboxStatus member yet: a tip the member opted out of
+SKIPPED = OutboxStatus.SKIPPED
 LEASE = timedelta(minutes=5)  # how long a sender may hold a row before the sweep retakes it
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(minutes=1)

@@ -362,6 +362,7 @@ class OutboxStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     UNDELIVERABLE = "undeliverable"
+    SKIPPED = "skipped"  # a tip to a member who sent STOP; never sent
 
 
 class Purpose(StrEnum):
