@@ -149,23 +149,27 @@ def transfer(uow: UnitOfWork, move: Movement, now: datetime, *, pending: bool = 
     return row
 
 
-def transfer_many(uow: UnitOfWork, moves: Sequence[Movement], now: datetime) -> None:
-    """Posted transfers in bulk (one repayment to thousands of lenders).
+def transfer_many(uow: UnitOfWork, moves: Sequence[Movement], now: datetime, *,
+                  pending: bool = False, expires_at: datetime | None = None) -> None:
+    """Transfers in bulk (one repayment to thousands of lenders), posted or as holds.
 
     Callers pass fresh keys made from a row that is itself idempotent (the payment), so
     no per-key lookup is made; a reused key fails on the unique index.
     """
     deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    debit, credit = (0, 2) if pending else (1, 3)
+    kind = TransferKind.PENDING if pending else TransferKind.POSTED
+    hold_state = HoldState.PENDING if pending else None
     rows = []
     for move in moves:
         _validate(move)
-        deltas[move.debit_id][1] += move.amount
-        deltas[move.credit_id][3] += move.amount
+        deltas[move.debit_id][debit] += move.amount
+        deltas[move.credit_id][credit] += move.amount
         rows.append({"key": move.key, "debit_account_id": move.debit_id,
                      "credit_account_id": move.credit_id, "amount": move.amount,
-                     "kind": TransferKind.POSTED, "code": move.code, "loan_id": move.loan_id,
-                     "payment_id": move.payment_id, "created_at": now, "hold_state": None,
-                     "expires_at": None, "pending_id": None})
+                     "kind": kind, "code": move.code, "loan_id": move.loan_id,
+                     "payment_id": move.payment_id, "created_at": now, "hold_state": hold_state,
+                     "expires_at": expires_at if pending else None, "pending_id": None})
     if not rows:
         return
     _apply(uow, {k: (v[0], v[1], v[2], v[3]) for k, v in deltas.items()})
