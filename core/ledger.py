@@ -19,14 +19,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Integer, any_, cast, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.util import identity_key
 
+from core.bulk import add_to_rows, insert_rows
 from core.db import UnitOfWork
 from core.errors import Conflict, InsufficientFunds, InvalidInput
 from core.models import Account, AccountKind, HoldState, Transfer, TransferKind
+
+_TRANSFERS = Transfer.__table__
+_ACCOUNTS = Account.__table__
+_IDS = ARRAY(Integer)
 
 FEES = "platform:fees"
 SUSPENSE = "platform:suspense"
@@ -108,7 +114,7 @@ def lock_accounts(uow: UnitOfWork, ids: Iterable[int]) -> None:
     of order."""
     wanted = sorted(set(ids))
     if wanted and uow.is_postgres:
-        uow.session.execute(select(Account.id).where(Account.id.in_(wanted))
+        uow.session.execute(select(Account.id).where(Account.id == any_(cast(wanted, _IDS)))
                             .order_by(Account.id).with_for_update())
 
 
@@ -173,7 +179,7 @@ def transfer_many(uow: UnitOfWork, moves: Sequence[Movement], now: datetime, *,
     if not rows:
         return
     _apply(uow, {k: (v[0], v[1], v[2], v[3]) for k, v in deltas.items()})
-    uow.session.execute(insert(Transfer), rows)
+    insert_rows(uow.session, _TRANSFERS, rows)
 
 
 def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer], now: datetime, *,
@@ -214,7 +220,7 @@ def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer], now: datetime, *,
                      "pending_id": hold.id, "created_at": now, "hold_state": None,
                      "expires_at": None})
     _apply(uow, {k: (v[0], v[1], v[2], v[3]) for k, v in deltas.items()})
-    uow.session.execute(insert(Transfer), rows)
+    insert_rows(uow.session, _TRANSFERS, rows)
     for hold in todo:
         uow.session.expire(hold, ["hold_state"])
 
@@ -234,9 +240,15 @@ _UPDATE_PLAIN = text(
 )
 
 
+_BULK = 50  # from this many accounts, PostgreSQL locks them all first, then one statement
+
+
 def _apply(uow: UnitOfWork, deltas: dict[int, tuple[int, int, int, int]]) -> None:
     """Change counters in ascending id order; debits are checked against overdraft."""
     session = uow.session
+    if uow.is_postgres and len(deltas) >= _BULK:
+        _apply_bulk(uow, deltas)
+        return
     plain: list[dict[str, int]] = []
     for account_id in sorted(deltas):
         dp, dpo, cp, cpo = deltas[account_id]
@@ -247,19 +259,48 @@ def _apply(uow: UnitOfWork, deltas: dict[int, tuple[int, int, int, int]]) -> Non
                 session.execute(_UPDATE_PLAIN, plain)
                 plain = []
             if session.execute(_UPDATE_CHECKED, params).rowcount != 1:
-                available = session.scalar(
-                    select(Account.credits_posted - Account.debits_posted
-                           - Account.debits_pending).where(Account.id == account_id))
-                raise InsufficientFunds(available=available or 0, account_id=account_id)
+                raise InsufficientFunds(available=_available(uow, account_id),
+                                        account_id=account_id)
         else:
             plain.append(params)
     if plain:
         session.execute(_UPDATE_PLAIN, plain)
-    identity = session.identity_map
-    for account_id in deltas:
+    _forget(uow, deltas)
+
+
+def _apply_bulk(uow: UnitOfWork, deltas: dict[int, tuple[int, int, int, int]]) -> None:
+    """Many accounts on PostgreSQL: take every row lock in id order with one statement,
+    check the debited ones one by one, then change the rest with one more."""
+    session = uow.session
+    lock_accounts(uow, deltas)
+    plain = []
+    for account_id in sorted(deltas):
+        dp, dpo, cp, cpo = deltas[account_id]
+        if dp + dpo > 0:
+            params = {"id": account_id, "dp": dp, "dpo": dpo, "cp": cp, "cpo": cpo}
+            if session.execute(_UPDATE_CHECKED, params).rowcount != 1:
+                raise InsufficientFunds(available=_available(uow, account_id),
+                                        account_id=account_id)
+        else:
+            plain.append({"id": account_id, "debits_pending": dp, "debits_posted": dpo,
+                          "credits_pending": cp, "credits_posted": cpo})
+    add_to_rows(session, _ACCOUNTS, "id", plain)
+    _forget(uow, deltas)
+
+
+def _available(uow: UnitOfWork, account_id: int) -> int:
+    return uow.session.scalar(select(Account.credits_posted - Account.debits_posted
+                                     - Account.debits_pending)
+                              .where(Account.id == account_id)) or 0
+
+
+def _forget(uow: UnitOfWork, ids: Iterable[int]) -> None:
+    """Counters changed behind the ORM's back: reload cached accounts on next use."""
+    identity = uow.session.identity_map
+    for account_id in ids:
         cached = identity.get(identity_key(Account, (account_id,)))
         if cached is not None:
-            session.expire(cached)
+            uow.session.expire(cached)
 
 
 def _validate(move: Movement) -> None:

@@ -396,7 +396,7 @@ def _fund(uow: UnitOfWork, loan: Loan, now: datetime) -> None:
         Transfer.id.in_([p.hold_id for p in pledges]))))
     ledger.resolve_holds(uow, holds, now, to=HoldState.POSTED)
     shares = largest_remainder(loan.amount + loan.interest, [p.amount for p in pledges])
-    for pledge, share in zip(pledges, shares):
+    for pledge, share in zip(pledges, shares, strict=True):
         pledge.status = PledgeStatus.POSTED
         pledge.entitled = share
     loan.funded = sum(p.amount for p in pledges)

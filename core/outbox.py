@@ -11,11 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, any_, cast, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
+from core.bulk import insert_rows
 from core.db import UnitOfWork
 from core.messages import language_or_default, text
 from core.models import Member, OutboxMessage, OutboxStatus, Purpose
+
+_OUTBOX = OutboxMessage.__table__
+_KEYS = ARRAY(String)
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,13 @@ def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
         return []
     keys = [m.key for m in batch]
     existing: set[str] = set()
-    for chunk in _chunks(keys, 900):
+    if uow.is_postgres:
         existing.update(uow.session.scalars(
-            select(OutboxMessage.key).where(OutboxMessage.key.in_(chunk))))
+            select(OutboxMessage.key).where(OutboxMessage.key == any_(cast(keys, _KEYS)))))
+    else:
+        for chunk in _chunks(keys, 900):
+            existing.update(uow.session.scalars(
+                select(OutboxMessage.key).where(OutboxMessage.key.in_(chunk))))
     rows = []
     seen: set[str] = set()
     for m in batch:
@@ -65,16 +74,7 @@ def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
         })
     if not rows:
         return []
-    ids: list[int] = []
-    for chunk in _chunks(rows, 1000):
-        if len(chunk) == 1:
-            result = uow.session.execute(insert(OutboxMessage).returning(OutboxMessage.id),
-                                         chunk)
-        else:
-            result = uow.session.execute(
-                insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True),
-                chunk)
-        ids.extend(result.scalars())
+    ids: list[int] = insert_rows(uow.session, _OUTBOX, rows, returning="id")
     uow.announce(ids)
     return ids
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Protocol
-
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 

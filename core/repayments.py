@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from sqlalchemy import Integer, and_, bindparam, select, update
+from sqlalchemy import and_, select, update
 
 from core import ledger, outbox
 from core.allocation import largest_remainder
+from core.bulk import add_to_rows
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed
 from core.loans import find_loan, normalise_number
@@ -23,10 +24,10 @@ from core.models import (
     Member,
     Payment,
     PaymentKind,
+    Payout,
     Pledge,
     PledgeStatus,
     Purpose,
-    Payout,
 )
 from core.payouts import PayoutGateway, find_payout, pay_out
 from core.phones import try_normalise
@@ -149,7 +150,7 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None
             key=f"fee:{payment.id}", debit_id=loan.account_id, code="fee",
             credit_id=ledger.system_account(uow, ledger.FEES).id, amount=fee_share,
             loan_id=loan.id, payment_id=payment.id))
-    for row, share in zip(lenders, lender_shares):
+    for row, share in zip(lenders, lender_shares, strict=True):
         if share:
             moves.append(ledger.Movement(
                 key=f"alloc:{payment.id}:{row[0]}", debit_id=loan.account_id, credit_id=row[4],
@@ -160,12 +161,9 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None
             credit_id=ledger.wallet(uow, loan.borrower_id).id, amount=refund, loan_id=loan.id,
             payment_id=payment.id))
     ledger.transfer_many(uow, moves, now)
-    paid_back = [{"pid": row[0], "x": share} for row, share in zip(lenders, lender_shares)
-                 if share]
-    if paid_back:
-        uow.session.execute(
-            update(_PLEDGES).where(_PLEDGES.c.id == bindparam("pid", type_=Integer))
-            .values(repaid=_PLEDGES.c.repaid + bindparam("x", type_=Integer)), paid_back)
+    add_to_rows(uow.session, _PLEDGES, "id", [
+        {"id": row[0], "repaid": share}
+        for row, share in zip(lenders, lender_shares, strict=True) if share])
     payment.fee_part, payment.lender_part, payment.refund_part = (
         fee_share, applied - fee_share, refund)
     loan.fee_paid += fee_share
@@ -190,7 +188,7 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None
         amount=settings.fmt(payment.amount), loan=loan.number,
         outstanding=settings.fmt(loan.outstanding), refund=settings.fmt(refund)))
     first = borrower.first_name
-    for row, share in zip(lenders, lender_shares):
+    for row, share in zip(lenders, lender_shares, strict=True):
         if share:
             messages.append(outbox.Sms(
                 key=f"lender_repaid:{payment.id}:{row[0]}", phone=row[6], language=row[7],
