@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core import ledger, outbox
@@ -17,10 +17,13 @@ from core.allocation import largest_remainder
 from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.holds import place_hold
 from core.members import check_pin, find_by_phone, get_member
 from core.messages import format_date, text
 from core.models import (
     OPEN_LOAN_STATES,
+    Account,
+    AccountKind,
     HoldState,
     Installment,
     Loan,
@@ -34,6 +37,7 @@ from core.models import (
     Transfer,
 )
 from core.payouts import PayoutGateway, pay_out
+from core.phones import normalise
 
 PURPOSES = ("stock", "farm", "school", "health", "transport", "other")
 _LOAN_NUMBER = re.compile(r"^[#\s]*([A-Za-z])?\s*-?\s*(\d{1,9})\s*$")
@@ -295,6 +299,34 @@ def _pledge_by_code(uow: UnitOfWork, phone: str, code: str) -> tuple[Member, Ple
     return lender, pledge
 
 
+# Built once: this runs on every `YES <code>`.
+_PLEDGE_BY_CODE = (
+    select(Pledge, Member, Loan, Account.id)
+    .join(Member, Member.id == Pledge.lender_id).join(Loan, Loan.id == Pledge.loan_id)
+    .outerjoin(Account, and_(Account.member_id == Member.id, Account.kind == AccountKind.WALLET))
+    .where(Member.phone == bindparam("phone"), Pledge.code == bindparam("code"))
+    .order_by((Pledge.status == PledgeStatus.PROPOSED).desc(), Pledge.id.desc()).limit(1)
+    .with_for_update(of=[Pledge.__table__, Loan.__table__])
+    .execution_options(populate_existing=True))
+
+
+def _locked_pledge_by_code(uow: UnitOfWork, phone: str,
+                           code: str) -> tuple[Member, Pledge, Loan, int | None]:
+    """The lender, their pledge with this code (a proposed one first), its loan and the
+    lender's wallet id, in one query that locks the loan and the pledge rows: whoever
+    held them before (a confirmation, a cancellation, an expiry) has finished, and we
+    see the rows as they left them."""
+    e164 = normalise(phone, uow.settings.app.default_region)
+    clean = (code or "").strip()
+    if not clean.isdigit():
+        raise NotFound("pledge.code_invalid", code=clean[:8])
+    found = uow.session.execute(_PLEDGE_BY_CODE, {"phone": e164, "code": clean}).first()
+    if found is None:
+        raise NotFound("pledge.code_invalid", code=clean)
+    pledge, lender, loan, wallet_id = found
+    return lender, pledge, loan, wallet_id
+
+
 def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Confirmation:
     """`YES <code>` from the lender's own phone: the hold is placed on their wallet.
 
@@ -303,16 +335,7 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
     concurrent one) returns the first confirmation and holds nothing twice.
     """
     settings = uow.settings
-    lender, pledge = _pledge_by_code(uow, phone, code)
-    if pledge.status == PledgeStatus.PROPOSED and pledge.confirm_by > now:
-        # Every confirmation, cancellation and expiry of this loan holds its row lock:
-        # once we have it, the pledge and the loan are as the last of them left them.
-        loan = uow.session.get(Loan, pledge.loan_id, with_for_update=True,
-                               populate_existing=True)
-        assert loan is not None
-        uow.session.refresh(pledge)
-    else:
-        loan = pledge.loan
+    lender, pledge, loan, wallet_id = _locked_pledge_by_code(uow, phone, code)
     if pledge.status in (PledgeStatus.CONFIRMED, PledgeStatus.POSTED):
         return Confirmation(pledge, loan, funded=pledge.status == PledgeStatus.POSTED)
     if pledge.status == PledgeStatus.LAPSED or (
@@ -326,8 +349,11 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
         raise InvalidInput("pledge.over_open", open=settings.fmt(loan.open_amount),
                            number=loan.number)
     assert loan.account_id is not None
+    if uow.is_postgres and wallet_id is not None and loan.pledged + pledge.amount < loan.amount:
+        return _confirm_in_one_statement(uow, lender, pledge, loan, wallet_id, now)
+    if wallet_id is None:
+        wallet_id = ledger.wallet_id(uow, lender.id)
     funded = loan.pledged + pledge.amount == loan.amount
-    wallet_id = ledger.wallet_id(uow, lender.id)
     if funded:
         # Funding posts every hold: lock all the wallets it touches up front, in id
         # order, so two fundings sharing lenders cannot deadlock.
@@ -347,21 +373,47 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
     claimed = uow.session.execute(
         update(Pledge).where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PROPOSED)
         .values(**values).execution_options(synchronize_session=False)).rowcount
-    if claimed != 1:  # lapsed or declined a moment ago
-        uow.session.refresh(pledge)
-        if pledge.status == PledgeStatus.LAPSED:
-            raise NotAllowed("pledge.code_expired", code=pledge.code)
+    if claimed != 1:  # SQLite only reaches here unlocked; the row lock forbids it
         raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
     for name, value in values.items():
         set_committed_value(pledge, name, value)
     loan.pledged += pledge.amount
-    outbox.queue(uow, [outbox.sms_to(
-        lender, f"confirmed:{pledge.id}", "sms.pledge_confirmed", Purpose.RECEIPT,
-        amount=settings.fmt(pledge.amount), loan=loan.number,
-        percent=loan.pledged * 100 // loan.amount)], now)
+    outbox.queue(uow, [_receipt(lender, pledge, loan, loan.pledged, settings)], now)
     if funded:
         _fund(uow, loan, now)
     return Confirmation(pledge, loan, funded)
+
+
+def _receipt(lender: Member, pledge: Pledge, loan: Loan, pledged: int,
+             settings: Settings) -> outbox.Sms:
+    return outbox.sms_to(lender, f"confirmed:{pledge.id}", "sms.pledge_confirmed",
+                         Purpose.RECEIPT, amount=settings.fmt(pledge.amount), loan=loan.number,
+                         percent=pledged * 100 // loan.amount)
+
+
+def _confirm_in_one_statement(uow: UnitOfWork, lender: Member, pledge: Pledge, loan: Loan,
+                              wallet_id: int, now: datetime) -> Confirmation:
+    """PostgreSQL, a pledge that does not complete the loan: core.holds does the hold,
+    the pledge, the loan total and the receipt in one round trip."""
+    settings = uow.settings
+    sms = _receipt(lender, pledge, loan, loan.pledged + pledge.amount, settings)
+    assert loan.account_id is not None
+    placed = place_hold(uow, pledge_id=pledge.id, loan_id=loan.id, wallet_id=wallet_id,
+                        loan_account_id=loan.account_id, amount=pledge.amount,
+                        expires_at=loan.deadline, now=now, sms=outbox.row_values(sms))
+    if placed.hold_id is None:
+        raise ledger.InsufficientFunds(available=settings.fmt(placed.available))
+    if placed.pledged is None:  # cannot happen under the loan's lock; never half-done
+        raise InvalidInput("pledge.over_open", open=settings.fmt(loan.open_amount),
+                           number=loan.number)
+    ledger.forget_accounts(uow, [wallet_id, loan.account_id])
+    for name, value in (("status", PledgeStatus.CONFIRMED), ("confirmed_at", now),
+                        ("hold_id", placed.hold_id)):
+        set_committed_value(pledge, name, value)
+    set_committed_value(loan, "pledged", placed.pledged)
+    if placed.sms_id is not None:
+        uow.announce([placed.sms_id])
+    return Confirmation(pledge, loan, funded=False)
 
 
 def decline_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Pledge:

@@ -44,6 +44,14 @@ def sms_to(member: Member, key: str, template: str, purpose: Purpose,
                purpose=purpose, params=params, member_id=member.id, not_before=not_before)
 
 
+def row_values(message: Sms) -> dict[str, object]:
+    """The outbox columns one message fills (its text rendered in its language)."""
+    lang = language_or_default(message.language)
+    return {"key": message.key, "phone": message.phone, "member_id": message.member_id,
+            "language": lang, "purpose": str(message.purpose), "template": message.template,
+            "text": text(message.template, lang, **message.params)}
+
+
 def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
     """Write outbox rows (skipping keys already written) and announce them for sending."""
     batch = list(messages)
