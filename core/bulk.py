@@ -13,8 +13,20 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Table, bindparam, text
+from sqlalchemy import FromClause, Table, bindparam, text
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE changed."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+def _table(clause: FromClause) -> Table:
+    assert isinstance(clause, Table)
+    return clause
 
 
 def _plain(value: Any) -> Any:
@@ -39,10 +51,11 @@ def _columns(table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
     return [c.name for c in table.columns if c.name in named]
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], *,
+def insert_rows(session: Session, clause: FromClause, rows: Sequence[dict[str, Any]], *,
                 returning: str | None = None) -> list[Any]:
     """Insert `rows` (every row names the same columns); return the `returning` column
     of the new rows (in no promised order), or [] without `returning`."""
+    table = _table(clause)
     if not rows:
         return []
     if session.get_bind().dialect.name != "postgresql":
@@ -67,10 +80,11 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     return list(result.scalars()) if returning is not None else []
 
 
-def add_to_rows(session: Session, table: Table, key: str,
+def add_to_rows(session: Session, clause: FromClause, key: str,
                 rows: Sequence[dict[str, Any]]) -> None:
     """For each row, `column = column + value` for every other key of the row, on the
     table row whose `key` column equals the row's `key` value."""
+    table = _table(clause)
     if not rows:
         return
     columns = [c for c in _columns(table, rows) if c != key]

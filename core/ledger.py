@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Integer, any_, cast, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -25,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.util import identity_key
 
-from core.bulk import add_to_rows, insert_rows
+from core.bulk import add_to_rows, insert_rows, rowcount
 from core.db import UnitOfWork
 from core.errors import Conflict, InsufficientFunds, InvalidInput
 from core.models import Account, AccountKind, HoldState, Transfer, TransferKind
@@ -80,7 +81,7 @@ def ensure_account(uow: UnitOfWork, code: str, kind: AccountKind, *,
 def _open(uow: UnitOfWork, code: str, kind: AccountKind, *, member_id: int | None,
           no_overdraft: bool) -> None:
     dialect = uow.session.get_bind().dialect.name
-    make = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
+    make: Any = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
     values = {"code": code, "kind": str(kind), "member_id": member_id,
               "no_overdraft": no_overdraft, "debits_pending": 0, "debits_posted": 0,
               "credits_pending": 0, "credits_posted": 0}
@@ -197,9 +198,9 @@ def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer], now: datetime, *,
     if not todo:
         return
     ids = sorted(h.id for h in todo)
-    changed = uow.session.execute(
+    changed = rowcount(uow.session.execute(
         update(Transfer).where(Transfer.id.in_(ids), Transfer.hold_state == HoldState.PENDING)
-        .values(hold_state=str(to)).execution_options(synchronize_session=False)).rowcount
+        .values(hold_state=str(to)).execution_options(synchronize_session=False)))
     if changed != len(ids):
         raise Conflict("ledger.hold_resolved")
     posting = to is HoldState.POSTED
@@ -258,7 +259,7 @@ def _apply(uow: UnitOfWork, deltas: dict[int, tuple[int, int, int, int]]) -> Non
             if plain:
                 session.execute(_UPDATE_PLAIN, plain)
                 plain = []
-            if session.execute(_UPDATE_CHECKED, params).rowcount != 1:
+            if rowcount(session.execute(_UPDATE_CHECKED, params)) != 1:
                 raise InsufficientFunds(available=_available(uow, account_id),
                                         account_id=account_id)
         else:
@@ -278,7 +279,7 @@ def _apply_bulk(uow: UnitOfWork, deltas: dict[int, tuple[int, int, int, int]]) -
         dp, dpo, cp, cpo = deltas[account_id]
         if dp + dpo > 0:
             params = {"id": account_id, "dp": dp, "dpo": dpo, "cp": cp, "cpo": cpo}
-            if session.execute(_UPDATE_CHECKED, params).rowcount != 1:
+            if rowcount(session.execute(_UPDATE_CHECKED, params)) != 1:
                 raise InsufficientFunds(available=_available(uow, account_id),
                                         account_id=account_id)
         else:

@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from core import ledger, outbox
 from core.allocation import largest_remainder
+from core.bulk import rowcount
 from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -370,9 +371,9 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
             available=settings.fmt(int(exc.params["available"]))) from None
     # lapse_pledges does not take the loan lock: the pledge row decides that race.
     values = {"status": PledgeStatus.CONFIRMED, "confirmed_at": now, "hold_id": hold.id}
-    claimed = uow.session.execute(
+    claimed = rowcount(uow.session.execute(
         update(Pledge).where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PROPOSED)
-        .values(**values).execution_options(synchronize_session=False)).rowcount
+        .values(**values).execution_options(synchronize_session=False)))
     if claimed != 1:  # SQLite only reaches here unlocked; the row lock forbids it
         raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
     for name, value in values.items():
@@ -424,10 +425,10 @@ def decline_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
     if pledge.status != PledgeStatus.PROPOSED:
         raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
     # A confirmation racing this one wins or loses on the pledge row, never both.
-    dropped = uow.session.execute(
+    dropped = rowcount(uow.session.execute(
         update(Pledge).where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PROPOSED)
         .values(status=PledgeStatus.CANCELLED, closed_at=now)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)))
     uow.session.refresh(pledge)
     if dropped != 1:
         if pledge.status == PledgeStatus.CANCELLED:
