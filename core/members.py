@@ -222,6 +222,13 @@ def set_pin(uow: UnitOfWork, member_id: int, pin: str, *, old_pin: str | None = 
         if old_pin is None:
             raise NotAllowed("error.not_allowed")
         check_pin(uow, member, old_pin, now)
+    return replace_pin(uow, member_id, pin)
+
+
+def replace_pin(uow: UnitOfWork, member_id: int, pin: str) -> Member:
+    """Set a new PIN for a member whose current PIN the caller has already checked
+    with `check_pin` (USSD checks it a hop before the new PIN is typed twice)."""
+    member = get_member(uow, member_id)
     member.pin_hash = hash_pin(pin, uow.settings)
     member.pin_failures = 0
     member.pin_locked_until = None

@@ -6,7 +6,7 @@ No floats anywhere: text is read digit by digit into exact integers, so
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 MAX_MINOR = 10**15  # larger amounts are typing mistakes, not loans
 
@@ -48,6 +48,7 @@ def _amount_pattern(currency: str) -> re.Pattern[str]:
     )
 
 
+@cache
 def _decimals(scale: int) -> int:
     """How many decimal places a scale has (100 -> 2); the scale must be a power of ten."""
     decimals = len(str(scale)) - 1

@@ -91,9 +91,7 @@ class CorePort:
     def change_pin(self, member_id: int, new_pin: str) -> None:
         """After `check_pin` passed earlier in this session (the machine makes sure)."""
         with self.services.uow() as uow:
-            member = members.get_member(uow, member_id)
-            member.pin_hash = None  # the old PIN was checked this session
-            members.set_pin(uow, member_id, new_pin, now=self.now())
+            members.replace_pin(uow, member_id, new_pin)
             uow.commit()
 
     def find_member(self, phone: str) -> MemberCard | None:
