@@ -1,0 +1,31 @@
+"""Changing a PIN by USSD: the old PIN is checked, the new one works, the old one no longer."""
+from __future__ import annotations
+
+import pytest
+
+from core import members
+from core.errors import WrongPin
+from tests.e2e.test_ussd_flows import Phone
+from tests.support import PIN
+
+
+def test_change_pin_then_only_the_new_pin_works(client, world):
+    borrower = world.member("Amina Otieno", roles="borrower")
+    phone = Phone(client, borrower.phone)
+    menu = phone.dial()
+    settings_choice = next(line.split(".")[0] for line in menu.splitlines()
+                           if line.endswith("Settings"))
+    screen = phone.press(settings_choice)
+    change = next(line.split(".")[0] for line in screen.splitlines()
+                  if line.endswith("Change PIN"))
+    assert "current PIN" in phone.press(change)
+    assert "Choose" in phone.press(PIN)
+    assert "same PIN again" in phone.press("7314")
+    assert "changed" in phone.press("7314")
+    with world.uow() as uow:
+        member = members.get_member(uow, borrower.id)
+        members.check_pin(uow, member, "7314", world.now)
+    with world.uow() as uow:
+        member = members.get_member(uow, borrower.id)
+        with pytest.raises(WrongPin):
+            members.check_pin(uow, member, PIN, world.now)
