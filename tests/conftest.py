@@ -23,6 +23,7 @@ from core.config import Settings, load_settings
 from core.db import Database
 from core.migrate import upgrade
 from core.models import Base
+from tests.fake_at import FakeAfricasTalking
 from tests.support import Clock, World
 from web.services import Services
 from workers.redis import RedisHandle, client_for, start_embedded
@@ -135,6 +136,14 @@ def redis_handle(redis_url: str) -> Iterator[RedisHandle]:
     except redis_lib.RedisError:
         pass
     handle.client.close()
+
+
+@pytest.fixture
+def fake_at() -> Iterator[FakeAfricasTalking]:
+    """A local HTTP server that answers like Africa's Talking's SMS API."""
+    fake = FakeAfricasTalking().start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

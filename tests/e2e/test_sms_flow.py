@@ -24,13 +24,6 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
-def fake_at() -> Iterator[FakeAfricasTalking]:
-    fake = FakeAfricasTalking().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def at_services(services: Services, fake_at: FakeAfricasTalking) -> Iterator[Services]:
     """The test's services, sending through the africastalking gateway to the fake."""
     gateway = replace(services.settings.gateway, sms="africastalking", username="harambee",

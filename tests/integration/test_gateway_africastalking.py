@@ -2,7 +2,6 @@
 chosen by configuration (gateway.sms, gateway.api_base_url)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -17,13 +16,6 @@ from workers import duties
 from workers.gateways import INVALID, RETRY, SENT, AfricasTalkingGateway, sms_gateway
 
 OK, BAD, BLOCKED = "+254711000001", "+254711000002", "+254711000003"
-
-
-@pytest.fixture
-def fake_at() -> Iterator[FakeAfricasTalking]:
-    fake = FakeAfricasTalking().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -29,13 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def fake_at() -> Iterator[FakeAfricasTalking]:
-    fake = FakeAfricasTalking().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def at_services(services: Services, fake_at: FakeAfricasTalking, clock) -> Iterator[Services]:
     clock.set(datetime.now(UTC))  # the worker process runs on the real clock
     gateway = replace(services.settings.gateway, sms="africastalking", username="harambee",
