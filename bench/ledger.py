@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.seeding import borrower_with_listed_loan, bulk_lenders, crowd_funded_loan  # noqa: E402
-from core import checks, loans, repayments  # noqa: E402
+from core import checks, pledges, repayments  # noqa: E402
 from core.allocation import largest_remainder  # noqa: E402
 from core.config import Settings, load_settings  # noqa: E402
 from core.db import Database, UnitOfWork  # noqa: E402
@@ -122,7 +122,7 @@ def confirm_all(db: Database, jobs: list[tuple[str, str]]) -> tuple[int, int]:
     for phone, code in jobs:
         try:
             with UnitOfWork(db) as uow:
-                loans.confirm_pledge(uow, phone=phone, code=code, now=NOW)
+                pledges.confirm_pledge(uow, phone=phone, code=code, now=NOW)
                 uow.commit()
             done += 1
         except DomainError:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Integer, bindparam, insert, select, update
 
-from core import ledger, loans, members
+from core import ledger, loans, members, pledges
 from core.db import UnitOfWork
 from core.models import (
     Account,
@@ -133,7 +133,7 @@ def crowd_funded_loan(uow_factory: Callable[[], UnitOfWork], payouts: PayoutGate
         uow.commit()
         loan_id = loan.id
     with uow_factory() as uow:  # the real use case funds it: every hold posted at once
-        done = loans.confirm_pledge(uow, phone=last_phone or "", code=last_code, now=now)
+        done = pledges.confirm_pledge(uow, phone=last_phone or "", code=last_code, now=now)
         assert done.funded
         uow.commit()
     if disburse:

@@ -212,7 +212,7 @@ def _build(raw: dict[str, dict[str, Any]]) -> Settings:
     for name in raw:
         if name not in known:
             raise ConfigError(name, f"unknown section (known: {', '.join(sorted(known))})")
-    for name, fld in known.items():
+    for name in known:
         section_type = type(getattr(Settings(), name))
         sections[name] = _build_section(name, section_type, raw.get(name, {}))
     settings = Settings(**sections)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from core import loans, members, repayments
+from core import loans, members, pledges, repayments
 from core.db import UnitOfWork
 from core.models import Member
 from core.payouts import PayoutGateway
@@ -62,10 +62,10 @@ def seed(uow: Callable[[], UnitOfWork], payout: PayoutGateway, now: datetime) ->
 
     def pledge(lender: Member, number: str, amount: int, at: datetime) -> None:
         with uow() as u:
-            p = loans.propose_pledge(u, lender_id=lender.id, number=number, amount=amount, now=at)
+            p = pledges.propose_pledge(u, lender_id=lender.id, number=number, amount=amount, now=at)
             u.commit()
         with uow() as u:
-            loans.confirm_pledge(u, phone=lender.phone, code=p.code, now=at)
+            pledges.confirm_pledge(u, phone=lender.phone, code=p.code, now=at)
             u.commit()
 
     def disburse(number: str, at: datetime) -> None:

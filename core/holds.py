@@ -1,7 +1,7 @@
 """A pledge's hold placed in one statement on PostgreSQL: the hot path of `YES <code>`.
 
 The same rules as `ledger.transfer(pending=True)` plus the pledge and loan updates of
-`loans.confirm_pledge`, as one chain of data-modifying CTEs: the wallet is debited only
+`pledges.confirm_pledge`, as one chain of data-modifying CTEs: the wallet is debited only
 if it stays covered (the checked UPDATE), and each later step runs only if the one
 before it changed its row. One round trip instead of eight; the caller has already
 locked the loan and the pledge and checked every rule it can check from them.

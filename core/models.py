@@ -6,7 +6,7 @@ aware datetimes.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -39,15 +39,15 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime: Harambee stores aware UTC times only")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 NAMING = {
@@ -295,7 +295,8 @@ class Pledge(Base):
     status: Mapped[str] = mapped_column(String(10), default=PledgeStatus.PROPOSED)
     request_key: Mapped[str | None] = mapped_column(String(120), unique=True)
     hold_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"))
-    entitled: Mapped[int] = mapped_column(Money, default=0)  # share of principal+interest, set at funding
+    # the lender's share of principal + interest, fixed at funding
+    entitled: Mapped[int] = mapped_column(Money, default=0)
     repaid: Mapped[int] = mapped_column(Money, default=0)  # what the lender has received back
     created_at: Mapped[datetime]
     confirm_by: Mapped[datetime]

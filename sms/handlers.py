@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import disputes, inbox, loans, members, outbox, queries
+from core import disputes, inbox, loans, members, outbox, pledges, queries
 from core.db import UnitOfWork
 from core.errors import DomainError
 from core.messages import format_date, sms_parts, text
@@ -173,7 +173,7 @@ def _loans(ctx: Context, command: Command) -> Reply:
 
 def _lend(ctx: Context, command: Command) -> Reply | None:
     assert ctx.member is not None and command.loan and command.amount
-    loans.propose_pledge(ctx.uow, lender_id=ctx.member.id, number=command.loan,
+    pledges.propose_pledge(ctx.uow, lender_id=ctx.member.id, number=command.loan,
                          amount=command.amount, now=ctx.now,
                          request_key=f"sms:{ctx.inbound_id}")
     return None  # core wrote the code SMS
@@ -182,7 +182,7 @@ def _lend(ctx: Context, command: Command) -> Reply | None:
 def _yes(ctx: Context, command: Command) -> Reply | None:
     assert command.code
     written = len(ctx.uow.outbox_ids)
-    done = loans.confirm_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    done = pledges.confirm_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
     if len(ctx.uow.outbox_ids) == written:  # confirmed before: core wrote nothing new
         return _already(ctx, done.pledge, done.loan.number or "")
     return None  # core wrote the receipt (and the funding notices)
@@ -195,7 +195,7 @@ def _already(ctx: Context, pledge: Pledge, loan: str) -> Reply:
 
 def _no(ctx: Context, command: Command) -> Reply | None:
     assert command.code
-    loans.decline_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    pledges.decline_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
     return None
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core import ledger, loans, members, repayments
+from core import ledger, loans, members, pledges, repayments
 from core.models import Loan, Member, Pledge
 from web.services import Services
 
@@ -117,12 +117,12 @@ class World:
 
     def pledge(self, lender: Member, loan: Loan, amount: int, *, confirm: bool = True) -> Pledge:
         with self.uow() as uow:
-            pledge = loans.propose_pledge(uow, lender_id=lender.id, number=loan.number or "",
+            pledge = pledges.propose_pledge(uow, lender_id=lender.id, number=loan.number or "",
                                           amount=amount, now=self.now)
             uow.commit()
         if confirm:
             with self.uow() as uow:
-                loans.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=self.now)
+                pledges.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=self.now)
                 uow.commit()
         return pledge
 

@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 from sqlalchemy import select
 
-from core import ledger, loans, members, outbox, queries, repayments
+from core import ledger, loans, members, outbox, pledges, queries, repayments
 from core.errors import NotAllowed
 from core.loans import Quote
 from core.models import LoanStatus, Member, MemberStatus, Purpose
@@ -180,7 +180,7 @@ class CorePort:
     def pledge(self, *, member_id: int, number: str, amount: int, pin: str, key: str) -> None:
         with self.services.uow() as uow:
             members.check_pin(uow, members.get_member(uow, member_id), pin, self.now())
-            loans.propose_pledge(uow, lender_id=member_id, number=number, amount=amount,
+            pledges.propose_pledge(uow, lender_id=member_id, number=number, amount=amount,
                                  now=self.now(), request_key=key)
             uow.commit()
 

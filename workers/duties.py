@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import redis
 from sqlalchemy import text as sql
 
-from core import delivery, inbox, loans, reminders, repayments
+from core import delivery, inbox, loans, pledges, reminders, repayments
 from core.db import UnitOfWork
 from core.errors import DomainError
 from sms import handlers
@@ -123,7 +123,7 @@ def sweep_inbound(svc: Services, now: datetime) -> int:
 
 
 def lapse_pledges(svc: Services, now: datetime) -> int:
-    return _until_done(svc, lambda uow: loans.lapse_pledges(uow, now))
+    return _until_done(svc, lambda uow: pledges.lapse_pledges(uow, now))
 
 
 def expire_loans(svc: Services, now: datetime) -> int:

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import func, select
 
-from core import checks, loans
+from core import checks, pledges
 from core.models import Loan, LoanStatus, Member, MemberStatus, OutboxMessage, Pledge
 from tests.support import PIN
 from web.app import create_app
@@ -161,7 +161,7 @@ def test_a_loan_listed_by_ussd_is_funded_by_two_lenders_pledging_by_ussd(client,
                 OutboxMessage.template == "sms.pledge_code", OutboxMessage.phone == lender.phone))
             assert pledge.code in code
         with world.uow() as uow:
-            loans.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=world.now)
+            pledges.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=world.now)
             uow.commit()
     funded = world.loan(loan.number)
     assert funded.status == LoanStatus.FUNDED and funded.funded == 300_000

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core import checks, loans, repayments
+from core import checks, pledges, repayments
 from core.db import Database, UnitOfWork
 from core.errors import DomainError
 from core.models import Account, Loan, LoanStatus, Pledge, PledgeStatus
@@ -55,7 +55,7 @@ def wide_database(services):
 
 
 def confirm_job(phone: str, code: str, now: Any) -> Callable[[UnitOfWork], Any]:
-    return lambda uow: loans.confirm_pledge(uow, phone=phone, code=code, now=now)
+    return lambda uow: pledges.confirm_pledge(uow, phone=phone, code=code, now=now)
 
 
 def unexpected(results: list[Any]) -> list[Any]:
@@ -95,7 +95,7 @@ def fifty_lenders_race(world, database: Database, amounts: list[int]) -> None:
             assert all(p.status == PledgeStatus.POSTED for p in held)
         wallets = uow.session.scalars(select(Account).where(Account.no_overdraft.is_(True)))
         assert all(a.debits_pending + a.debits_posted <= a.credits_posted for a in wallets)
-        succeeded = [r for r in results if isinstance(r, loans.Confirmation)]
+        succeeded = [r for r in results if isinstance(r, pledges.Confirmation)]
         assert len(succeeded) == len(held)
         refused_for_funds = [r for r in results if isinstance(r, DomainError)
                              and r.key == "wallet.insufficient"]
@@ -151,7 +151,7 @@ def test_yes_and_no_for_the_same_pledge_at_once_agree_with_the_books(world, wide
         pledge = world.pledge(lender, loan, 20_000, confirm=False)
         results = race(wide_database, [
             confirm_job(lender.phone, pledge.code, world.now),
-            lambda uow, p=lender.phone, c=pledge.code: loans.decline_pledge(
+            lambda uow, p=lender.phone, c=pledge.code: pledges.decline_pledge(
                 uow, phone=p, code=c, now=world.now)])
         assert all(r is None or not isinstance(r, Exception)
                    or (isinstance(r, DomainError) and r.key == "pledge.done") for r in results)

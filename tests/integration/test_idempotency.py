@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core import checks, ledger, loans, members, repayments
+from core import checks, ledger, loans, members, pledges, repayments
 from core.errors import Conflict, InvalidInput
 from core.models import (
     Account,
@@ -111,17 +111,17 @@ def test_propose_pledge_with_a_request_key(world):
     lender = world.lender()
     kw = dict(lender_id=lender.id, number=loan.number, amount=50_000, now=world.now,
               request_key="sms:ATX1")
-    first = run(world, loans.propose_pledge, **kw)
+    first = run(world, pledges.propose_pledge, **kw)
     before = snapshot(world)
-    again = run(world, loans.propose_pledge, **kw)
+    again = run(world, pledges.propose_pledge, **kw)
     assert (again.id, again.code) == (first.id, first.code)
     assert snapshot(world) == before
     other = world.lender(name="Other Lender")
     before = snapshot(world)
     with pytest.raises(Conflict):
-        run(world, loans.propose_pledge, **{**kw, "lender_id": other.id})
+        run(world, pledges.propose_pledge, **{**kw, "lender_id": other.id})
     with pytest.raises(Conflict):
-        run(world, loans.propose_pledge, **{**kw, "amount": 60_000})
+        run(world, pledges.propose_pledge, **{**kw, "amount": 60_000})
     assert snapshot(world) == before
 
 
@@ -129,10 +129,10 @@ def test_confirm_pledge_twice_holds_once(world):
     loan = world.listed_loan(amount=300_000)
     lender = world.lender()
     pledge = world.pledge(lender, loan, 100_000, confirm=False)
-    first = run(world, loans.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
+    first = run(world, pledges.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
     assert first.pledge.status == PledgeStatus.CONFIRMED and not first.funded
     before = snapshot(world)
-    again = run(world, loans.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
+    again = run(world, pledges.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
     assert again.pledge.id == pledge.id and not again.funded
     assert snapshot(world) == before
     assert world.wallet(lender).available == 900_000
@@ -142,10 +142,10 @@ def test_confirm_of_the_funding_pledge_twice_funds_once(world):
     loan = world.listed_loan(amount=300_000)
     lender = world.lender()
     pledge = world.pledge(lender, loan, 300_000, confirm=False)
-    assert run(world, loans.confirm_pledge, phone=lender.phone, code=pledge.code,
+    assert run(world, pledges.confirm_pledge, phone=lender.phone, code=pledge.code,
                now=world.now).funded
     before = snapshot(world)
-    again = run(world, loans.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
+    again = run(world, pledges.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
     assert again.funded and again.loan.status == LoanStatus.FUNDED
     assert snapshot(world) == before
 

@@ -1,9 +1,10 @@
 """A loan's whole life through the core use cases, on the real database."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from core import checks, loans
 from core.models import LoanStatus, OutboxMessage
-from sqlalchemy import select
 
 
 def assert_books_clean(world):

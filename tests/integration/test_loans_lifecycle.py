@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from core import checks, loans, members, repayments
+from core import checks, loans, members, pledges, repayments
 from core.errors import InsufficientFunds, InvalidInput, NotAllowed, PinLocked, WrongPin
 from core.models import LoanStatus, Member, OutboxMessage, Pledge, PledgeStatus
 from tests.support import PIN
@@ -93,10 +93,10 @@ def test_over_pledging_is_refused_at_proposal_and_at_confirmation(world):
     with pytest.raises(InvalidInput):
         world.pledge(first, loan, 100_001, confirm=False)
     with world.uow() as uow:
-        loans.confirm_pledge(uow, phone=first.phone, code=a.code, now=world.now)
+        pledges.confirm_pledge(uow, phone=first.phone, code=a.code, now=world.now)
         uow.commit()
     with pytest.raises(InvalidInput) as err, world.uow() as uow:
-        loans.confirm_pledge(uow, phone=second.phone, code=b.code, now=world.now)
+        pledges.confirm_pledge(uow, phone=second.phone, code=b.code, now=world.now)
     assert err.value.key == "pledge.over_open"
     assert world.wallet(second).available == 1_000_000
     poor = world.lender(balance=10_000, name="Poor Lender")
@@ -111,10 +111,10 @@ def test_unconfirmed_pledges_lapse_and_cannot_be_confirmed_after(world, clock):
     pledge = world.pledge(lender, loan, 50_000, confirm=False)
     clock.advance(hours=24)
     with world.uow() as uow:
-        assert loans.lapse_pledges(uow, clock()) == 1
+        assert pledges.lapse_pledges(uow, clock()) == 1
         uow.commit()
     with pytest.raises(NotAllowed) as err, world.uow() as uow:
-        loans.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=clock())
+        pledges.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=clock())
     assert err.value.key == "pledge.code_expired"
     with world.uow() as uow:
         assert uow.session.get(Pledge, pledge.id).status == PledgeStatus.LAPSED

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
-from core import checks, ledger, loans, members, repayments
+from core import checks, ledger, loans, members, pledges, repayments
 from core.allocation import largest_remainder
 from core.db import Database
 from core.errors import (
@@ -284,15 +284,15 @@ class LedgerMachine(RuleBasedStateMachine):
         kw = dict(lender_id=lender.id, number=loan.number, amount=amount, now=self.now())
         if loan.status != "listed" or loan.deadline <= self.now():
             with pytest.raises(NotAllowed):
-                self.run(loans.propose_pledge, **kw)
+                self.run(pledges.propose_pledge, **kw)
         elif amount < min(5_000, open_) or amount > open_ or amount <= 0:
             with pytest.raises(InvalidInput):
-                self.run(loans.propose_pledge, **kw)
+                self.run(pledges.propose_pledge, **kw)
         elif amount > lender.balance - lender.held:
             with pytest.raises(InsufficientFunds):
-                self.run(loans.propose_pledge, **kw)
+                self.run(pledges.propose_pledge, **kw)
         else:
-            pledge = self.run(loans.propose_pledge, **kw)
+            pledge = self.run(pledges.propose_pledge, **kw)
             assert pledge.status == "proposed"
             self.pledges[pledge.id] = MPledge(pledge.id, pledge.code, lender.id, loan.number,
                                               amount, min(self.now() + timedelta(hours=24),
@@ -306,22 +306,22 @@ class LedgerMachine(RuleBasedStateMachine):
         lender, loan = self.members[pledge.lender], self.loans[pledge.loan]
         kw = dict(phone=lender.phone, code=pledge.code, now=self.now())
         if pledge.status in ("confirmed", "posted"):  # a replay
-            assert self.run(loans.confirm_pledge, **kw).pledge.id == pledge.id
+            assert self.run(pledges.confirm_pledge, **kw).pledge.id == pledge.id
             return
         if pledge.status != "proposed" or pledge.confirm_by <= self.now() or \
                 loan.status != "listed":
             with pytest.raises(NotAllowed):
-                self.run(loans.confirm_pledge, **kw)
+                self.run(pledges.confirm_pledge, **kw)
             return
         if loan.pledged + pledge.amount > loan.amount:
             with pytest.raises(InvalidInput):
-                self.run(loans.confirm_pledge, **kw)
+                self.run(pledges.confirm_pledge, **kw)
             return
         if pledge.amount > lender.balance - lender.held:
             with pytest.raises(InsufficientFunds):
-                self.run(loans.confirm_pledge, **kw)
+                self.run(pledges.confirm_pledge, **kw)
             return
-        done = self.run(loans.confirm_pledge, **kw)
+        done = self.run(pledges.confirm_pledge, **kw)
         pledge.status, lender.held, loan.pledged = "confirmed", lender.held + pledge.amount, \
             loan.pledged + pledge.amount
         assert done.funded == (loan.pledged == loan.amount)
@@ -346,11 +346,11 @@ class LedgerMachine(RuleBasedStateMachine):
         pledge = self.pick(list(self.pledges.values()), which)
         kw = dict(phone=self.members[pledge.lender].phone, code=pledge.code, now=self.now())
         if pledge.status in ("proposed", "cancelled"):
-            assert self.run(loans.decline_pledge, **kw).status == "cancelled"
+            assert self.run(pledges.decline_pledge, **kw).status == "cancelled"
             pledge.status = "cancelled"
         else:
             with pytest.raises(NotAllowed):
-                self.run(loans.decline_pledge, **kw)
+                self.run(pledges.decline_pledge, **kw)
 
     @precondition(lambda self: self.loans)
     @rule(which=st.integers(0, 99))
@@ -447,7 +447,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def time_passes(self, hours: int) -> None:
         now = self.clock.advance(hours=hours)
         expired = self.run(loans.expire_loans, now=now)
-        lapsed = self.run(loans.lapse_pledges, now=now)
+        lapsed = self.run(pledges.lapse_pledges, now=now)
         arrears = self.run(repayments.mark_arrears, now=now)
         due = [loan for loan in self.loans_in("listed") if loan.deadline <= now]
         assert sorted(expired) == sorted(loan.number for loan in due)

@@ -1,0 +1,291 @@
+"""Pledges: a lender proposes an amount, confirms it by SMS code (the hold is placed),
+or declines; the pledge that completes a loan funds it (every hold posted at once);
+unconfirmed pledges lapse. The loan itself is in core/loans.py.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from core import ledger, outbox
+from core.allocation import largest_remainder
+from core.bulk import rowcount
+from core.config import Settings
+from core.db import UnitOfWork
+from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.holds import place_hold
+from core.loans import find_loan, normalise_number, require_active
+from core.members import find_by_phone, get_member
+from core.models import (
+    Account,
+    AccountKind,
+    HoldState,
+    Loan,
+    LoanStatus,
+    Member,
+    Pledge,
+    PledgeStatus,
+    Purpose,
+    Role,
+    Transfer,
+)
+from core.phones import normalise
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    pledge: Pledge
+    loan: Loan
+    funded: bool
+
+
+
+def _new_code(uow: UnitOfWork, lender_id: int) -> str:
+    taken = set(uow.session.scalars(select(Pledge.code).where(
+        Pledge.lender_id == lender_id, Pledge.status == PledgeStatus.PROPOSED)))
+    while True:
+        code = f"{secrets.randbelow(9000) + 1000}"
+        if code not in taken:
+            return code
+
+
+def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
+                   now: datetime, request_key: str | None = None) -> Pledge:
+    """A lender offers an amount; an SMS code must confirm it before the hold is placed."""
+    settings = uow.settings
+    if request_key:
+        existing = uow.session.scalar(select(Pledge).where(Pledge.request_key == request_key))
+        if existing is not None:
+            if (existing.lender_id, existing.amount, existing.loan.number) != (
+                    lender_id, amount, normalise_number(settings, number)):
+                raise Conflict("ledger.key_reused")
+            return existing
+    lender = get_member(uow, lender_id)
+    require_active(lender, Role.LENDER)
+    loan = find_loan(uow, number)
+    if loan.status != LoanStatus.LISTED or loan.deadline is None or loan.deadline <= now:
+        raise NotAllowed("loan.not_listed", number=loan.number)
+    if loan.borrower_id == lender.id:
+        raise NotAllowed("pledge.own_loan")
+    _check_pledge_amount(uow, loan, amount, lender.id)
+    hours = settings.loan.pledge_confirm_hours
+    pledge = Pledge(loan_id=loan.id, lender_id=lender.id, amount=amount,
+                    code=_new_code(uow, lender.id), status=PledgeStatus.PROPOSED,
+                    request_key=request_key, repaid=0, entitled=0, created_at=now,
+                    confirm_by=min(now + timedelta(hours=hours), loan.deadline))
+    uow.session.add(pledge)
+    uow.session.flush()
+    outbox.queue(uow, [outbox.sms_to(
+        lender, f"code:{pledge.id}", "sms.pledge_code", Purpose.CODE,
+        amount=settings.fmt(amount), borrower=loan.borrower.first_name, loan=loan.number,
+        code=pledge.code, hours=hours)], now)
+    return pledge
+
+
+def _check_pledge_amount(uow: UnitOfWork, loan: Loan, amount: int, lender_id: int) -> None:
+    settings = uow.settings
+    smallest = min(settings.minor(settings.loan.min_pledge), loan.open_amount)
+    if amount < max(smallest, 1):
+        raise InvalidInput("pledge.too_small", min=settings.fmt(max(smallest, 1)))
+    if amount > loan.open_amount:
+        raise InvalidInput("pledge.over_open", open=settings.fmt(loan.open_amount),
+                           number=loan.number)
+    available = ledger.wallet(uow, lender_id).available
+    if amount > available:
+        raise ledger.InsufficientFunds(available=settings.fmt(available))
+
+
+def _pledge_by_code(uow: UnitOfWork, phone: str, code: str) -> tuple[Member, Pledge]:
+    lender = find_by_phone(uow, phone)
+    clean = (code or "").strip()
+    if lender is None or not clean.isdigit():
+        raise NotFound("pledge.code_invalid", code=clean[:8])
+    pledge = uow.session.scalar(
+        select(Pledge).where(Pledge.lender_id == lender.id, Pledge.code == clean)
+        .order_by((Pledge.status == PledgeStatus.PROPOSED).desc(), Pledge.id.desc()).limit(1))
+    if pledge is None:
+        raise NotFound("pledge.code_invalid", code=clean)
+    return lender, pledge
+
+
+# Built once: this runs on every `YES <code>`.
+_PLEDGE_BY_CODE = (
+    select(Pledge, Member, Loan, Account.id)
+    .join(Member, Member.id == Pledge.lender_id).join(Loan, Loan.id == Pledge.loan_id)
+    .outerjoin(Account, and_(Account.member_id == Member.id, Account.kind == AccountKind.WALLET))
+    .where(Member.phone == bindparam("phone"), Pledge.code == bindparam("code"))
+    .order_by((Pledge.status == PledgeStatus.PROPOSED).desc(), Pledge.id.desc()).limit(1)
+    .with_for_update(of=[Pledge.__table__, Loan.__table__])
+    .execution_options(populate_existing=True))
+
+
+def _locked_pledge_by_code(uow: UnitOfWork, phone: str,
+                           code: str) -> tuple[Member, Pledge, Loan, int | None]:
+    """The lender, their pledge with this code (a proposed one first), its loan and the
+    lender's wallet id, in one query that locks the loan and the pledge rows: whoever
+    held them before (a confirmation, a cancellation, an expiry) has finished, and we
+    see the rows as they left them."""
+    e164 = normalise(phone, uow.settings.app.default_region)
+    clean = (code or "").strip()
+    if not clean.isdigit():
+        raise NotFound("pledge.code_invalid", code=clean[:8])
+    found = uow.session.execute(_PLEDGE_BY_CODE, {"phone": e164, "code": clean}).first()
+    if found is None:
+        raise NotFound("pledge.code_invalid", code=clean)
+    pledge, lender, loan, wallet_id = found
+    return lender, pledge, loan, wallet_id
+
+
+def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Confirmation:
+    """`YES <code>` from the lender's own phone: the hold is placed on their wallet.
+
+    Refused beyond what is still open on the loan or beyond the wallet. The pledge that
+    completes the loan funds it in the same transaction. Idempotent: a replay (even a
+    concurrent one) returns the first confirmation and holds nothing twice.
+    """
+    settings = uow.settings
+    lender, pledge, loan, wallet_id = _locked_pledge_by_code(uow, phone, code)
+    if pledge.status in (PledgeStatus.CONFIRMED, PledgeStatus.POSTED):
+        return Confirmation(pledge, loan, funded=pledge.status == PledgeStatus.POSTED)
+    if pledge.status == PledgeStatus.LAPSED or (
+            pledge.status == PledgeStatus.PROPOSED and pledge.confirm_by <= now):
+        raise NotAllowed("pledge.code_expired", code=pledge.code)
+    if pledge.status != PledgeStatus.PROPOSED:
+        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
+    if loan.status != LoanStatus.LISTED:
+        raise NotAllowed("loan.not_listed", number=loan.number)
+    if loan.pledged + pledge.amount > loan.amount:
+        raise InvalidInput("pledge.over_open", open=settings.fmt(loan.open_amount),
+                           number=loan.number)
+    assert loan.account_id is not None
+    if uow.is_postgres and wallet_id is not None and loan.pledged + pledge.amount < loan.amount:
+        return _confirm_in_one_statement(uow, lender, pledge, loan, wallet_id, now)
+    if wallet_id is None:
+        wallet_id = ledger.wallet_id(uow, lender.id)
+    funded = loan.pledged + pledge.amount == loan.amount
+    if funded:
+        # Funding posts every hold: lock all the wallets it touches up front, in id
+        # order, so two fundings sharing lenders cannot deadlock.
+        ledger.lock_accounts(uow, [wallet_id, loan.account_id, *uow.session.scalars(
+            select(Transfer.debit_account_id).join(Pledge, Pledge.hold_id == Transfer.id)
+            .where(Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.CONFIRMED))])
+    try:
+        hold = ledger.transfer(uow, ledger.Movement(
+            key=f"hold:{pledge.id}", debit_id=wallet_id, credit_id=loan.account_id,
+            amount=pledge.amount, code="pledge_hold", loan_id=loan.id), now, pending=True,
+            expires_at=loan.deadline, fresh=True)
+    except ledger.InsufficientFunds as exc:
+        raise ledger.InsufficientFunds(
+            available=settings.fmt(int(exc.params["available"]))) from None
+    # lapse_pledges does not take the loan lock: the pledge row decides that race.
+    values = {"status": PledgeStatus.CONFIRMED, "confirmed_at": now, "hold_id": hold.id}
+    claimed = rowcount(uow.session.execute(
+        update(Pledge).where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PROPOSED)
+        .values(**values).execution_options(synchronize_session=False)))
+    if claimed != 1:  # SQLite only reaches here unlocked; the row lock forbids it
+        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
+    for name, value in values.items():
+        set_committed_value(pledge, name, value)
+    loan.pledged += pledge.amount
+    outbox.queue(uow, [_receipt(lender, pledge, loan, loan.pledged, settings)], now)
+    if funded:
+        _fund(uow, loan, now)
+    return Confirmation(pledge, loan, funded)
+
+
+def _receipt(lender: Member, pledge: Pledge, loan: Loan, pledged: int,
+             settings: Settings) -> outbox.Sms:
+    return outbox.sms_to(lender, f"confirmed:{pledge.id}", "sms.pledge_confirmed",
+                         Purpose.RECEIPT, amount=settings.fmt(pledge.amount), loan=loan.number,
+                         percent=pledged * 100 // loan.amount)
+
+
+def _confirm_in_one_statement(uow: UnitOfWork, lender: Member, pledge: Pledge, loan: Loan,
+                              wallet_id: int, now: datetime) -> Confirmation:
+    """PostgreSQL, a pledge that does not complete the loan: core.holds does the hold,
+    the pledge, the loan total and the receipt in one round trip."""
+    settings = uow.settings
+    sms = _receipt(lender, pledge, loan, loan.pledged + pledge.amount, settings)
+    assert loan.account_id is not None
+    placed = place_hold(uow, pledge_id=pledge.id, loan_id=loan.id, wallet_id=wallet_id,
+                        loan_account_id=loan.account_id, amount=pledge.amount,
+                        expires_at=loan.deadline, now=now, sms=outbox.row_values(sms))
+    if placed.hold_id is None:
+        raise ledger.InsufficientFunds(available=settings.fmt(placed.available))
+    if placed.pledged is None:  # cannot happen under the loan's lock; never half-done
+        raise InvalidInput("pledge.over_open", open=settings.fmt(loan.open_amount),
+                           number=loan.number)
+    ledger.forget_accounts(uow, [wallet_id, loan.account_id])
+    for name, value in (("status", PledgeStatus.CONFIRMED), ("confirmed_at", now),
+                        ("hold_id", placed.hold_id)):
+        set_committed_value(pledge, name, value)
+    set_committed_value(loan, "pledged", placed.pledged)
+    if placed.sms_id is not None:
+        uow.announce([placed.sms_id])
+    return Confirmation(pledge, loan, funded=False)
+
+
+def decline_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Pledge:
+    """`NO <code>`: a proposed pledge is dropped; nothing was held."""
+    lender, pledge = _pledge_by_code(uow, phone, code)
+    if pledge.status == PledgeStatus.CANCELLED:
+        return pledge
+    if pledge.status != PledgeStatus.PROPOSED:
+        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
+    # A confirmation racing this one wins or loses on the pledge row, never both.
+    dropped = rowcount(uow.session.execute(
+        update(Pledge).where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PROPOSED)
+        .values(status=PledgeStatus.CANCELLED, closed_at=now)
+        .execution_options(synchronize_session=False)))
+    uow.session.refresh(pledge)
+    if dropped != 1:
+        if pledge.status == PledgeStatus.CANCELLED:
+            return pledge
+        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
+    outbox.queue(uow, [outbox.sms_to(lender, f"declined:{pledge.id}", "sms.pledge_declined",
+                                     Purpose.RECEIPT, code=pledge.code)], now)
+    return pledge
+
+
+def _fund(uow: UnitOfWork, loan: Loan, now: datetime) -> None:
+    """Post every hold at once; fix each lender's share of principal and interest."""
+    settings = uow.settings
+    pledges = list(uow.session.scalars(select(Pledge).where(
+        Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.CONFIRMED)
+        .order_by(Pledge.id)))
+    holds = list(uow.session.scalars(select(Transfer).where(
+        Transfer.id.in_([p.hold_id for p in pledges]))))
+    ledger.resolve_holds(uow, holds, now, to=HoldState.POSTED)
+    shares = largest_remainder(loan.amount + loan.interest, [p.amount for p in pledges])
+    for pledge, share in zip(pledges, shares, strict=True):
+        pledge.status = PledgeStatus.POSTED
+        pledge.entitled = share
+    loan.funded = sum(p.amount for p in pledges)
+    loan.status = LoanStatus.FUNDED
+    loan.funded_at = now
+    messages = [outbox.sms_to(loan.borrower, f"funded:{loan.id}", "sms.loan_funded_borrower",
+                              Purpose.NOTICE, loan=loan.number, amount=settings.fmt(loan.amount))]
+    messages += [outbox.sms_to(p.lender, f"funded:{loan.id}:{p.id}", "sms.loan_funded_lender",
+                               Purpose.NOTICE, loan=loan.number, amount=settings.fmt(p.amount))
+                 for p in pledges]
+    outbox.queue(uow, messages, now)
+
+
+def lapse_pledges(uow: UnitOfWork, now: datetime, *, limit: int = 500) -> int:
+    """Proposed pledges never confirmed in time lapse; the lender is told."""
+    settings = uow.settings
+    due = list(uow.session.scalars(select(Pledge).where(
+        Pledge.status == PledgeStatus.PROPOSED, Pledge.confirm_by <= now).order_by(Pledge.id)
+        .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
+    for pledge in due:
+        pledge.status = PledgeStatus.LAPSED
+        pledge.closed_at = now
+    outbox.queue(uow, [outbox.sms_to(
+        p.lender, f"lapsed:{p.id}", "sms.pledge_lapsed", Purpose.NOTICE,
+        amount=settings.fmt(p.amount), loan=p.loan.number) for p in due], now)
+    return len(due)
+
