@@ -58,7 +58,12 @@ def end(key: str, lang: str | None, max_chars: int) -> str:
 @require_webhook_key
 def hop() -> Response:
     started = time.perf_counter()
-    answer, outcome = _hop(current_app.extensions["harambee"])
+    svc = current_app.extensions["harambee"]
+    try:
+        answer, outcome = _hop(svc)
+    except Exception:  # noqa: BLE001 - last net: the gateway must get CON/END, never a 500
+        log.exception("ussd hop failed before the session was loaded")
+        answer, outcome = end("ussd.error", None, svc.settings.ussd.max_chars), "error"
     USSD_HOPS.labels(outcome=outcome).inc()
     USSD_SECONDS.observe(time.perf_counter() - started)
     return plain(answer)
