@@ -37,8 +37,9 @@ from core.config import Settings, load_settings  # noqa: E402
 from core.db import Database, UnitOfWork  # noqa: E402
 from core.errors import DomainError  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
-from core.models import Base, Loan, LoanStatus, Member, Pledge, PledgeStatus  # noqa: E402
+from core.models import Loan, LoanStatus, Member, Pledge, PledgeStatus  # noqa: E402
 from core.payouts import ConsolePayouts  # noqa: E402
+from tests.support import clean_database  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PLEDGE = 10_000  # KES 100
@@ -78,22 +79,12 @@ def database(backend: str, pg_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def wipe(db: Database) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if db.is_postgres:
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
-
-
 # ---------------------------------------------------------------- confirmations
 
 def open_loans(db: Database, per_loan: int) -> list[tuple[str, str]]:
     """100 listed loans, each with `per_loan` proposed pledges that exactly fund it;
     returns (phone, code) for every pledge, interleaved across the loans."""
-    wipe(db)
+    clean_database(db)
     numbers = [borrower_with_listed_loan(lambda: UnitOfWork(db), per_loan * PLEDGE, NOW,
                                          f"+25471{i:07d}")[1] for i in range(LOANS)]
     with UnitOfWork(db) as uow:
@@ -177,7 +168,7 @@ def confirmations(url: str, processes: int, per_loan: int) -> str:
 
 def allocation(url: str, lenders: int) -> list[str]:
     db = Database(bench_settings(url))
-    wipe(db)
+    clean_database(db)
     crowd = crowd_funded_loan(lambda: UnitOfWork(db), ConsolePayouts(), lenders, 5_003, NOW)
     with UnitOfWork(db) as uow:
         loan = uow.session.get(Loan, crowd.loan_id)

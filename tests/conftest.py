@@ -22,9 +22,8 @@ from sqlalchemy.engine import make_url
 from core.config import Settings, load_settings
 from core.db import Database
 from core.migrate import upgrade
-from core.models import Base
 from tests.fake_at import FakeAfricasTalking
-from tests.support import Clock, World
+from tests.support import Clock, World, clean_database
 from web.services import Services
 from workers.redis import RedisHandle, client_for, start_embedded
 
@@ -110,20 +109,6 @@ def database(settings: Settings) -> Iterator[Database]:
     db = Database(settings)
     yield db
     db.dispose()
-
-
-def clean_database(db: Database) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with db.engine.begin() as conn:
-        if db.is_postgres:
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
-            has_sequence = conn.execute(text(
-                "SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first()
-            if has_sequence:
-                conn.execute(text("DELETE FROM sqlite_sequence"))
 
 
 @pytest.fixture

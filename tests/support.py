@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from core import ledger, loans, members, pledges, repayments
-from core.models import Loan, Member, Pledge
+from core.db import Database
+from core.models import Base, Loan, Member, Pledge
 from web.services import Services
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 12:00 in Nairobi
@@ -151,3 +154,18 @@ class World:
             account = ledger.wallet(uow, member.id)
             uow.commit()
             return account
+
+
+def clean_database(db: Database) -> None:
+    """Empty every table (tests and benchmarks start from nothing)."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+            has_sequence = conn.execute(text(
+                "SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first()
+            if has_sequence:
+                conn.execute(text("DELETE FROM sqlite_sequence"))

@@ -39,8 +39,8 @@ from core.errors import (
     WrongPin,
 )
 from core.models import Account, Installment, Loan, Member, Pledge
-from tests.conftest import clean_database, make_settings
-from tests.support import PIN, START, Clock
+from tests.conftest import make_settings
+from tests.support import PIN, START, Clock, clean_database
 from web.services import Services
 
 FEE, INTEREST = 5, 3  # percent, as configured below
