@@ -207,17 +207,17 @@ def main() -> None:
     url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
     if url.host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("bench/ussd.py runs on loopback only")
-    name = f"harambee_bench_ussd_{os.getpid()}"
+    db_name = f"harambee_bench_ussd_{os.getpid()}"
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
     redis_base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     redis_url = urlunsplit(urlsplit(redis_base)._replace(path=f"/{args.redis_db}"))
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT),
-           "DATABASE_URL": url.set(database=name).render_as_string(hide_password=False)
+           "DATABASE_URL": url.set(database=db_name).render_as_string(hide_password=False)
            .replace("postgresql+psycopg://", "postgresql://"),
            "REDIS_URL": redis_url, "HARAMBEE_WEBHOOK_KEY": KEY,
            "HARAMBEE_PIN__HASH_COST": "8",
@@ -273,7 +273,7 @@ def main() -> None:
                 server.kill()
         redis.Redis.from_url(redis_url).flushdb()
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
         admin.dispose()
 
 
