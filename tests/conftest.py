@@ -132,6 +132,23 @@ def fake_at() -> Iterator[FakeAfricasTalking]:
 
 
 @pytest.fixture
+def at_services(services: Services, fake_at: FakeAfricasTalking) -> Iterator[Services]:
+    """The test's services sending through the africastalking gateway to the fake, and
+    bound as the services the worker jobs use."""
+    from dataclasses import replace
+
+    from workers import jobs
+
+    gateway = replace(services.settings.gateway, sms="africastalking", username="harambee",
+                      api_key=fake_at.api_key, api_base_url=fake_at.base_url)
+    svc = Services(settings=replace(services.settings, gateway=gateway), db=services.db,
+                   redis=services.redis, clock=services.clock)
+    jobs.bind(svc)
+    yield svc
+    jobs.bind(None)
+
+
+@pytest.fixture
 def clock() -> Clock:
     return Clock()
 

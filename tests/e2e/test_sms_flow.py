@@ -5,34 +5,18 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
-from dataclasses import replace
 
-import pytest
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from core import checks
 from core.models import LoanStatus, OutboxMessage, OutboxStatus, Payment, Pledge, PledgeStatus
-from tests.fake_at import FakeAfricasTalking
 from web.app import create_app
 from web.services import Services
-from workers import duties, jobs, queues
+from workers import duties, queues
 
 KEY = "test-webhook-key"
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-def at_services(services: Services, fake_at: FakeAfricasTalking) -> Iterator[Services]:
-    """The test's services, sending through the africastalking gateway to the fake."""
-    gateway = replace(services.settings.gateway, sms="africastalking", username="harambee",
-                      api_key=fake_at.api_key, api_base_url=fake_at.base_url)
-    svc = Services(settings=replace(services.settings, gateway=gateway), db=services.db,
-                   redis=services.redis, clock=services.clock)
-    jobs.bind(svc)
-    yield svc
-    jobs.bind(None)
 
 
 def run_worker(svc: Services) -> None:

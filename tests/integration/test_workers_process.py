@@ -9,8 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,21 +21,14 @@ import cli
 from core.models import OutboxMessage, OutboxStatus
 from tests.fake_at import FakeAfricasTalking
 from web.services import Services
-from workers import jobs, queues
+from workers import queues
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def at_services(services: Services, fake_at: FakeAfricasTalking, clock) -> Iterator[Services]:
+@pytest.fixture(autouse=True)
+def real_clock(clock) -> None:
     clock.set(datetime.now(UTC))  # the worker process runs on the real clock
-    gateway = replace(services.settings.gateway, sms="africastalking", username="harambee",
-                      api_key=fake_at.api_key, api_base_url=fake_at.base_url)
-    svc = Services(settings=replace(services.settings, gateway=gateway), db=services.db,
-                   redis=services.redis, clock=services.clock)
-    jobs.bind(svc)
-    yield svc
-    jobs.bind(None)
 
 
 def worker_process(svc: Services, fake: FakeAfricasTalking, *args: str) -> subprocess.Popen:
