@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import case, exists, func, literal, select
+from sqlalchemy.orm import aliased
 
 from core.db import UnitOfWork
 from core.models import (
@@ -48,7 +49,7 @@ def check(uow: UnitOfWork) -> list[Violation]:
     if uow.is_postgres and not uow.session.in_transaction():
         # One snapshot for every query, so a busy system is not mistaken for a broken one.
         uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    for part in (_totals, _counters, _limits, _holds, _allocations, _external):
+    for part in (_totals, _counters, _limits, _holds, _allocations, _external, _references):
         found.extend(part(uow))
     return found
 
@@ -220,4 +221,24 @@ def _external(uow: UnitOfWork) -> list[Violation]:
                 select(Payout.id, Payout.amount, Transfer.amount)
                 .join(Transfer, Transfer.id == Payout.transfer_id)
                 .where(Payout.amount != Transfer.amount))]
+    return out
+
+
+def _references(uow: UnitOfWork) -> list[Violation]:
+    """The journal has no foreign keys (core/ledger.py checks as it writes): a transfer
+    naming a row that does not exist breaks the invariant that row stands for."""
+    s = uow.session
+    hold = aliased(Transfer)
+    named = (("debit account", Transfer.debit_account_id, Account.id, 2),
+             ("credit account", Transfer.credit_account_id, Account.id, 2),
+             ("hold", Transfer.pending_id, hold.id, 4),
+             ("loan", Transfer.loan_id, Loan.id, 5),
+             ("payment", Transfer.payment_id, Payment.id, 6))
+    out = []
+    for what, column, target, invariant in named:
+        out += [Violation(invariant, f"transfer {tid} names {what} {ref}, which does not exist")
+                for tid, ref in s.execute(
+                    select(Transfer.id, column)
+                    .where(column.is_not(None), ~exists().where(target == column))
+                    .order_by(Transfer.id).limit(20))]
     return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -11,7 +12,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 
-AfterCommit = Callable[[list[int]], None]
+
+@dataclass
+class Committed:
+    """What a committed unit of work leaves for the workers: outbox rows to send, and
+    follow-up work by name (e.g. "tell_lenders" -> payment ids). Each follow-up is also
+    found by a periodic sweep, so losing this hand-over loses nothing."""
+
+    outbox_ids: list[int] = field(default_factory=list)
+    follow_ups: dict[str, list[int]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.outbox_ids or self.follow_ups)
+
+
+AfterCommit = Callable[[Committed], None]
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -70,15 +85,16 @@ class Database:
 class UnitOfWork:
     """`with uow: ...; uow.commit()` — rolls back unless committed.
 
-    Use cases append new outbox row ids to `outbox_ids`; after a successful commit they
-    are handed to `after_commit` (the worker layer enqueues send jobs there).
+    Use cases note new outbox row ids (`announce`) and follow-up work (`follow_up`);
+    after a successful commit these are handed to `after_commit` (the worker layer
+    enqueues jobs there).
     """
 
     def __init__(self, db: Database, after_commit: AfterCommit | None = None) -> None:
         self.db = db
         self.settings = db.settings
         self._after_commit = after_commit
-        self.outbox_ids: list[int] = []
+        self._pending = Committed()
         self._session: Session | None = None
 
     @property
@@ -93,7 +109,7 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self._session = self.db.sessions()
-        self.outbox_ids = []
+        self._pending = Committed()
         return self
 
     def __exit__(
@@ -108,14 +124,23 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.session.commit()
-        sent, self.outbox_ids = self.outbox_ids, []
-        if sent and self._after_commit is not None:
-            self._after_commit(sent)
+        done, self._pending = self._pending, Committed()
+        if done and self._after_commit is not None:
+            self._after_commit(done)
 
     def rollback(self) -> None:
         self.session.rollback()
-        self.outbox_ids = []
+        self._pending = Committed()
+
+    @property
+    def outbox_ids(self) -> list[int]:
+        """Outbox rows written in this transaction so far."""
+        return self._pending.outbox_ids
 
     def announce(self, ids: Iterable[int]) -> None:
         """Note outbox rows written in this transaction, to be sent after commit."""
-        self.outbox_ids.extend(ids)
+        self._pending.outbox_ids.extend(ids)
+
+    def follow_up(self, name: str, ref: int) -> None:
+        """Note work to start after commit (its sweep also finds it if this is lost)."""
+        self._pending.follow_ups.setdefault(name, []).append(ref)

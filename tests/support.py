@@ -7,15 +7,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rq import Queue, SimpleWorker
 from sqlalchemy import text
 
 from core import ledger, loans, members, pledges, repayments
 from core.db import Database
 from core.models import Base, Loan, Member, Pledge
 from web.services import Services
+from workers import jobs, queues
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 12:00 in Nairobi
 PIN = "2580"
+
+
+def run_worker(svc: Services) -> None:
+    """What `harambee worker --burst` does, in this process, with these services: every
+    queued job, and the jobs those enqueue, until the queues are empty."""
+    jobs.bind(svc)
+    try:
+        connection = svc.redis.client
+        SimpleWorker([Queue(n, connection=connection) for n in queues.ALL],
+                     connection=connection).work(burst=True, logging_level="WARNING")
+    finally:
+        jobs.bind(None)
 
 
 class Clock:
@@ -137,7 +151,9 @@ class World:
         return self.loan(loan.number or "")
 
     def disbursed_loan(self, **kw: Any) -> Loan:
-        loan = self.funded_loan(**kw)
+        return self.disburse(self.funded_loan(**kw))
+
+    def disburse(self, loan: Loan) -> Loan:
         with self.uow() as uow:
             loans.disburse(uow, loan_id=loan.id, payout=self.services.payouts, now=self.now)
             uow.commit()
@@ -150,8 +166,11 @@ class World:
             return loan
 
     def wallet(self, member: Member) -> Any:
+        return self.wallet_of(member.id)
+
+    def wallet_of(self, member_id: int) -> Any:
         with self.uow() as uow:
-            account = ledger.wallet(uow, member.id)
+            account = ledger.wallet(uow, member_id)
             uow.commit()
             return account
 

@@ -81,6 +81,29 @@ def _bulk(rows: Sequence[delivery.Claimed]) -> list[tuple[str, list[delivery.Cla
     return batches
 
 
+def tell_lenders_of(svc: Services, payment_id: int) -> int:
+    """Write the notices of one repayment's lenders (sent after commit, as any row)."""
+    with svc.uow() as uow:
+        told = repayments.tell_lenders(uow, payment_id, svc.now())
+        uow.commit()
+    return told
+
+
+def tell_lenders(svc: Services, now: datetime) -> int:
+    """Repayments whose lenders no job has told yet (Redis lost the job, or it failed):
+    tell them from here. Returns the number of repayments done."""
+    done = 0
+    for _ in range(50):  # at most 5,000 repayments a tick; the next tick goes on
+        with svc.uow() as uow:
+            ids = repayments.untold_payments(uow, now - SWEEP_GRACE, limit=100)
+        for payment_id in ids:
+            tell_lenders_of(svc, payment_id)
+        done += len(ids)
+        if len(ids) < 100:
+            break
+    return done
+
+
 def answer_sms(svc: Services, inbound_id: int) -> str:
     return handlers.answer(svc.uow, inbound_id, svc.now())
 
@@ -197,10 +220,11 @@ DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "mark_arrears": mark_arrears,
     "reminders": send_reminders,
     "inbound_sweep": sweep_inbound,
+    "tell_lenders": tell_lenders,
     "outbox_sweep": sweep_outbox,
 }
 FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "inbound_sweep",
-            "outbox_sweep")
+            "tell_lenders", "outbox_sweep")
 DAILY = ("mark_arrears", "reminders")
 
 

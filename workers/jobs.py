@@ -32,6 +32,11 @@ def send_outbox(ids: list[int]) -> dict[str, int]:
     return vars(report)
 
 
+def tell_lenders(payment_id: int) -> int:
+    """Write the lenders' notices of one repayment (a no-op once written)."""
+    return duties.tell_lenders_of(services(), payment_id)
+
+
 def answer_sms(inbound_id: int) -> str:
     """Answer one stored incoming SMS."""
     return duties.answer_sms(services(), inbound_id)

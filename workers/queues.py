@@ -14,6 +14,8 @@ ALL = (INBOUND, OUTBOUND, DUTIES)
 SEND_BATCH = 200  # outbox rows per send job (rows with the same text go in one request)
 SEND_JOB = "workers.jobs.send_outbox"
 ANSWER_JOB = "workers.jobs.answer_sms"
+# core's follow-ups (UnitOfWork.follow_up) by name -> the job that does each
+FOLLOW_UP_JOBS = {"tell_lenders": "workers.jobs.tell_lenders"}
 
 
 def queue(client: redis.Redis, name: str) -> Queue:
@@ -30,6 +32,19 @@ def enqueue_sends(redis_client: redis.Redis, ids: list[int]) -> None:
     with redis_client.pipeline() as pipe:
         for chunk in _chunks(ordered, SEND_BATCH):
             q.enqueue(SEND_JOB, list(chunk), pipeline=pipe, result_ttl=0, failure_ttl=86_400)
+        pipe.execute()
+
+
+def enqueue_follow_ups(redis_client: redis.Redis, follow_ups: dict[str, list[int]]) -> None:
+    """Enqueue one job per follow-up reference (their sweep covers failures)."""
+    if not follow_ups:
+        return
+    q = queue(redis_client, OUTBOUND)
+    with redis_client.pipeline() as pipe:
+        for name, refs in follow_ups.items():
+            for ref in refs:
+                q.enqueue(FOLLOW_UP_JOBS[name], ref, pipeline=pipe, result_ttl=0,
+                          failure_ttl=86_400)
         pipe.execute()
 
 

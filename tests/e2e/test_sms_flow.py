@@ -6,24 +6,16 @@ from __future__ import annotations
 import itertools
 import re
 
-from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from core import checks
 from core.models import LoanStatus, OutboxMessage, OutboxStatus, Payment, Pledge, PledgeStatus
+from tests.support import run_worker
 from web.app import create_app
-from web.services import Services
-from workers import duties, queues
+from workers import duties
 
 KEY = "test-webhook-key"
 _ids = itertools.count(1)
-
-
-def run_worker(svc: Services) -> None:
-    """What `harambee worker --burst` does, in this process."""
-    connection = svc.redis.client
-    SimpleWorker([Queue(n, connection=connection) for n in queues.ALL],
-                 connection=connection).work(burst=True, logging_level="WARNING")
 
 
 def sms(client, phone: str, text: str, sms_id: str | None = None):

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from core import checks
 from core.models import OutboxMessage, Payment
+from tests.support import run_worker
 from web.app import create_app
 from web.services import Services
 from workers.redis import RedisHandle, client_for
@@ -70,11 +71,12 @@ def test_top_up_by_phone_in_any_form_and_replay_is_harmless(client, world):
     assert world.wallet(member).balance == 50_000
 
 
-def test_repayment_by_loan_number_reaches_every_lender(client, world):
+def test_repayment_by_loan_number_reaches_every_lender(client, world, services):
     loan = world.disbursed_loan(lenders=3, amount=300_000)
     response = client.post(f"/hooks/payments?key={KEY}", json=receipt(
         transaction_id="QK2", reference=loan.number.lower(), amount=loan.installments[0].amount))
     assert response.status_code == 200 and response.json["kind"] == "repayment"
+    run_worker(services)  # the job the hook enqueued writes the lenders' notices
     with world.uow() as uow:
         shares = uow.session.scalars(select(OutboxMessage.text).where(
             OutboxMessage.template == "sms.lender_repaid")).all()

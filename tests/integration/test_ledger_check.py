@@ -57,3 +57,24 @@ def test_check_exits_non_zero_naming_the_broken_invariant(world, busy_books, inv
     result = run_check(world.settings)
     assert result.exit_code != 0
     assert f"invariant {invariant} ({checks.INVARIANTS[invariant]})" in result.output
+
+
+DANGLING = [
+    (2, "debit account", "UPDATE transfers SET debit_account_id = 999999 "
+                         "WHERE id = (SELECT min(id) FROM transfers)"),
+    (4, "hold", "UPDATE transfers SET pending_id = 999999 "
+                "WHERE id = (SELECT min(id) FROM transfers WHERE kind = 'post')"),
+    (5, "loan", "UPDATE transfers SET loan_id = 999999 WHERE code = 'allocation'"),
+    (6, "payment", "UPDATE transfers SET payment_id = 999999 WHERE code = 'receipt'"),
+]
+
+
+@pytest.mark.parametrize("invariant, what, sql", DANGLING)
+def test_check_names_a_transfer_that_points_at_nothing(world, busy_books, invariant, what,
+                                                       sql):
+    """The journal has no foreign keys: `check` stands in for them."""
+    corrupt(world, sql)
+    result = run_check(world.settings)
+    assert result.exit_code != 0
+    assert f"names {what} 999999, which does not exist" in result.output
+    assert f"invariant {invariant} ({checks.INVARIANTS[invariant]})" in result.output

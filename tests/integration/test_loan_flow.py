@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core import checks, loans
+from core import checks, loans, repayments
 from core.models import LoanStatus, OutboxMessage
 
 
@@ -18,7 +18,15 @@ def test_loan_lists_funds_disburses_and_repays(world, clock):
     assert len(loan.installments) == 4
     assert sum(i.amount for i in loan.installments) == loan.total_due
     clock.advance(days=3)
-    world.pay(loan.number, loan.total_due)
+    payment = world.pay(loan.number, loan.total_due)
+    with world.uow() as uow:
+        texts = list(uow.session.scalars(select(OutboxMessage.template)))
+    assert "sms.lender_repaid" not in texts  # written after the repayment, not in it
+    with world.uow() as uow:
+        assert repayments.tell_lenders(uow, payment.id, clock()) == 3
+        uow.commit()
+    with world.uow() as uow:
+        assert repayments.tell_lenders(uow, payment.id, clock()) == 0  # once only
     loan = world.loan(loan.number)
     assert loan.status == LoanStatus.REPAID
     assert loan.outstanding == 0

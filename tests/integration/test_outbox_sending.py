@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
 from core import delivery, outbox
 from core.models import DeliveryReport, Member, OutboxMessage, OutboxStatus, Purpose
+from tests.support import run_worker
 from web.services import Services
-from workers import duties, jobs, queues
+from workers import duties, queues
 from workers.gateways import SENT, Outcome
 from workers.redis import RedisHandle, client_for
 
@@ -41,16 +41,6 @@ def queue(world, member, key, template="sms.help", purpose=Purpose.NOTICE, **kw)
 def row(world, row_id):
     with world.uow() as uow:
         return uow.session.get(OutboxMessage, row_id)
-
-
-def run_worker(svc):
-    jobs.bind(svc)
-    try:
-        connection = svc.redis.client
-        SimpleWorker([Queue(n, connection=connection) for n in queues.ALL],
-                     connection=connection).work(burst=True, logging_level="WARNING")
-    finally:
-        jobs.bind(None)
 
 
 def test_a_row_is_claimed_by_one_sender_only(world, services):

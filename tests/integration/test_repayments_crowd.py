@@ -56,6 +56,7 @@ def test_ten_thousand_lenders_receive_every_unit(crowd_services):
     with svc.uow() as uow:
         total = loan_total(uow, crowd.loan_id)
     paid = 0
+    before = [0] * LENDERS
     for txid, amount in (("ONE", 1), ("PRIME", 1_000_003), ("REST", None)):
         amount = amount or total - paid
         payment = pay(svc, crowd.number, amount, txid)
@@ -64,9 +65,14 @@ def test_ten_thousand_lenders_receive_every_unit(crowd_services):
         rows = lender_state(svc, crowd.loan_id)
         assert sum(r.repaid for r in rows) + 0 <= sum(r.entitled for r in rows)
         assert all(r.repaid <= r.entitled and r[2] == r.repaid for r in rows)
+        with svc.uow() as uow:  # each lender with a share hears of it, once
+            told = repayments.tell_lenders(uow, payment.id, START)
+            uow.commit()
+        assert told == sum(1 for r, was in zip(rows, before, strict=True) if r.repaid > was)
+        before = [r.repaid for r in rows]
     assert all(r.repaid == r.entitled for r in rows)
     assert sum(r.entitled for r in rows) == LENDERS * 5_003 * 103 // 100
     with svc.uow() as uow:
         told = uow.session.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.template == "sms.lender_repaid"))
-    assert told >= LENDERS  # each lender hears of each share they receive
+    assert told >= LENDERS

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 import cli
 from core.models import OutboxMessage, OutboxStatus
 from tests.fake_at import FakeAfricasTalking
+from tests.support import run_worker
 from web.services import Services
-from workers import queues
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,9 +76,7 @@ def test_a_worker_killed_mid_send_leaves_the_message_to_be_retried(world, at_ser
     runner = CliRunner()
     result = runner.invoke(cli.main, ["tick", "--only", "outbox_sweep"])
     assert result.exit_code == 0 and "outbox_sweep: 2" in result.output, result.output
-    connection = at_services.redis.client
-    SimpleWorker([Queue(n, connection=connection) for n in queues.ALL],
-                 connection=connection).work(burst=True, logging_level="WARNING")
+    run_worker(at_services)
     assert [(r.status, r.attempts) for r in rows(world)] == [(OutboxStatus.SENT, 2),
                                                              (OutboxStatus.SENT, 1)]
     assert len(fake_at.delivered_to(agent_welcome.phone)) == 1  # the retry

@@ -53,6 +53,7 @@ TEXTS = {
     "ledger.amount_not_positive": "The amount must be more than zero.",
     "ledger.same_account": "Money cannot move to the same account.",
     "ledger.bad_resolution": "That hold cannot be changed that way.",
+    "ledger.no_account": "That account does not exist. Nothing was changed.",
     "loan.not_funded": "Loan {number} is not funded yet.",
     "member.role_invalid": "Role must be borrower, lender, agent or admin.",
     # outgoing SMS (keep each within one 160-character part)

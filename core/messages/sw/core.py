@@ -52,6 +52,7 @@ TEXTS = {
     "ledger.amount_not_positive": "Kiasi kiwe zaidi ya sifuri.",
     "ledger.same_account": "Pesa haziwezi kuhamia akaunti ile ile.",
     "ledger.bad_resolution": "Kiasi kilichoshikiliwa hakiwezi kubadilishwa hivyo.",
+    "ledger.no_account": "Akaunti hiyo haipo. Hakuna kilichobadilishwa.",
     "loan.not_funded": "Mkopo {number} bado haujafadhiliwa.",
     "member.role_invalid": "Jukumu liwe mkopaji, mkopeshaji, wakala au msimamizi.",
     "sms.welcome": "Karibu Harambee, {name}. Piga {service_code} kukopa au kukopesha. Jibu MSAADA kupata amri.",
