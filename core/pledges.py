@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core import ledger, outbox
@@ -256,7 +257,7 @@ def _fund(uow: UnitOfWork, loan: Loan, now: datetime) -> None:
     settings = uow.settings
     pledges = list(uow.session.scalars(select(Pledge).where(
         Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.CONFIRMED)
-        .order_by(Pledge.id)))
+        .options(joinedload(Pledge.lender)).order_by(Pledge.id)))  # each lender is told
     holds = list(uow.session.scalars(select(Transfer).where(
         Transfer.id.in_([p.hold_id for p in pledges]))))
     ledger.resolve_holds(uow, holds, now, to=HoldState.POSTED)
