@@ -36,8 +36,11 @@ def worker_process(svc: Services, fake: FakeAfricasTalking, *args: str) -> subpr
                 "HARAMBEE_INSTANCE": str(svc.settings.instance_path),
                 "HARAMBEE_GATEWAY": "africastalking", "AT_USERNAME": "harambee",
                 "AT_API_KEY": fake.api_key, "HARAMBEE_GATEWAY__API_BASE_URL": fake.base_url})
+    # Its own process group: the worker forks RQ's scheduler, and killing the worker
+    # alone would leave that child running on the test's Redis after the test.
     return subprocess.Popen([sys.executable, "-m", "cli", "worker", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
 
 
 def rows(world) -> list[OutboxMessage]:
@@ -65,7 +68,7 @@ def test_a_worker_killed_mid_send_leaves_the_message_to_be_retried(world, at_ser
             time.sleep(0.05)
         assert fake_at.requests, "the worker never reached the gateway"
     finally:
-        process.send_signal(signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)  # the worker and its scheduler die at once
         process.wait(timeout=10)
     # the agent's welcome was in the gateway call; the member's had its own job, not begun
     agent_welcome, member_welcome = rows(world)
