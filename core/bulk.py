@@ -61,13 +61,16 @@ def _constant(rows: Sequence[dict[str, Any]], column: str) -> bool:
 
 
 def insert_rows(session: Session, clause: FromClause, rows: Sequence[dict[str, Any]], *,
-                returning: str | None = None) -> list[Any]:
-    """Insert `rows` (every row names the same columns); return the `returning` column
-    of the new rows (in no promised order), or [] without `returning`."""
+                returning: str | None = None, same: dict[str, Any] | None = None) -> list[Any]:
+    """Insert `rows` (every row names the same columns), each with the columns of `same`
+    too; return the `returning` column of the new rows (in no promised order), or []
+    without `returning`."""
     table = _table(clause)
     if not rows:
         return []
     if session.get_bind().dialect.name != "postgresql":
+        if same:
+            rows = [{**same, **row} for row in rows]
         statement = table.insert()
         if returning is None:
             session.execute(statement, list(rows))
@@ -77,8 +80,10 @@ def insert_rows(session: Session, clause: FromClause, rows: Sequence[dict[str, A
     fixed: dict[str, Any] = {}
     for column in table.columns:  # Python-side scalar defaults, as table.insert() applies
         default = column.default
-        if column.name not in columns and default is not None and default.is_scalar:
+        if (column.name not in columns and column.name not in (same or {})
+                and default is not None and default.is_scalar):
             fixed[column.name] = _plain(default.arg)  # type: ignore[attr-defined]
+    fixed.update({name: _plain(value) for name, value in (same or {}).items()})
     varying = []
     for name in columns:
         if _constant(rows, name):
@@ -90,8 +95,10 @@ def insert_rows(session: Session, clause: FromClause, rows: Sequence[dict[str, A
     values = [f"CAST(:c_{name} AS {table.c[name].type.compile(dialect=dialect)})"
               for name in fixed]
     if varying:
-        params["rows"] = json.dumps([{name: row[name] for name in varying} for row in rows],
-                                    default=_json)
+        exact = len(varying) == len(rows[0])  # the rows are already what to send
+        params["rows"] = json.dumps(
+            rows if exact else [{name: row[name] for name in varying} for row in rows],
+            default=_json)
         source = f"FROM {_recordset(session, table, varying)}"
     else:
         source = f"FROM generate_series(1, {len(rows)})"
@@ -120,7 +127,9 @@ def add_to_rows(session: Session, clause: FromClause, key: str,
         return rowcount(session.execute(
             statement, [{f"_{c}": row[c] for c in (key, *columns)} for row in rows]))
     sets = ", ".join(f"{c} = {table.name}.{c} + v.{c}" for c in columns)
-    document = json.dumps([{c: row[c] for c in (key, *columns)} for row in rows])
+    exact = len(columns) + 1 == len(rows[0])  # the rows are already what to send
+    document = json.dumps(rows if exact else [{c: row[c] for c in (key, *columns)}
+                                              for row in rows])
     return rowcount(session.execute(text(
         f"UPDATE {table.name} SET {sets} FROM {_recordset(session, table, [key, *columns])} "
         f"WHERE {table.name}.{key} = v.{key}"), {"rows": document}))

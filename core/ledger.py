@@ -200,6 +200,34 @@ def transfer_many(uow: UnitOfWork, moves: Sequence[Movement], now: datetime, *,
     insert_rows(uow.session, _TRANSFERS, rows)
 
 
+def fan_out(uow: UnitOfWork, *, debit_id: int, legs: Sequence[tuple[str, int, int]],
+            code: str, now: datetime, loan_id: int | None = None,
+            payment_id: int | None = None) -> None:
+    """Posted transfers from one account to many (a repayment's shares to 10,000
+    lenders): `legs` are (key, credit account id, amount). The rules of transfer_many,
+    without an object per leg; keys must be fresh (a reused one fails on the index)."""
+    if not legs:
+        return
+    total = 0
+    credits: dict[int, int] = defaultdict(int)
+    for _, credit_id, amount in legs:
+        if amount <= 0:
+            raise InvalidInput("ledger.amount_not_positive")
+        credits[credit_id] += amount
+        total += amount
+    if debit_id in credits:
+        raise InvalidInput("ledger.same_account")
+    deltas = {account_id: (0, 0, 0, amount) for account_id, amount in credits.items()}
+    deltas[debit_id] = (0, total, 0, 0)
+    _apply(uow, deltas)
+    insert_rows(uow.session, _TRANSFERS,
+                [{"key": key, "credit_account_id": credit_id, "amount": amount}
+                 for key, credit_id, amount in legs],
+                same={"debit_account_id": debit_id, "kind": TransferKind.POSTED, "code": code,
+                      "loan_id": loan_id, "payment_id": payment_id, "created_at": now,
+                      "hold_state": None, "expires_at": None, "pending_id": None})
+
+
 def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer], now: datetime, *,
                   to: HoldState) -> None:
     """Post, void or expire pending transfers, each exactly once, in one statement.
@@ -300,7 +328,6 @@ def _update_checked(uow: UnitOfWork, params: dict[str, int]) -> None:
 def _apply_bulk(uow: UnitOfWork, deltas: dict[int, tuple[int, int, int, int]]) -> None:
     """Many accounts on PostgreSQL: take every row lock in id order with one statement,
     check the debited ones one by one, then change the rest with one more."""
-    session = uow.session
     lock_accounts(uow, deltas)
     plain = []
     for account_id in sorted(deltas):
@@ -309,9 +336,14 @@ def _apply_bulk(uow: UnitOfWork, deltas: dict[int, tuple[int, int, int, int]]) -
             _update_checked(uow, {"id": account_id, "dp": dp, "dpo": dpo, "cp": cp,
                                   "cpo": cpo})
         else:
-            plain.append({"id": account_id, "debits_pending": dp, "debits_posted": dpo,
-                          "credits_pending": cp, "credits_posted": cpo})
-    add_to_rows(session, _ACCOUNTS, "id", plain)  # every row exists: lock_accounts saw it
+            plain.append((account_id, dp, dpo, cp, cpo))
+    # Send just the counters that change in some row (a fan-out changes one of four).
+    columns = [(name, index) for index, name in enumerate(
+        ("debits_pending", "debits_posted", "credits_pending", "credits_posted"), start=1)
+        if any(row[index] for row in plain)]
+    add_to_rows(uow.session, _ACCOUNTS, "id",  # every row exists: lock_accounts saw it
+                [{"id": row[0], **{name: row[index] for name, index in columns}}
+                 for row in plain])
     _forget(uow, deltas)
 
 

@@ -156,20 +156,19 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None
             key=f"fee:{payment.id}", debit_id=loan.account_id, code="fee",
             credit_id=ledger.system_account(uow, ledger.FEES).id, amount=fee_share,
             loan_id=loan.id, payment_id=payment.id))
-    paid_pledges = []
-    for (pledge_id, _, wallet_id), share in zip(lenders, lender_shares, strict=True):
-        if share:
-            moves.append(ledger.Movement(
-                key=f"alloc:{payment.id}:{pledge_id}", debit_id=loan.account_id,
-                credit_id=wallet_id, amount=share, code=ALLOCATION, loan_id=loan.id,
-                payment_id=payment.id))
-            paid_pledges.append({"id": pledge_id, "repaid": share})
     if refund:
         moves.append(ledger.Movement(
             key=f"refund:{payment.id}", debit_id=loan.account_id, code="refund",
             credit_id=ledger.wallet(uow, loan.borrower_id).id, amount=refund, loan_id=loan.id,
             payment_id=payment.id))
     ledger.transfer_many(uow, moves, now)
+    legs, paid_pledges = [], []
+    for (pledge_id, _, wallet_id), share in zip(lenders, lender_shares, strict=True):
+        if share:
+            legs.append((f"alloc:{payment.id}:{pledge_id}", wallet_id, share))
+            paid_pledges.append({"id": pledge_id, "repaid": share})
+    ledger.fan_out(uow, debit_id=loan.account_id, legs=legs, code=ALLOCATION, now=now,
+                   loan_id=loan.id, payment_id=payment.id)
     add_to_rows(uow.session, _PLEDGES, "id", paid_pledges)
     payment.fee_part, payment.lender_part, payment.refund_part = (
         fee_share, applied - fee_share, refund)
