@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core import checks, ledger
-from core.errors import NotFound
+from core.errors import InsufficientFunds, InvalidInput, NotFound
 from core.models import Transfer
 from tests.support import START
 
@@ -50,5 +50,41 @@ def test_bulk_transfers_naming_no_account_are_refused_whole(world, lenders):
     assert transfers(world) == before
     assert world.wallet(payer).balance == 1_000_000
     assert all(world.wallet(p).balance == 1_000 for p in people)
+    with world.uow() as uow:
+        assert checks.check(uow) == []
+
+
+@pytest.mark.parametrize("lenders", [3, 60])
+def test_a_fan_out_naming_no_account_is_refused_whole(world, lenders):
+    people = [world.lender(balance=1_000) for _ in range(lenders)]
+    payer = world.lender(balance=1_000_000, name="Payer Big")
+    before = transfers(world)
+    with world.uow() as uow, pytest.raises(NotFound) as refused:
+        legs = [(f"f:{i}", ledger.wallet(uow, p.id).id, 10) for i, p in enumerate(people)]
+        ledger.fan_out(uow, debit_id=ledger.wallet(uow, payer.id).id,
+                       legs=[*legs, ("f:missing", MISSING, 10)], code="test", now=START)
+    assert refused.value.key == "ledger.no_account"
+    assert transfers(world) == before
+
+
+def test_a_fan_out_moves_each_leg_and_refuses_bad_ones(world):
+    people = [world.lender(balance=0) for _ in range(3)]
+    payer = world.lender(balance=1_000, name="Payer Big")
+    source, *wallets = [world.wallet(m).id for m in (payer, *people)]  # opened, committed
+    with world.uow() as uow:
+        for legs, key in (([("z", wallets[0], 0)], "ledger.amount_not_positive"),
+                          ([("s", source, 5)], "ledger.same_account")):
+            with pytest.raises(InvalidInput) as refused:
+                ledger.fan_out(uow, debit_id=source, legs=legs, code="test", now=START)
+            assert refused.value.key == key
+        with pytest.raises(InsufficientFunds):  # the debit is checked like any other
+            ledger.fan_out(uow, debit_id=source, legs=[("big", wallets[0], 1_001)],
+                           code="test", now=START)
+    with world.uow() as uow:
+        ledger.fan_out(uow, debit_id=source, code="test", now=START,
+                       legs=[(f"ok:{i}", w, 100 * (i + 1)) for i, w in enumerate(wallets)])
+        uow.commit()
+    assert [world.wallet(p).balance for p in people] == [100, 200, 300]
+    assert world.wallet(payer).balance == 400
     with world.uow() as uow:
         assert checks.check(uow) == []
