@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import redis
 from rq import Queue
 
+from core.repayments import TELL_LENDERS
+
 INBOUND = "sms_in"  # people waiting for an answer: first
 OUTBOUND = "sms_out"
 DUTIES = "duties"
@@ -15,7 +17,7 @@ SEND_BATCH = 200  # outbox rows per send job (rows with the same text go in one 
 SEND_JOB = "workers.jobs.send_outbox"
 ANSWER_JOB = "workers.jobs.answer_sms"
 # core's follow-ups (UnitOfWork.follow_up) by name -> the job that does each
-FOLLOW_UP_JOBS = {"tell_lenders": "workers.jobs.tell_lenders"}
+FOLLOW_UP_JOBS = {TELL_LENDERS: "workers.jobs.tell_lenders"}
 
 
 def queue(client: redis.Redis, name: str) -> Queue:
