@@ -184,13 +184,13 @@ def _yes(ctx: Context, command: Command) -> Reply | None:
     written = len(ctx.uow.outbox_ids)
     done = pledges.confirm_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
     if len(ctx.uow.outbox_ids) == written:  # confirmed before: core wrote nothing new
-        return _already(ctx, done.pledge, done.loan.number or "")
+        return _already(ctx, done)
     return None  # core wrote the receipt (and the funding notices)
 
 
-def _already(ctx: Context, pledge: Pledge, loan: str) -> Reply:
-    return Reply("sms.pledge_already", {"code": pledge.code, "amount": ctx.fmt(pledge.amount),
-                                        "loan": loan})
+def _already(ctx: Context, done: pledges.Confirmation) -> Reply:
+    return Reply("sms.pledge_already", {"code": done.code, "amount": ctx.fmt(done.amount),
+                                        "loan": done.loan_number})
 
 
 def _no(ctx: Context, command: Command) -> Reply | None:

@@ -130,10 +130,10 @@ def test_confirm_pledge_twice_holds_once(world):
     lender = world.lender()
     pledge = world.pledge(lender, loan, 100_000, confirm=False)
     first = run(world, pledges.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
-    assert first.pledge.status == PledgeStatus.CONFIRMED and not first.funded
+    assert first.status == PledgeStatus.CONFIRMED and not first.funded
     before = snapshot(world)
     again = run(world, pledges.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
-    assert again.pledge.id == pledge.id and not again.funded
+    assert again.pledge_id == pledge.id and not again.funded
     assert snapshot(world) == before
     assert world.wallet(lender).available == 900_000
 
@@ -146,7 +146,7 @@ def test_confirm_of_the_funding_pledge_twice_funds_once(world):
                now=world.now).funded
     before = snapshot(world)
     again = run(world, pledges.confirm_pledge, phone=lender.phone, code=pledge.code, now=world.now)
-    assert again.funded and again.loan.status == LoanStatus.FUNDED
+    assert again.funded and again.loan_status == LoanStatus.FUNDED
     assert snapshot(world) == before
 
 

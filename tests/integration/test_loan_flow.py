@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core import checks, loans, repayments
-from core.models import LoanStatus, OutboxMessage
+from core import checks, loans, pledges, repayments
+from core.models import LoanStatus, OutboxMessage, Pledge, PledgeStatus
 
 
 def assert_books_clean(world):
@@ -49,4 +49,32 @@ def test_expiry_voids_every_hold(world, clock):
     assert expired == [loan.number]
     assert world.wallet(lender).available == 200_000
     assert world.loan(loan.number).status == LoanStatus.EXPIRED
+    assert_books_clean(world)
+
+
+def test_a_confirmation_updates_the_loan_and_pledge_this_session_already_holds(world):
+    loan = world.listed_loan(amount=300_000)
+    first, last = world.lender(), world.lender(name="Last Lender")
+    partial = world.pledge(first, loan, 100_000, confirm=False)
+    completing = world.pledge(last, loan, 200_000, confirm=False)
+    with world.uow() as uow:
+        held_loan = loans.find_loan(uow, loan.number)
+        held_pledge = uow.session.get(Pledge, partial.id)
+        assert (held_loan.pledged, held_pledge.status) == (0, PledgeStatus.PROPOSED)
+        done = pledges.confirm_pledge(uow, phone=first.phone, code=partial.code,
+                                      now=world.now)
+        assert (done.pledge_id, done.status, done.funded) == (
+            partial.id, PledgeStatus.CONFIRMED, False)
+        assert held_loan.pledged == 100_000
+        assert held_pledge.status == PledgeStatus.CONFIRMED
+        assert held_pledge.hold_id is not None
+        done = pledges.confirm_pledge(uow, phone=last.phone, code=completing.code,
+                                      now=world.now)
+        assert (done.status, done.loan_status, done.funded) == (
+            PledgeStatus.POSTED, LoanStatus.FUNDED, True)
+        assert (held_loan.pledged, held_loan.funded, held_loan.status) == (
+            300_000, 300_000, LoanStatus.FUNDED)
+        assert held_pledge.status == PledgeStatus.POSTED
+        uow.commit()
+    assert world.wallet(first).available == 900_000
     assert_books_clean(world)

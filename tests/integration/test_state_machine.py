@@ -306,7 +306,7 @@ class LedgerMachine(RuleBasedStateMachine):
         lender, loan = self.members[pledge.lender], self.loans[pledge.loan]
         kw = dict(phone=lender.phone, code=pledge.code, now=self.now())
         if pledge.status in ("confirmed", "posted"):  # a replay
-            assert self.run(pledges.confirm_pledge, **kw).pledge.id == pledge.id
+            assert self.run(pledges.confirm_pledge, **kw).pledge_id == pledge.id
             return
         if pledge.status != "proposed" or pledge.confirm_by <= self.now() or \
                 loan.status != "listed":
