@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import FromClause, Table, bindparam, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.orm import Session
 
@@ -61,17 +62,21 @@ def _constant(rows: Sequence[dict[str, Any]], column: str) -> bool:
 
 
 def insert_rows(session: Session, clause: FromClause, rows: Sequence[dict[str, Any]], *,
-                returning: str | None = None, same: dict[str, Any] | None = None) -> list[Any]:
+                returning: str | None = None, same: dict[str, Any] | None = None,
+                skip_existing: str | None = None) -> list[Any]:
     """Insert `rows` (every row names the same columns), each with the columns of `same`
     too; return the `returning` column of the new rows (in no promised order), or []
-    without `returning`."""
+    without `returning`. With `skip_existing` (a column with a unique index), a row
+    whose value is already in the table is skipped, in the same statement (no read
+    first, and no race with a concurrent writer of the same value)."""
     table = _table(clause)
     if not rows:
         return []
     if session.get_bind().dialect.name != "postgresql":
         if same:
             rows = [{**same, **row} for row in rows]
-        statement = table.insert()
+        statement = (sqlite_insert(table).on_conflict_do_nothing(index_elements=[skip_existing])
+                     if skip_existing else table.insert())
         if returning is None:
             session.execute(statement, list(rows))
             return []
@@ -104,6 +109,8 @@ def insert_rows(session: Session, clause: FromClause, rows: Sequence[dict[str, A
         source = f"FROM generate_series(1, {len(rows)})"
     sql = (f"INSERT INTO {table.name} ({', '.join([*fixed, *varying])}) "
            f"SELECT {', '.join([*values, *(f'v.{name}' for name in varying)])} {source}")
+    if skip_existing:
+        sql += f" ON CONFLICT ({table.c[skip_existing].name}) DO NOTHING"
     if returning is not None:
         sql += f" RETURNING {returning}"
     result = session.execute(text(sql), params)
@@ -133,3 +140,31 @@ def add_to_rows(session: Session, clause: FromClause, key: str,
     return rowcount(session.execute(text(
         f"UPDATE {table.name} SET {sets} FROM {_recordset(session, table, [key, *columns])} "
         f"WHERE {table.name}.{key} = v.{key}"), {"rows": document}))
+
+
+def set_rows(session: Session, clause: FromClause, key: str, rows: Sequence[dict[str, Any]], *,
+             same: dict[str, Any] | None = None) -> int:
+    """For each row, set every other column it names (and the columns of `same`) on the
+    table row whose `key` column equals the row's `key` value, in one statement on
+    PostgreSQL; return how many table rows changed."""
+    table = _table(clause)
+    if not rows:
+        return 0
+    named = [c for c in _columns(table, rows) if c != key]
+    fixed = {name: _plain(value) for name, value in (same or {}).items()}
+    if session.get_bind().dialect.name != "postgresql":
+        statement = (table.update().where(table.c[key] == bindparam(f"_{key}"))
+                     .values({**{c: bindparam(f"_{c}") for c in named}, **fixed}))
+        return rowcount(session.execute(
+            statement, [{f"_{c}": row[c] for c in (key, *named)} for row in rows]))
+    dialect = session.get_bind().dialect
+    sets = [f"{c} = v.{c}" for c in named]
+    sets += [f"{c} = CAST(:c_{c} AS {table.c[c].type.compile(dialect=dialect)})" for c in fixed]
+    exact = len(named) + 1 == len(rows[0])  # the rows are already what to send
+    document = json.dumps(rows if exact else [{c: row[c] for c in (key, *named)} for row in rows],
+                          default=_json)
+    return rowcount(session.execute(text(
+        f"UPDATE {table.name} SET {', '.join(sets)} "
+        f"FROM {_recordset(session, table, [key, *named])} "
+        f"WHERE {table.name}.{key} = v.{key}"),
+        {"rows": document, **{f"c_{c}": value for c, value in fixed.items()}}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -27,6 +27,7 @@ class Committed:
 
 
 AfterCommit = Callable[[Committed], None]
+T = TypeVar("T")
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -140,6 +141,19 @@ class UnitOfWork:
     def announce(self, ids: Iterable[int]) -> None:
         """Note outbox rows written in this transaction, to be sent after commit."""
         self._pending.outbox_ids.extend(ids)
+
+    def loaded(self, model: type[T], ids: Iterable[int]) -> list[T]:
+        """Instances of `model` with these primary keys that this session has already
+        loaded: a statement changed their rows behind the ORM's back. Walks the identity
+        map once (cheap when it is empty, as on the hot paths) rather than looking up
+        each of perhaps thousands of ids."""
+        identity_map = self.session.identity_map
+        keys = [key for key in identity_map.keys() if key[0] is model]
+        if not keys:
+            return []
+        wanted = set(ids)
+        found = (identity_map.get(key) for key in keys if key[1][0] in wanted)
+        return [obj for obj in found if obj is not None]
 
     def follow_up(self, name: str, ref: int) -> None:
         """Note work to start after commit (its sweep also finds it if this is lost)."""

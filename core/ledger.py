@@ -62,6 +62,27 @@ class Movement:
     payment_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A pending transfer as plain values: what resolving it reads. `HOLD_COLUMNS`
+    selects them in this order, so `Hold(*row)` builds one without an ORM object."""
+
+    id: int
+    key: str
+    kind: str
+    hold_state: str | None
+    debit_account_id: int
+    credit_account_id: int
+    amount: int
+    code: str
+    loan_id: int | None
+
+
+HOLD_COLUMNS = (Transfer.id, Transfer.key, Transfer.kind, Transfer.hold_state,
+                Transfer.debit_account_id, Transfer.credit_account_id, Transfer.amount,
+                Transfer.code, Transfer.loan_id)
+
+
 # ---------------------------------------------------------------- accounts
 
 def find_account(uow: UnitOfWork, code: str) -> Account | None:
@@ -228,7 +249,7 @@ def fan_out(uow: UnitOfWork, *, debit_id: int, legs: Sequence[tuple[str, int, in
                       "hold_state": None, "expires_at": None, "pending_id": None})
 
 
-def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer], now: datetime, *,
+def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer | Hold], now: datetime, *,
                   to: HoldState) -> None:
     """Post, void or expire pending transfers, each exactly once, in one statement.
 
@@ -267,8 +288,8 @@ def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer], now: datetime, *,
                      "expires_at": None})
     _apply(uow, {k: (v[0], v[1], v[2], v[3]) for k, v in deltas.items()})
     insert_rows(uow.session, _TRANSFERS, rows)
-    for hold in todo:
-        uow.session.expire(hold, ["hold_state"])
+    for loaded in uow.loaded(Transfer, ids):
+        uow.session.expire(loaded, ["hold_state"])
 
 
 # ---------------------------------------------------------------- internals
@@ -361,14 +382,8 @@ def forget_accounts(uow: UnitOfWork, ids: Iterable[int]) -> None:
 
 def _forget(uow: UnitOfWork, ids: Iterable[int]) -> None:
     """Counters changed behind the ORM's back: reload cached accounts on next use."""
-    session = uow.session
-    cached = {key[1][0]: key for key in session.identity_map.keys() if key[0] is Account}
-    if not cached:
-        return
-    for account_id in cached.keys() & set(ids):
-        obj = session.identity_map.get(cached[account_id])
-        if obj is not None:
-            session.expire(obj)
+    for account in uow.loaded(Account, ids):
+        uow.session.expire(account)
 
 
 def _validate(move: Movement) -> None:

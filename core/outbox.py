@@ -6,13 +6,10 @@ twice writes one row.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy import String, any_, cast, select
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from core.bulk import insert_rows
 from core.db import UnitOfWork
@@ -20,7 +17,6 @@ from core.messages import language_or_default, text
 from core.models import Member, OutboxMessage, OutboxStatus, Purpose
 
 _OUTBOX = OutboxMessage.__table__
-_KEYS = ARRAY(String)
 
 
 @dataclass(frozen=True)
@@ -54,22 +50,10 @@ def row_values(message: Sms) -> dict[str, object]:
 
 def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
     """Write outbox rows (skipping keys already written) and announce them for sending."""
-    batch = list(messages)
-    if not batch:
-        return []
-    keys = [m.key for m in batch]
-    existing: set[str] = set()
-    if uow.is_postgres:
-        existing.update(uow.session.scalars(
-            select(OutboxMessage.key).where(OutboxMessage.key == any_(cast(keys, _KEYS)))))
-    else:
-        for chunk in _chunks(keys, 900):
-            existing.update(uow.session.scalars(
-                select(OutboxMessage.key).where(OutboxMessage.key.in_(chunk))))
     rows = []
     seen: set[str] = set()
-    for m in batch:
-        if m.key in existing or m.key in seen:
+    for m in messages:
+        if m.key in seen:
             continue
         seen.add(m.key)
         lang = language_or_default(m.language)
@@ -82,11 +66,7 @@ def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
         })
     if not rows:
         return []
-    ids: list[int] = insert_rows(uow.session, _OUTBOX, rows, returning="id")
+    ids: list[int] = insert_rows(uow.session, _OUTBOX, rows, returning="id",
+                                 skip_existing="key")
     uow.announce(ids)
     return ids
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -9,12 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, select, update
-from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.util import identity_key
 
 from core import ledger, outbox
 from core.allocation import largest_remainder
-from core.bulk import rowcount
+from core.bulk import rowcount, set_rows
 from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -35,6 +33,8 @@ from core.models import (
     Transfer,
 )
 from core.phones import normalise
+
+_PLEDGES = Pledge.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +65,11 @@ class _Target:
     loan_number: str
     loan_status: LoanStatus
     loan_amount: int
+    interest: int
     pledged: int
     loan_account_id: int | None
     deadline: datetime | None
+    borrower_id: int
     lender_id: int
     phone: str
     language: str
@@ -155,8 +157,9 @@ def _pledge_by_code(uow: UnitOfWork, phone: str, code: str) -> tuple[Member, Ple
 # three ORM objects (60 columns) was a third of a confirmation's Python time.
 _TARGET = (
     select(Pledge.id, Pledge.status, Pledge.amount, Pledge.code, Pledge.confirm_by,
-           Loan.id, Loan.number, Loan.status, Loan.amount, Loan.pledged, Loan.account_id,
-           Loan.deadline, Member.id, Member.phone, Member.language, Account.id)
+           Loan.id, Loan.number, Loan.status, Loan.amount, Loan.interest, Loan.pledged,
+           Loan.account_id, Loan.deadline, Loan.borrower_id, Member.id, Member.phone,
+           Member.language, Account.id)
     .join(Member, Member.id == Pledge.lender_id).join(Loan, Loan.id == Pledge.loan_id)
     .outerjoin(Account, and_(Account.member_id == Member.id, Account.kind == AccountKind.WALLET))
     .where(Member.phone == bindparam("phone"), Pledge.code == bindparam("code"))
@@ -206,11 +209,21 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
         return _confirm_in_one_statement(uow, target, now)
     wallet_id = target.wallet_id or ledger.wallet_id(uow, target.lender_id)
     if funded:
-        # Funding posts every hold: lock all the wallets it touches up front, in id
-        # order, so two fundings sharing lenders cannot deadlock.
-        ledger.lock_accounts(uow, [wallet_id, target.loan_account_id, *uow.session.scalars(
-            select(Transfer.debit_account_id).join(Pledge, Pledge.hold_id == Transfer.id)
-            .where(Pledge.loan_id == target.loan_id, Pledge.status == PledgeStatus.CONFIRMED))])
+        return _confirm_and_fund(uow, target, wallet_id, now)
+    _hold_and_claim(uow, target, wallet_id, now)
+    uow.session.execute(
+        update(Loan).where(Loan.id == target.loan_id)
+        .values(pledged=Loan.pledged + target.amount)
+        .execution_options(synchronize_session=False))
+    _reload_if_loaded(uow, [target.pledge_id], target.loan_id)
+    outbox.queue(uow, [_receipt(target, settings)], now)
+    return target.confirmation(PledgeStatus.CONFIRMED, target.loan_status)
+
+
+def _hold_and_claim(uow: UnitOfWork, target: _Target, wallet_id: int,
+                    now: datetime) -> Transfer:
+    """The pledge's hold through the ledger, then the pledge (still proposed) claims it."""
+    assert target.loan_account_id is not None
     try:
         hold = ledger.transfer(uow, ledger.Movement(
             key=f"hold:{target.pledge_id}", debit_id=wallet_id,
@@ -218,7 +231,7 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
             loan_id=target.loan_id), now, pending=True, expires_at=target.deadline, fresh=True)
     except ledger.InsufficientFunds as exc:
         raise ledger.InsufficientFunds(
-            available=settings.fmt(int(exc.params["available"]))) from None
+            available=uow.settings.fmt(int(exc.params["available"]))) from None
     # lapse_pledges does not take the loan lock: the pledge row decides that race.
     claimed = rowcount(uow.session.execute(
         update(Pledge).where(Pledge.id == target.pledge_id,
@@ -227,27 +240,82 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
         .execution_options(synchronize_session=False)))
     if claimed != 1:  # SQLite only reaches here unlocked; the row lock forbids it
         raise NotAllowed("pledge.done", code=target.code, status=target.status)
+    return hold
+
+
+@dataclass(frozen=True, slots=True)
+class _Backer:
+    """A confirmed pledge of the loan being funded, its lender and its hold."""
+
+    pledge_id: int
+    amount: int
+    lender_id: int
+    phone: str
+    language: str
+    hold: ledger.Hold | Transfer
+
+
+_BACKERS = (
+    select(Pledge.id, Pledge.amount, Member.id, Member.phone, Member.language,
+           *ledger.HOLD_COLUMNS)
+    .join(Member, Member.id == Pledge.lender_id).join(Transfer, Transfer.id == Pledge.hold_id)
+    .where(Pledge.loan_id == bindparam("loan_id"), Pledge.status == PledgeStatus.CONFIRMED))
+
+
+def _confirm_and_fund(uow: UnitOfWork, target: _Target, wallet_id: int,
+                      now: datetime) -> Confirmation:
+    """The pledge that completes the loan: its hold is placed and posted with every
+    other at once, each lender's share of principal and interest is fixed, and the
+    borrower and every lender are told. Plain rows and set-wise statements: a loan
+    may have hundreds of lenders."""
+    settings = uow.settings
+    assert target.loan_account_id is not None
+    backers = [_Backer(pledge_id, amount, lender_id, phone, language, ledger.Hold(*hold))
+               for pledge_id, amount, lender_id, phone, language, *hold
+               in uow.session.execute(_BACKERS, {"loan_id": target.loan_id})]
+    # Funding posts every hold: lock all the wallets it touches up front, in id order,
+    # so two fundings sharing lenders cannot deadlock.
+    ledger.lock_accounts(uow, [wallet_id, target.loan_account_id,
+                               *(b.hold.debit_account_id for b in backers)])
+    hold = _hold_and_claim(uow, target, wallet_id, now)
+    backers.append(_Backer(target.pledge_id, target.amount, target.lender_id, target.phone,
+                           target.language, hold))
+    backers.sort(key=lambda b: b.pledge_id)
+    ledger.resolve_holds(uow, [b.hold for b in backers], now, to=HoldState.POSTED)
+    shares = largest_remainder(target.loan_amount + target.interest,
+                               [b.amount for b in backers])
+    set_rows(uow.session, _PLEDGES, "id",
+             [{"id": b.pledge_id, "entitled": share} for b, share in zip(backers, shares,
+                                                                        strict=True)],
+             same={"status": PledgeStatus.POSTED})
     uow.session.execute(
         update(Loan).where(Loan.id == target.loan_id)
-        .values(pledged=Loan.pledged + target.amount)
+        .values(pledged=Loan.pledged + target.amount, funded=sum(b.amount for b in backers),
+                status=LoanStatus.FUNDED, funded_at=now)
         .execution_options(synchronize_session=False))
-    _reload_if_loaded(uow, target)
-    outbox.queue(uow, [_receipt(target, settings)], now)
-    if not funded:
-        return target.confirmation(PledgeStatus.CONFIRMED, target.loan_status)
-    loan = uow.session.get_one(Loan, target.loan_id)
-    _fund(uow, loan, now)
+    _reload_if_loaded(uow, [b.pledge_id for b in backers], target.loan_id)
+    borrower = uow.session.execute(select(Member.phone, Member.language).where(
+        Member.id == target.borrower_id)).one()
+    number = target.loan_number
+    outbox.queue(uow, [
+        _receipt(target, settings),
+        outbox.Sms(key=f"funded:{target.loan_id}", phone=borrower.phone,
+                   language=borrower.language, template="sms.loan_funded_borrower",
+                   purpose=Purpose.NOTICE, member_id=target.borrower_id,
+                   params={"loan": number, "amount": settings.fmt(target.loan_amount)}),
+        *(outbox.Sms(key=f"funded:{target.loan_id}:{b.pledge_id}", phone=b.phone,
+                     language=b.language, template="sms.loan_funded_lender",
+                     purpose=Purpose.NOTICE, member_id=b.lender_id,
+                     params={"loan": number, "amount": settings.fmt(b.amount)})
+          for b in backers)], now)
     return target.confirmation(PledgeStatus.POSTED, LoanStatus.FUNDED)
 
 
-def _reload_if_loaded(uow: UnitOfWork, target: _Target) -> None:
+def _reload_if_loaded(uow: UnitOfWork, pledge_ids: list[int], loan_id: int) -> None:
     """The pledge and loan rows were changed by statements, not through the ORM: an
     instance this session had already loaded is reloaded (none on the hot path)."""
-    session = uow.session
-    for model, ident in ((Pledge, target.pledge_id), (Loan, target.loan_id)):
-        loaded = session.identity_map.get(identity_key(model, ident))
-        if loaded is not None:
-            session.refresh(loaded)
+    for loaded in [*uow.loaded(Pledge, pledge_ids), *uow.loaded(Loan, [loan_id])]:
+        uow.session.refresh(loaded)
 
 
 def _receipt(target: _Target, settings: Settings) -> outbox.Sms:
@@ -276,7 +344,7 @@ def _confirm_in_one_statement(uow: UnitOfWork, target: _Target,
         raise InvalidInput("pledge.over_open", open=settings.fmt(target.open_amount),
                            number=target.loan_number)
     ledger.forget_accounts(uow, [target.wallet_id, target.loan_account_id])
-    _reload_if_loaded(uow, target)
+    _reload_if_loaded(uow, [target.pledge_id], target.loan_id)
     if placed.sms_id is not None:
         uow.announce([placed.sms_id])
     return target.confirmation(PledgeStatus.CONFIRMED, target.loan_status)
@@ -302,30 +370,6 @@ def decline_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
     outbox.queue(uow, [outbox.sms_to(lender, f"declined:{pledge.id}", "sms.pledge_declined",
                                      Purpose.RECEIPT, code=pledge.code)], now)
     return pledge
-
-
-def _fund(uow: UnitOfWork, loan: Loan, now: datetime) -> None:
-    """Post every hold at once; fix each lender's share of principal and interest."""
-    settings = uow.settings
-    pledges = list(uow.session.scalars(select(Pledge).where(
-        Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.CONFIRMED)
-        .options(joinedload(Pledge.lender)).order_by(Pledge.id)))  # each lender is told
-    holds = list(uow.session.scalars(select(Transfer).where(
-        Transfer.id.in_([p.hold_id for p in pledges]))))
-    ledger.resolve_holds(uow, holds, now, to=HoldState.POSTED)
-    shares = largest_remainder(loan.amount + loan.interest, [p.amount for p in pledges])
-    for pledge, share in zip(pledges, shares, strict=True):
-        pledge.status = PledgeStatus.POSTED
-        pledge.entitled = share
-    loan.funded = sum(p.amount for p in pledges)
-    loan.status = LoanStatus.FUNDED
-    loan.funded_at = now
-    messages = [outbox.sms_to(loan.borrower, f"funded:{loan.id}", "sms.loan_funded_borrower",
-                              Purpose.NOTICE, loan=loan.number, amount=settings.fmt(loan.amount))]
-    messages += [outbox.sms_to(p.lender, f"funded:{loan.id}:{p.id}", "sms.loan_funded_lender",
-                               Purpose.NOTICE, loan=loan.number, amount=settings.fmt(p.amount))
-                 for p in pledges]
-    outbox.queue(uow, messages, now)
 
 
 def lapse_pledges(uow: UnitOfWork, now: datetime, *, limit: int = 500) -> int:
