@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
@@ -107,6 +107,15 @@ class UnitOfWork:
     @property
     def is_postgres(self) -> bool:
         return self.db.is_postgres
+
+    @property
+    def connection(self) -> Connection:
+        """This unit's connection, inside its transaction, for the Core statements of a
+        hot path: it skips the session's execute machinery (about 40 µs a statement).
+        Pending ORM changes are flushed first, as the session does before a query."""
+        session = self.session
+        session.flush()
+        return session.connection()
 
     def __enter__(self) -> UnitOfWork:
         self._session = self.db.sessions()

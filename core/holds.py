@@ -76,7 +76,7 @@ def place_hold(uow: UnitOfWork, *, pledge_id: int, loan_id: int, wallet_id: int,
     """Hold `amount` on the wallet for the pledge, mark it confirmed, add it to the
     loan, and queue its receipt (`sms`: key, phone, member_id, language, purpose,
     template, text) — all or, from the first step refused, nothing further."""
-    row = uow.session.execute(_PLACE, {
+    row = uow.connection.execute(_PLACE, {
         "amount": amount, "wallet_id": wallet_id, "loan_account_id": loan_account_id,
         "key": f"hold:{pledge_id}", "pending": str(TransferKind.PENDING),
         "hold_pending": str(HoldState.PENDING), "expires_at": expires_at, "loan_id": loan_id,

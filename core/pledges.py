@@ -176,7 +176,7 @@ def _locked_target(uow: UnitOfWork, phone: str, code: str) -> _Target:
     clean = (code or "").strip()
     if not clean.isdigit():
         raise NotFound("pledge.code_invalid", code=clean[:8])
-    found = uow.session.execute(_TARGET, {"phone": e164, "code": clean}).first()
+    found = uow.connection.execute(_TARGET, {"phone": e164, "code": clean}).first()
     if found is None:
         raise NotFound("pledge.code_invalid", code=clean)
     return _Target(*found)
