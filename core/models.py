@@ -299,14 +299,17 @@ class PledgeStatus(StrEnum):
 class Pledge(Base):
     """A lender's offer to one loan; once posted, `entitled` is what it earns back and
     `repaid` what it has received. Fillfactor 70 on PostgreSQL (migration 0003) keeps
-    the `repaid` updates of a repayment HOT, as for accounts."""
+    the `repaid` updates of a repayment HOT, as for accounts. `YES <code>` finds a
+    pledge by its lender and code (migration 0004), however many pledges the lender
+    has made."""
 
     __tablename__ = "pledges"
-    __table_args__ = (Index("ix_pledges_status_expires", "status", "confirm_by"),)
+    __table_args__ = (Index("ix_pledges_status_expires", "status", "confirm_by"),
+                      Index("ix_pledges_lender_code", "lender_id", "code"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), index=True)
-    lender_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    lender_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     amount: Mapped[int] = mapped_column(Money)
     code: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(10), default=PledgeStatus.PROPOSED)
