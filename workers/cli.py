@@ -4,10 +4,15 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from core.config import ConfigError
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from rq.cron import CronScheduler
 
 EVERY_MINUTE = 60
 EVERY_QUARTER_HOUR = 15 * 60
@@ -43,17 +48,22 @@ def worker(burst: bool) -> None:
 def cron() -> None:
     """Run RQ's cron scheduler (one process): the frequent duties every minute,
     arrears and reminders every quarter hour."""
+    cron_schedule(_services().redis.client).start()
+
+
+def cron_schedule(connection: Redis) -> CronScheduler:
+    """What `harambee cron` runs: each due schedule becomes one `run_duties` job on the
+    duties queue, which a worker picks up."""
     from rq.cron import CronScheduler
 
     from workers import duties, jobs, queues
 
-    svc = _services()
-    scheduler = CronScheduler(connection=svc.redis.client, logging_level="INFO")
+    scheduler = CronScheduler(connection=connection, logging_level="INFO")
     scheduler.register(jobs.run_duties, queues.DUTIES, kwargs={"names": list(duties.FREQUENT)},
                        interval=EVERY_MINUTE, name="harambee.frequent", job_timeout=300)
     scheduler.register(jobs.run_duties, queues.DUTIES, kwargs={"names": list(duties.DAILY)},
                        interval=EVERY_QUARTER_HOUR, name="harambee.reminders", job_timeout=900)
-    scheduler.start()
+    return scheduler
 
 
 @click.command()
