@@ -40,7 +40,7 @@ _PLEDGES = Pledge.__table__
 @dataclass(frozen=True, slots=True)
 class Confirmation:
     """What `YES <code>` did, or had already done on a replay: plain values, so the hot
-    path builds no ORM objects. `funded` is true once the loan is fully pledged."""
+    path builds no ORM objects."""
 
     pledge_id: int
     code: str
@@ -49,7 +49,11 @@ class Confirmation:
     loan_id: int
     loan_number: str
     loan_status: LoanStatus
-    funded: bool
+
+    @property
+    def funded(self) -> bool:
+        """The loan is fully pledged: every hold, this one's too, is posted."""
+        return self.status == PledgeStatus.POSTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +83,15 @@ class _Target:
     def open_amount(self) -> int:
         return self.loan_amount - self.pledged
 
+    @property
+    def escrow_id(self) -> int:
+        """The loan's account, which every listed loan has."""
+        assert self.loan_account_id is not None
+        return self.loan_account_id
+
     def confirmation(self, status: PledgeStatus, loan_status: LoanStatus) -> Confirmation:
         return Confirmation(self.pledge_id, self.code, self.amount, status, self.loan_id,
-                            self.loan_number, loan_status,
-                            funded=status == PledgeStatus.POSTED)
+                            self.loan_number, loan_status)
 
 
 def _new_code(uow: UnitOfWork, lender_id: int) -> str:
@@ -203,7 +212,6 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
     if target.amount > target.open_amount:
         raise InvalidInput("pledge.over_open", open=settings.fmt(target.open_amount),
                            number=target.loan_number)
-    assert target.loan_account_id is not None
     funded = target.amount == target.open_amount
     if uow.is_postgres and target.wallet_id is not None and not funded:
         return _confirm_in_one_statement(uow, target, now)
@@ -223,11 +231,10 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
 def _hold_and_claim(uow: UnitOfWork, target: _Target, wallet_id: int,
                     now: datetime) -> Transfer:
     """The pledge's hold through the ledger, then the pledge (still proposed) claims it."""
-    assert target.loan_account_id is not None
     try:
         hold = ledger.transfer(uow, ledger.Movement(
             key=f"hold:{target.pledge_id}", debit_id=wallet_id,
-            credit_id=target.loan_account_id, amount=target.amount, code="pledge_hold",
+            credit_id=target.escrow_id, amount=target.amount, code="pledge_hold",
             loan_id=target.loan_id), now, pending=True, expires_at=target.deadline, fresh=True)
     except ledger.InsufficientFunds as exc:
         raise ledger.InsufficientFunds(
@@ -269,13 +276,12 @@ def _confirm_and_fund(uow: UnitOfWork, target: _Target, wallet_id: int,
     borrower and every lender are told. Plain rows and set-wise statements: a loan
     may have hundreds of lenders."""
     settings = uow.settings
-    assert target.loan_account_id is not None
     backers = [_Backer(pledge_id, amount, lender_id, phone, language, ledger.Hold(*hold))
                for pledge_id, amount, lender_id, phone, language, *hold
                in uow.session.execute(_BACKERS, {"loan_id": target.loan_id})]
     # Funding posts every hold: lock all the wallets it touches up front, in id order,
     # so two fundings sharing lenders cannot deadlock.
-    ledger.lock_accounts(uow, [wallet_id, target.loan_account_id,
+    ledger.lock_accounts(uow, [wallet_id, target.escrow_id,
                                *(b.hold.debit_account_id for b in backers)])
     hold = _hold_and_claim(uow, target, wallet_id, now)
     backers.append(_Backer(target.pledge_id, target.amount, target.lender_id, target.phone,
@@ -333,9 +339,9 @@ def _confirm_in_one_statement(uow: UnitOfWork, target: _Target,
     """PostgreSQL, a pledge that does not complete the loan: core.holds does the hold,
     the pledge, the loan total and the receipt in one round trip."""
     settings = uow.settings
-    assert target.loan_account_id is not None and target.wallet_id is not None
+    assert target.wallet_id is not None
     placed = place_hold(uow, pledge_id=target.pledge_id, loan_id=target.loan_id,
-                        wallet_id=target.wallet_id, loan_account_id=target.loan_account_id,
+                        wallet_id=target.wallet_id, loan_account_id=target.escrow_id,
                         amount=target.amount, expires_at=target.deadline, now=now,
                         sms=outbox.row_values(_receipt(target, settings)))
     if placed.hold_id is None:
@@ -343,7 +349,7 @@ def _confirm_in_one_statement(uow: UnitOfWork, target: _Target,
     if placed.pledged is None:  # cannot happen under the loan's lock; never half-done
         raise InvalidInput("pledge.over_open", open=settings.fmt(target.open_amount),
                            number=target.loan_number)
-    ledger.forget_accounts(uow, [target.wallet_id, target.loan_account_id])
+    ledger.forget_accounts(uow, [target.wallet_id, target.escrow_id])
     _reload_if_loaded(uow, [target.pledge_id], target.loan_id)
     if placed.sms_id is not None:
         uow.announce([placed.sms_id])
