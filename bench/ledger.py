@@ -44,7 +44,7 @@ from core.db import Database, UnitOfWork  # noqa: E402
 from core.errors import DomainError  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.models import Loan, LoanStatus, Member, Pledge, PledgeStatus  # noqa: E402
-from core.payouts import ConsolePayouts  # noqa: E402
+from runtime.payouts import ConsolePayouts  # noqa: E402
 from tests.support import clean_database  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -116,7 +116,7 @@ def seed(url: str, n: int) -> None:
 def run_child(url: str) -> dict[str, float]:
     """In this (fresh) process: the reminders duty once, timed, with peak RSS."""
     from core import reminders
-    from web.services import build_services
+    from runtime.services import build_services
 
     svc = build_services(settings_for(url))
     svc.redis.client.flushdb()

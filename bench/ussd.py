@@ -152,8 +152,8 @@ def report(name: str, result: list[float]) -> tuple[float, float, float]:
 def seed(env: dict[str, str], phones: list[str]) -> None:
     from core.config import load_settings
     from core.migrate import upgrade
+    from runtime.services import build_services
     from tests.support import World
-    from web.services import build_services
 
     settings = load_settings(env=env)
     upgrade(settings)
@@ -171,8 +171,8 @@ def seed(env: dict[str, str], phones: list[str]) -> None:
 def queries_per_hop(env: dict[str, str], phone: str, walk: list[str]) -> dict[str, int]:
     """The same walk in-process, counting SQL statements per hop."""
     from core.config import load_settings
+    from runtime.services import build_services
     from web.app import create_app
-    from web.services import build_services
 
     svc = build_services(load_settings(env=env))
     seen: list[str] = []

@@ -211,11 +211,10 @@ def _external(uow: UnitOfWork) -> list[Violation]:
         select(Transfer.id, Transfer.code).where(
             Transfer.code.in_(["disbursement", "withdrawal"]),
             Transfer.id.not_in(select(Payout.transfer_id))))]
-    out += [Violation(6, f"payout {pid}: transfer key {key} is not its provider reference")
+    out += [Violation(6, f"payout {pid}: transfer key {key} is not its payout's key")
             for pid, key in s.execute(
                 select(Payout.id, Transfer.key).join(Transfer, Transfer.id == Payout.transfer_id)
-                .where(Transfer.key != literal("payout:") + Payout.provider + literal(":")
-                       + Payout.reference))]
+                .where(Transfer.key != literal("payout:") + Payout.key))]
     out += [Violation(6, f"payout {pid}: paid {paid} but its transfer moved {moved}")
             for pid, paid, moved in s.execute(
                 select(Payout.id, Payout.amount, Transfer.amount)

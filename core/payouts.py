@@ -1,12 +1,12 @@
-"""Payout gateways: money leaving Harambee to a phone (disbursements, withdrawals).
+"""Payouts: money leaving Harambee to a phone (disbursements, withdrawals).
 
 A payout is idempotent by the caller's key: paying the same key twice pays once and
-returns the same provider reference. Real adapters (M-Pesa B2C) come later.
+returns the same provider reference. What a gateway must do is stated here
+(`PayoutGateway`); the gateways themselves are adapters the composition root picks
+(`runtime/payouts.py`).
 """
 from __future__ import annotations
 
-import hashlib
-import logging
 from datetime import datetime
 from typing import Protocol
 
@@ -16,9 +16,6 @@ from core import ledger
 from core.db import UnitOfWork
 from core.errors import Conflict
 from core.models import Member, Payout
-from core.phones import masked
-
-log = logging.getLogger(__name__)
 
 
 class PayoutGateway(Protocol):
@@ -29,16 +26,9 @@ class PayoutGateway(Protocol):
         ...
 
 
-class ConsolePayouts:
-    """Pays nobody: logs and returns a reference derived from the key (stable across
-    processes, so a retry anywhere gets the same reference)."""
-
-    provider = "console"
-
-    def pay(self, *, key: str, phone: str, amount: int, currency: str) -> str:
-        reference = "CP" + hashlib.sha256(key.encode()).hexdigest()[:12].upper()
-        log.info("payout %s %s %s to %s (%s)", key, amount, currency, masked(phone), reference)
-        return reference
+def payout_key(key: str) -> str:
+    """The key of the transfer that records the payout with our key `key`."""
+    return f"payout:{key}"
 
 
 def find_payout(uow: UnitOfWork, key: str) -> Payout | None:
@@ -51,7 +41,8 @@ def pay_out(uow: UnitOfWork, gateway: PayoutGateway, *, key: str, purpose: str, 
 
     The ledger transfer is made first (it may be refused for lack of funds, and it locks
     the debited row); only then is the gateway asked to pay, by our key, so a retry after
-    a crash pays once. The transfer is keyed by the provider's reference (invariant 6).
+    a crash pays once. The transfer is keyed by our key (`payout_key`) and never changed
+    after it is written; the provider's reference is kept on the payout row (invariant 6).
     """
     done = find_payout(uow, key)
     if done is not None:
@@ -59,13 +50,11 @@ def pay_out(uow: UnitOfWork, gateway: PayoutGateway, *, key: str, purpose: str, 
             raise Conflict("ledger.key_reused")
         return done
     out = ledger.system_account(uow, ledger.payout_code(gateway.provider))
-    placeholder = f"payout-pending:{key}"
     moved = ledger.transfer(uow, ledger.Movement(
-        key=placeholder, debit_id=debit_id, credit_id=out.id, amount=amount, code=purpose,
+        key=payout_key(key), debit_id=debit_id, credit_id=out.id, amount=amount, code=purpose,
         loan_id=loan_id), now)
     reference = gateway.pay(key=key, phone=member.phone, amount=amount,
                             currency=uow.settings.app.currency)
-    moved.key = f"payout:{gateway.provider}:{reference}"
     record = Payout(key=key, provider=gateway.provider, reference=reference, purpose=purpose,
                     phone=member.phone, amount=amount, member_id=member.id, loan_id=loan_id,
                     transfer_id=moved.id, created_at=now)
@@ -73,8 +62,3 @@ def pay_out(uow: UnitOfWork, gateway: PayoutGateway, *, key: str, purpose: str, 
     uow.session.flush()
     return record
 
-
-def payout_gateway(name: str) -> PayoutGateway:
-    if name == "console":
-        return ConsolePayouts()
-    raise ValueError(f"unknown payout gateway {name!r}")

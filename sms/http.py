@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
+from redis import RedisError
 
 from core import delivery, inbox
 from core.phones import masked
-from web.metrics import SMS_IN
-from web.security import require_webhook_key
-from web.services import Services
+from runtime.http import require_webhook_key, services
+from runtime.metrics import SMS_IN
 
 bp = Blueprint("sms", __name__)
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def _plain(body: str = "", status: int = 200) -> Response:
 @require_webhook_key
 def incoming() -> Response:
     """Store the message (once per AT id), answer 200, and enqueue its handler."""
-    svc: Services = current_app.extensions["harambee"]
+    svc = services()
     form = request.form
     sender = form.get("from", "").strip()
     if not sender:
@@ -51,10 +51,8 @@ def incoming() -> Response:
     SMS_IN.labels("stored" if stored.created else "duplicate").inc()
     if stored.created or stored.status == "received":
         try:
-            from workers.queues import enqueue_answer
-
-            enqueue_answer(svc.redis.client, stored.id)
-        except Exception:  # noqa: BLE001 - the inbound sweep answers it
+            svc.jobs.answer_sms(stored.id)
+        except RedisError:  # the inbound sweep answers it
             log.warning("could not enqueue SMS %s; the sweep will answer it", stored.id)
     return _plain()
 
@@ -63,7 +61,7 @@ def incoming() -> Response:
 @require_webhook_key
 def delivery_report() -> Response:
     """Apply a delivery report to its outbox row (now, or once the row has the id)."""
-    svc: Services = current_app.extensions["harambee"]
+    svc = services()
     form = request.form
     message_id, status = form.get("id", "").strip(), form.get("status", "").strip()
     if not message_id or not status:

@@ -22,10 +22,10 @@ from sqlalchemy.engine import make_url
 from core.config import Settings, load_settings
 from core.db import Database
 from core.migrate import upgrade
+from runtime.redis import RedisHandle, client_for, start_embedded
+from runtime.services import Services
 from tests.fake_at import FakeAfricasTalking
 from tests.support import Clock, World, clean_database
-from web.services import Services
-from workers.redis import RedisHandle, client_for, start_embedded
 
 ON_POSTGRES = bool(os.environ.get("DATABASE_URL"))
 

@@ -13,8 +13,9 @@ from sqlalchemy import text
 from core import ledger, loans, members, pledges, repayments
 from core.db import Database
 from core.models import Base, Loan, Member, Pledge
-from web.services import Services
-from workers import jobs, queues
+from runtime.jobs import QUEUES
+from runtime.services import Services
+from workers import jobs
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 12:00 in Nairobi
 PIN = "2580"
@@ -26,7 +27,7 @@ def run_worker(svc: Services) -> None:
     jobs.bind(svc)
     try:
         connection = svc.redis.client
-        SimpleWorker([Queue(n, connection=connection) for n in queues.ALL],
+        SimpleWorker([Queue(n, connection=connection) for n in QUEUES],
                      connection=connection).work(burst=True, logging_level="WARNING")
     finally:
         jobs.bind(None)

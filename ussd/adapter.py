@@ -10,9 +10,9 @@ from core.errors import NotAllowed
 from core.loans import Quote
 from core.models import LoanStatus, Member, MemberStatus, Purpose
 from core.queries import AccountView, LoanView, PledgeView
+from runtime.services import Services
 from ussd.port import Listed, MemberCard
 from ussd.state import Caller
-from web.services import Services
 
 
 def caller_of(member: Member) -> Caller:

@@ -7,19 +7,19 @@ import re
 import time
 
 import redis
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from prometheus_client import Counter
 
 from core.messages import text
 from core.phones import try_normalise
+from runtime.http import require_webhook_key, services
+from runtime.metrics import REGISTRY, USSD_HOPS, USSD_SECONDS
+from runtime.services import Services
 from ussd import machine
 from ussd.adapter import CorePort
 from ussd.screen import Screen
 from ussd.session import SessionStore, session_digest
 from ussd.state import State
-from web.metrics import REGISTRY, USSD_HOPS, USSD_SECONDS
-from web.security import require_webhook_key
-from web.services import Services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ussd", __name__)
@@ -58,7 +58,7 @@ def end(key: str, lang: str | None, max_chars: int) -> str:
 @require_webhook_key
 def hop() -> Response:
     started = time.perf_counter()
-    svc = current_app.extensions["harambee"]
+    svc = services()
     try:
         answer, outcome = _hop(svc)
     except Exception:  # noqa: BLE001 - last net: the gateway must get CON/END, never a 500
@@ -119,7 +119,7 @@ def _hop(svc: Services) -> tuple[str, str]:
 @require_webhook_key
 def events() -> Response:
     """Mark a session complete (no resume offered) or dropped (a redial may continue)."""
-    svc: Services = current_app.extensions["harambee"]
+    svc = services()
     form = request.form
     status = form.get("status", "")
     SESSIONS_ENDED.labels(status=status if status in EVENT_STATUSES else "other").inc()

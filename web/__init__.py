@@ -1,1 +1,2 @@
-"""The web tier: app factory, health and metrics; later the admin and simulator."""
+"""The web tier: the app factory, health and metrics, and the payment hook for
+providers without a channel of their own."""

@@ -10,13 +10,11 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 
 from core.models import Loan, OutboxMessage
-from web.services import Services
+from runtime.http import services
+from runtime.metrics import REGISTRY as PROCESS_REGISTRY
+from runtime.services import Services
 
 bp = Blueprint("health", __name__)
-
-
-def services() -> Services:
-    return current_app.extensions["harambee"]  # type: ignore[no-any-return]
 
 
 @bp.get("/healthz")
@@ -74,6 +72,5 @@ def metrics() -> Response:
         registry = CollectorRegistry()
         registry.register(_LedgerCollector(svc))  # type: ignore[arg-type]
         current_app.extensions["harambee_registry"] = registry
-    from web.metrics import REGISTRY as process_registry
-    body = generate_latest(registry) + generate_latest(process_registry)
+    body = generate_latest(registry) + generate_latest(PROCESS_REGISTRY)
     return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -5,14 +5,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from core import repayments
 from core.errors import Conflict, DomainError
 from core.messages import text
-from web.metrics import PAYMENTS_IN
-from web.security import require_webhook_key
-from web.services import Services
+from runtime.http import require_webhook_key, services
+from runtime.metrics import PAYMENTS_IN
 
 bp = Blueprint("payments", __name__)
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ def _parse_time(value: Any, now: datetime) -> datetime | None:
 @bp.post("/hooks/payments")
 @require_webhook_key
 def payment_hook() -> tuple[Response, int]:
-    svc: Services = current_app.extensions["harambee"]
+    svc = services()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return _bad("body must be a JSON object")

@@ -12,16 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import redis
+from redis import RedisError
 from sqlalchemy import text as sql
 
 from core import delivery, inbox, loans, pledges, reminders, repayments
 from core.db import UnitOfWork
 from core.errors import DomainError
+from runtime.jobs import SEND_BATCH
+from runtime.services import Services
+from runtime.sms_gateways import SmsGateway
 from sms import handlers
-from web.services import Services
-from workers import queues
-from workers.gateways import SmsGateway, sms_gateway
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def send_outbox(svc: Services, ids: Sequence[int], gateway: SmsGateway | None = 
     report.claimed = len(claimed)
     if not claimed:
         return report
-    gateway = gateway or sms_gateway(svc.settings)
+    gateway = gateway or svc.sms
     for text, batch in _bulk(claimed):
         outcomes = gateway.send(text, [row.phone for row in batch])
         report.requests += 1
@@ -125,13 +125,13 @@ def sweep_outbox(svc: Services, now: datetime, *, inline_if_redis_down: bool = T
     if not ids:
         return 0
     try:
-        queues.enqueue_sends(svc.redis.client, ids)
-    except redis.RedisError:
+        svc.jobs.send(ids)
+    except RedisError:
         if not inline_if_redis_down:
             raise
         log.warning("outbox sweep: Redis is down; sending %d rows from here", len(ids))
-        for start in range(0, len(ids), queues.SEND_BATCH):
-            send_outbox(svc, ids[start:start + queues.SEND_BATCH])
+        for start in range(0, len(ids), SEND_BATCH):
+            send_outbox(svc, ids[start:start + SEND_BATCH])
     return len(ids)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from web.services import Services, build_services
+from runtime.services import Services, build_services
 from workers import duties
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from core import checks, pledges
 from core.models import Loan, LoanStatus, Member, MemberStatus, OutboxMessage, Pledge
+from runtime.redis import RedisHandle, client_for
+from runtime.services import Services
 from tests.support import PIN
 from web.app import create_app
-from web.services import Services
-from workers.redis import RedisHandle, client_for
 
 KEY = "test-webhook-key"
 _sessions = itertools.count(1)

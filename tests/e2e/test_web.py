@@ -7,10 +7,10 @@ from sqlalchemy import func, select
 
 from core import checks
 from core.models import OutboxMessage, Payment
+from runtime.redis import RedisHandle, client_for
+from runtime.services import Services
 from tests.support import run_worker
 from web.app import create_app
-from web.services import Services
-from workers.redis import RedisHandle, client_for
 
 KEY = "test-webhook-key"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from rq import Queue
 
 from core.models import Pledge, PledgeStatus
+from runtime.jobs import DUTIES
 from tests.support import run_worker
-from workers import duties, queues
-from workers.cli import cron_schedule
+from workers import duties
+from workers.schedule import cron_schedule
 
 
 def test_each_schedule_enqueues_its_duties_once_per_interval_and_a_worker_runs_them(
@@ -22,10 +23,10 @@ def test_each_schedule_enqueues_its_duties_once_per_interval_and_a_worker_runs_t
 
     assert sorted(job.name for job in first) == ["harambee.frequent", "harambee.reminders"]
     assert again == []  # neither interval has passed
-    waiting = Queue(queues.DUTIES, connection=services.redis.client).jobs
+    waiting = Queue(DUTIES, connection=services.redis.client).jobs
     assert sorted(job.kwargs["names"] for job in waiting) == sorted(
         [list(duties.FREQUENT), list(duties.DAILY)])
     run_worker(services)
-    assert Queue(queues.DUTIES, connection=services.redis.client).is_empty()
+    assert Queue(DUTIES, connection=services.redis.client).is_empty()
     with world.uow() as uow:
         assert uow.session.get(Pledge, pledge.id).status == PledgeStatus.LAPSED

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from core import outbox
 from core.models import Member, OutboxMessage, OutboxStatus, Purpose
+from runtime.services import Services
+from runtime.sms_gateways import INVALID, RETRY, SENT, AfricasTalkingGateway, sms_gateway
 from tests.fake_at import FakeAfricasTalking
-from web.services import Services
 from workers import duties
-from workers.gateways import INVALID, RETRY, SENT, AfricasTalkingGateway, sms_gateway
 
 OK, BAD, BLOCKED = "+254711000001", "+254711000002", "+254711000003"
 

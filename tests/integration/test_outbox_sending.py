@@ -8,11 +8,12 @@ from sqlalchemy import func, select
 
 from core import delivery, outbox
 from core.models import DeliveryReport, Member, OutboxMessage, OutboxStatus, Purpose
+from runtime.jobs import OUTBOUND
+from runtime.redis import RedisHandle, client_for
+from runtime.services import Services
+from runtime.sms_gateways import SENT, Outcome
 from tests.support import run_worker
-from web.services import Services
-from workers import duties, queues
-from workers.gateways import SENT, Outcome
-from workers.redis import RedisHandle, client_for
+from workers import duties
 
 KEY = "test-webhook-key"
 
@@ -99,7 +100,7 @@ def test_quiet_hours_hold_a_row_until_its_time(world, services, clock):
 
 def test_redis_flushed_between_commit_and_send_loses_nothing(world, services, clock):
     member = world.member()  # welcome SMS to the member and their agent, jobs enqueued
-    assert services.redis.client.llen("rq:queue:" + queues.OUTBOUND) >= 1
+    assert services.redis.client.llen("rq:queue:" + OUTBOUND) >= 1
     services.redis.client.flushdb()  # Redis lost the jobs
     run_worker(services)
     with world.uow() as uow:

@@ -9,9 +9,9 @@ from bench.seeding import crowd_funded_loan, loan_total
 from core import checks, repayments
 from core.db import Database
 from core.models import Account, AccountKind, OutboxMessage, Pledge
+from runtime.services import Services
 from tests.conftest import make_settings
 from tests.support import START, Clock, clean_database
-from web.services import Services
 
 LENDERS = 10_000
 

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from core.models import Dispute, InboundSms, InboundStatus, Member, OutboxMessage
-from web.services import Services
+from runtime.redis import RedisHandle, client_for
+from runtime.services import Services
 from workers import duties
-from workers.redis import RedisHandle, client_for
 
 KEY = "test-webhook-key"
 _ids = itertools.count(1)

@@ -39,9 +39,9 @@ from core.errors import (
     WrongPin,
 )
 from core.models import Account, Installment, Loan, Member, Pledge
+from runtime.services import Services
 from tests.conftest import make_settings
 from tests.support import PIN, START, Clock, clean_database
-from web.services import Services
 
 FEE, INTEREST = 5, 3  # percent, as configured below
 REPAYABLE = {"disbursed", "repaying", "in_arrears", "defaulted"}

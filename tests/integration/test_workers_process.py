@@ -18,9 +18,9 @@ from sqlalchemy import select
 
 import cli
 from core.models import OutboxMessage, OutboxStatus
+from runtime.services import Services
 from tests.fake_at import FakeAfricasTalking
 from tests.support import run_worker
-from web.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 

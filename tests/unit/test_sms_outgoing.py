@@ -10,8 +10,8 @@ from core.config import load_settings
 from core.delivery import Claimed, backoff
 from core.messages import CATALOG, placeholders, sms_parts
 from core.reminders import kind_for, kinds, quiet_until
+from runtime.sms_gateways import INVALID, RETRY, SENT, _recipients
 from workers.duties import BULK_MAX, _bulk
-from workers.gateways import INVALID, RETRY, SENT, _recipients
 
 # The longest values a person realistically sees in each placeholder.
 LONGEST = {

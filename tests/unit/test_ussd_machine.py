@@ -3,7 +3,7 @@ caller's language, PINs kept out of state, money keys fixed per flow."""
 from __future__ import annotations
 
 from core.config import load_settings
-from ussd.fake import PIN, FakePort
+from tests.fake_port import PIN, FakePort
 from ussd.machine import resume, resume_point, step
 from ussd.screen import shorten, squeeze
 from ussd.session import LastHop, fingerprint

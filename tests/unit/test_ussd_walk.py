@@ -6,7 +6,7 @@ import pytest
 
 from core.config import load_settings
 from core.messages import CATALOG, is_gsm7
-from ussd.fake import LOCKED_PIN, LONG_FIRST, LONG_NAME, LONG_PLACE, PIN, FakePort
+from tests.fake_port import LOCKED_PIN, LONG_FIRST, LONG_NAME, LONG_PLACE, PIN, FakePort
 from ussd.machine import NODES, resume, step
 from ussd.screen import Screen
 from ussd.state import Caller, State

@@ -1,5 +1,10 @@
-"""The composition root: settings, database, Redis and the outbox notifier, built once
-per process and shared by the web app, the CLI and the workers."""
+"""The composition root: `Services`, built once per process from settings.
+
+The only place that knows which database, Redis, job queue and gateways this process
+uses. The web app, the channels, the workers and the CLI each get a `Services` and ask
+it for units of work, the clock, the job queue (`jobs`) and the gateways; none of them
+builds these itself, and `core` knows nothing of them.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,10 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from redis import RedisError
+
 from core.config import Settings, load_settings
 from core.db import Committed, Database, UnitOfWork
-from core.payouts import PayoutGateway, payout_gateway
-from workers.redis import RedisHandle, connect
+from core.payouts import PayoutGateway
+from runtime.jobs import Jobs
+from runtime.payouts import payout_gateway
+from runtime.redis import RedisHandle, connect
+from runtime.sms_gateways import SmsGateway, sms_gateway
 
 log = logging.getLogger(__name__)
 
@@ -22,37 +32,38 @@ def utcnow() -> datetime:
 
 @dataclass
 class Services:
+    """Settings, the database, Redis, the job queue, the gateways and the clock."""
+
     settings: Settings
     db: Database
     redis: RedisHandle
     clock: Callable[[], datetime] = utcnow
-    notify: Callable[[Committed], None] | None = None
+    jobs: Jobs = field(init=False)
     payouts: PayoutGateway = field(init=False)
 
     def __post_init__(self) -> None:
+        self.jobs = Jobs(self.redis.client)
         self.payouts = payout_gateway(self.settings.gateway.payout)
-        if self.notify is None:
-            self.notify = self._enqueue
+
+    @property
+    def sms(self) -> SmsGateway:
+        """The configured SMS gateway (made once per process and configuration)."""
+        return sms_gateway(self.settings)
 
     def uow(self) -> UnitOfWork:
         """A unit of work whose committed outbox rows and follow-ups are enqueued."""
-        return UnitOfWork(self.db, after_commit=self.notify)
+        return UnitOfWork(self.db, after_commit=self._after_commit)
 
     def now(self) -> datetime:
         return self.clock()
 
-    def _enqueue(self, done: Committed) -> None:
-        """After commit: enqueue a send job per batch, and a job per follow-up. Failure
-        here loses nothing — the periodic sweeps find rows still queued and follow-ups
-        still undone."""
+    def _after_commit(self, done: Committed) -> None:
+        """Enqueue a send job per batch of new outbox rows, and a job per follow-up.
+        Failure here loses nothing: the periodic sweeps find rows still queued and
+        follow-ups still undone."""
         try:
-            from workers.queues import enqueue_follow_ups, enqueue_sends
-        except ImportError:  # the worker layer is not installed in this build
-            return
-        try:
-            enqueue_sends(self.redis.client, done.outbox_ids)
-            enqueue_follow_ups(self.redis.client, done.follow_ups)
-        except Exception:  # noqa: BLE001 - Redis down: the sweeps will pick them up
+            self.jobs.after_commit(done)
+        except RedisError:
             log.warning("could not enqueue %d outbox rows and %d follow-ups; the sweeps will",
                         len(done.outbox_ids), sum(map(len, done.follow_ups.values())))
 
@@ -64,5 +75,6 @@ class Services:
 def build_services(settings: Settings | None = None,
                    overrides: Mapping[str, Mapping[str, Any]] | None = None,
                    redis: RedisHandle | None = None) -> Services:
+    """Services for this process: settings from the environment unless given."""
     settings = settings or load_settings(overrides=overrides)
     return Services(settings=settings, db=Database(settings), redis=redis or connect(settings))

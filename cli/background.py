@@ -4,21 +4,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import click
 
 from core.config import ConfigError
-
-if TYPE_CHECKING:
-    from redis import Redis
-    from rq.cron import CronScheduler
-
-EVERY_MINUTE = 60
-EVERY_QUARTER_HOUR = 15 * 60
+from runtime.services import Services
 
 
-def _services():  # type: ignore[no-untyped-def]
+def _services() -> Services:
     from workers import jobs
 
     try:
@@ -33,13 +26,13 @@ def worker(burst: bool) -> None:
     """Run an RQ worker (with RQ's scheduler) on the SMS and duty queues."""
     from rq import Queue, SimpleWorker
 
-    from workers import queues
+    from runtime.jobs import QUEUES
 
     svc = _services()
     connection = svc.redis.client
     # SimpleWorker runs jobs in this process, so Services (engine pool, gateway) are
     # built once per process rather than once per forked job.
-    rq_worker = SimpleWorker([Queue(name, connection=connection) for name in queues.ALL],
+    rq_worker = SimpleWorker([Queue(name, connection=connection) for name in QUEUES],
                              connection=connection)
     rq_worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
 
@@ -48,22 +41,9 @@ def worker(burst: bool) -> None:
 def cron() -> None:
     """Run RQ's cron scheduler (one process): the frequent duties every minute,
     arrears and reminders every quarter hour."""
+    from workers.schedule import cron_schedule
+
     cron_schedule(_services().redis.client).start()
-
-
-def cron_schedule(connection: Redis) -> CronScheduler:
-    """What `harambee cron` runs: each due schedule becomes one `run_duties` job on the
-    duties queue, which a worker picks up."""
-    from rq.cron import CronScheduler
-
-    from workers import duties, jobs, queues
-
-    scheduler = CronScheduler(connection=connection, logging_level="INFO")
-    scheduler.register(jobs.run_duties, queues.DUTIES, kwargs={"names": list(duties.FREQUENT)},
-                       interval=EVERY_MINUTE, name="harambee.frequent", job_timeout=300)
-    scheduler.register(jobs.run_duties, queues.DUTIES, kwargs={"names": list(duties.DAILY)},
-                       interval=EVERY_QUARTER_HOUR, name="harambee.reminders", job_timeout=900)
-    return scheduler
 
 
 @click.command()
@@ -133,5 +113,3 @@ def outbox_command(phone: str | None, limit: int, as_json: bool) -> None:
     if not rows and not as_json:
         click.echo("no messages")
 
-
-COMMANDS = [worker, cron, tick, outbox_command]

@@ -135,5 +135,3 @@ def phone(number: str, url: str, key: str | None, in_process: bool, show_sms: bo
         except click.Abort:
             choice = "q"
 
-
-COMMANDS = [phone]

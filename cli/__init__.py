@@ -1,9 +1,7 @@
-"""`harambee`: the one console script (demo, serve, db, check, members, and the worker
-and phone commands that the channel packages add)."""
+"""`harambee`: the one console script (demo, serve, db, check, members, and the
+background and phone commands defined beside the code they run)."""
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 import os
 import signal
@@ -15,6 +13,8 @@ from typing import Any
 
 import click
 
+from cli.background import cron, outbox_command, tick, worker
+from cli.phone import phone
 from core.config import ConfigError, SecuritySettings, Settings, load_settings
 
 log = logging.getLogger("harambee")
@@ -128,8 +128,8 @@ def demo(host: str, port: int, no_seed: bool) -> None:
     """The whole service on embedded defaults: SQLite, embedded Redis, console gateways."""
     from core.demo import seed
     from core.migrate import upgrade
-    from web.services import build_services
-    from workers.redis import start_embedded
+    from runtime.redis import start_embedded
+    from runtime.services import build_services
 
     settings = _settings()
     upgrade(settings)
@@ -155,8 +155,8 @@ def demo(host: str, port: int, no_seed: bool) -> None:
         children.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
              "--log-level", "warning", "wsgi:app"], env=env))
-        for name in _extra_demo_processes():
-            children.append(subprocess.Popen([sys.executable, "-m", "cli", *name], env=env))
+        for name in ("worker", "cron"):
+            children.append(subprocess.Popen([sys.executable, "-m", "cli", name], env=env))
         default_key = settings.security.webhook_key == SecuritySettings().webhook_key
         key = settings.security.webhook_key if default_key else "<your webhook key>"
         click.echo(f"Harambee demo listening on http://{host}:{port}  "
@@ -177,25 +177,8 @@ def demo(host: str, port: int, no_seed: bool) -> None:
         click.echo("demo stopped")
 
 
-def _extra_demo_processes() -> list[list[str]]:
-    """Background processes the demo runs when the worker layer provides them."""
-    return [cmd for cmd in (["worker"], ["cron"]) if cmd[0] in main.commands]
-
-
-# Channel packages add their commands here (worker, cron, tick, outbox, phone).
-for _module in ("workers.cli", "ussd.cli"):
-    try:
-        _mod = importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:
-        if _exc.name is None or not _module.startswith(_exc.name):
-            raise
-        continue
-    for _command in getattr(_mod, "COMMANDS", []):
-        main.add_command(_command)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=True)
+for _command in (worker, cron, tick, outbox_command, phone):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,4 @@
+"""`python -m cli ...`: the same as the `harambee` console script."""
+from cli import main
+
+main()
