@@ -16,6 +16,7 @@ import click
 from cli.background import cron, outbox_command, tick, worker
 from cli.phone import phone
 from core.config import ConfigError, SecuritySettings, Settings, load_settings
+from core.messages import LANGUAGES
 
 log = logging.getLogger("harambee")
 
@@ -78,7 +79,7 @@ def members() -> None:
 @click.option("--role", "roles", required=True, multiple=True,
               type=click.Choice(["borrower", "lender", "agent", "admin"]))
 @click.option("--national-id", default=None)
-@click.option("--language", default="en", type=click.Choice(["en", "sw"]))
+@click.option("--language", default="en", type=click.Choice(LANGUAGES))
 @click.option("--pin", default=None, help="Initial PIN (else the member sets it by USSD).")
 def members_add(phone: str, name: str, roles: tuple[str, ...], national_id: str | None,
                 language: str, pin: str | None) -> None:

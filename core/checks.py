@@ -18,9 +18,11 @@ from core.models import (
     Payment,
     PaymentKind,
     Payout,
+    PayoutPurpose,
     Pledge,
     PledgeStatus,
     Transfer,
+    TransferCode,
     TransferKind,
 )
 
@@ -159,7 +161,8 @@ def _holds(uow: UnitOfWork) -> list[Violation]:
 def _allocations(uow: UnitOfWork) -> list[Violation]:
     s = uow.session
     parts = (select(Transfer.payment_id, func.sum(Transfer.amount).label("total"))
-             .where(Transfer.code.in_(["fee", "allocation", "refund"]))
+             .where(Transfer.code.in_([TransferCode.FEE, TransferCode.ALLOCATION,
+                                       TransferCode.REFUND]))
              .group_by(Transfer.payment_id).subquery())
     out = []
     for pid, amount, total, fee, lenders, refund in s.execute(
@@ -176,11 +179,14 @@ def _allocations(uow: UnitOfWork) -> list[Violation]:
                 select(Pledge.id, Pledge.repaid, Pledge.entitled)
                 .where(Pledge.repaid > Pledge.entitled))]
     by_code = (select(Transfer.loan_id,
-                      func.sum(case((Transfer.code == "fee", Transfer.amount), else_=0))
+                      func.sum(case((Transfer.code == TransferCode.FEE, Transfer.amount),
+                                    else_=0))
                       .label("fees"),
-                      func.sum(case((Transfer.code == "allocation", Transfer.amount), else_=0))
+                      func.sum(case((Transfer.code == TransferCode.ALLOCATION, Transfer.amount),
+                                    else_=0))
                       .label("lenders"))
-               .where(Transfer.code.in_(["fee", "allocation"])).group_by(Transfer.loan_id)
+               .where(Transfer.code.in_([TransferCode.FEE, TransferCode.ALLOCATION]))
+               .group_by(Transfer.loan_id)
                .subquery())
     received = (select(Pledge.loan_id, func.sum(Pledge.repaid).label("total"))
                 .group_by(Pledge.loan_id).subquery())
@@ -200,16 +206,18 @@ def _external(uow: UnitOfWork) -> list[Violation]:
     s = uow.session
     out = []
     receipts = (select(Transfer.payment_id, func.count().label("n"))
-                .where(Transfer.code == "receipt").group_by(Transfer.payment_id).subquery())
+                .where(Transfer.code == TransferCode.RECEIPT).group_by(Transfer.payment_id)
+                .subquery())
     for pid, n in s.execute(select(Payment.id, func.coalesce(receipts.c.n, 0))
                             .outerjoin(receipts, receipts.c.payment_id == Payment.id)
                             .where(func.coalesce(receipts.c.n, 0) != 1)):
         out.append(Violation(6, f"payment {pid} has {n} receipt transfers"))
     out += [Violation(6, f"receipt transfer {tid} has no payment") for (tid,) in s.execute(
-        select(Transfer.id).where(Transfer.code == "receipt", Transfer.payment_id.is_(None)))]
+        select(Transfer.id).where(Transfer.code == TransferCode.RECEIPT,
+                                  Transfer.payment_id.is_(None)))]
     out += [Violation(6, f"{code} transfer {tid} has no payout record") for tid, code in s.execute(
         select(Transfer.id, Transfer.code).where(
-            Transfer.code.in_(["disbursement", "withdrawal"]),
+            Transfer.code.in_([p.code for p in PayoutPurpose]),
             Transfer.id.not_in(select(Payout.transfer_id))))]
     out += [Violation(6, f"payout {pid}: transfer key {key} is not its payout's key")
             for pid, key in s.execute(

@@ -19,7 +19,7 @@ RETRY_AFTER = timedelta(minutes=1)  # a row still `received` this long is swept
 class Stored:
     id: int
     created: bool
-    status: str
+    status: InboundStatus
 
 
 def store(uow: UnitOfWork, *, provider_id: str, phone: str, text: str, now: datetime,

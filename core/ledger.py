@@ -32,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from core.bulk import add_to_rows, insert_rows, rowcount
 from core.db import UnitOfWork
 from core.errors import Conflict, InsufficientFunds, InvalidInput, NotFound
-from core.models import Account, AccountKind, HoldState, Transfer, TransferKind
+from core.models import Account, AccountKind, HoldState, Transfer, TransferCode, TransferKind
 
 _TRANSFERS = Transfer.__table__
 _ACCOUNTS = Account.__table__
@@ -57,7 +57,7 @@ class Movement:
     debit_id: int
     credit_id: int
     amount: int
-    code: str
+    code: TransferCode
     loan_id: int | None = None
     payment_id: int | None = None
 
@@ -74,7 +74,7 @@ class Hold:
     debit_account_id: int
     credit_account_id: int
     amount: int
-    code: str
+    code: TransferCode
     loan_id: int | None
 
 
@@ -105,7 +105,7 @@ def _open(uow: UnitOfWork, code: str, kind: AccountKind, *, member_id: int | Non
           no_overdraft: bool) -> None:
     dialect = uow.session.get_bind().dialect.name
     make: Any = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
-    values = {"code": code, "kind": str(kind), "member_id": member_id,
+    values = {"code": code, "kind": kind, "member_id": member_id,
               "no_overdraft": no_overdraft, "debits_pending": 0, "debits_posted": 0,
               "credits_pending": 0, "credits_posted": 0}
     if make is None:
@@ -158,10 +158,9 @@ def _refuse_missing(uow: UnitOfWork, ids: Iterable[int]) -> None:
 
 
 def system_account(uow: UnitOfWork, code: str) -> Account:
-    kind = {
-        "platform:fees": AccountKind.FEES, "platform:suspense": AccountKind.SUSPENSE,
-    }.get(code) or (AccountKind.MOBILE_MONEY if code.startswith("mobile_money:")
-                    else AccountKind.PAYOUT)
+    """One of the platform's own accounts (fees, suspense, a provider's mirror)."""
+    kind = {FEES: AccountKind.FEES, SUSPENSE: AccountKind.SUSPENSE}.get(code) or (
+        AccountKind.MOBILE_MONEY if code.startswith("mobile_money:") else AccountKind.PAYOUT)
     return ensure_account(uow, code, kind)
 
 
@@ -186,7 +185,7 @@ def transfer(uow: UnitOfWork, move: Movement, now: datetime, *, pending: bool = 
     else:
         _apply(uow, {move.debit_id: (0, move.amount, 0, 0), move.credit_id: (0, 0, 0, move.amount)})
     row = Transfer(key=move.key, debit_account_id=move.debit_id, credit_account_id=move.credit_id,
-                   amount=move.amount, kind=str(kind), code=move.code, loan_id=move.loan_id,
+                   amount=move.amount, kind=kind, code=move.code, loan_id=move.loan_id,
                    payment_id=move.payment_id, created_at=now,
                    hold_state=HoldState.PENDING if pending else None, expires_at=expires_at)
     uow.session.add(row)
@@ -266,7 +265,7 @@ def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer | Hold], now: dateti
     ids = sorted(h.id for h in todo)
     changed = rowcount(uow.session.execute(
         update(Transfer).where(Transfer.id.in_(ids), Transfer.hold_state == HoldState.PENDING)
-        .values(hold_state=str(to)).execution_options(synchronize_session=False)))
+        .values(hold_state=to).execution_options(synchronize_session=False)))
     if changed != len(ids):
         raise Conflict("ledger.hold_resolved")
     posting = to is HoldState.POSTED
@@ -396,7 +395,7 @@ def _validate(move: Movement) -> None:
 def _same_or_conflict(existing: Transfer, move: Movement, kind: TransferKind) -> None:
     same = (existing.debit_account_id, existing.credit_account_id, existing.amount,
             existing.kind, existing.code) == (move.debit_id, move.credit_id, move.amount,
-                                              str(kind), move.code)
+                                              kind, move.code)
     if not same:
         raise Conflict("ledger.key_reused", key=move.key)
 

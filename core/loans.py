@@ -25,6 +25,7 @@ from core.models import (
     LoanStatus,
     Member,
     MemberStatus,
+    PayoutPurpose,
     Pledge,
     PledgeStatus,
     Purpose,
@@ -136,7 +137,7 @@ def require_active(member: Member, role: Role) -> None:
 def open_loan_of(uow: UnitOfWork, borrower_id: int) -> Loan | None:
     """The borrower's open loan (draft to defaulted), if any."""
     return uow.session.scalar(select(Loan).where(
-        Loan.borrower_id == borrower_id, Loan.status.in_([str(s) for s in OPEN_LOAN_STATES]))
+        Loan.borrower_id == borrower_id, Loan.status.in_(OPEN_LOAN_STATES))
         .order_by(Loan.id.desc()).limit(1))
 
 
@@ -231,7 +232,7 @@ def disburse(uow: UnitOfWork, *, loan_id: int, payout: PayoutGateway, now: datet
             return loan
         raise Conflict("loan.not_funded", number=loan.number)
     assert loan.account_id is not None and loan.number is not None
-    sent = pay_out(uow, payout, key=f"disburse:{loan.number}", purpose="disbursement",
+    sent = pay_out(uow, payout, key=f"disburse:{loan.number}", purpose=PayoutPurpose.DISBURSEMENT,
                    member=loan.borrower, amount=loan.amount, debit_id=loan.account_id, now=now,
                    loan_id=loan.id)
     start = now.astimezone(settings.zone).date()

@@ -15,7 +15,7 @@ from core import outbox
 from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, PinLocked, WrongPin
-from core.messages import format_time
+from core.messages import LANGUAGES, format_time
 from core.models import Member, MemberStatus, Purpose, Role
 from core.money import format_amount
 from core.phones import normalise
@@ -54,7 +54,7 @@ def clean_place(raw: str) -> str:
 
 def clean_language(raw: str) -> str:
     lang = raw.strip().lower()
-    if lang not in ("en", "sw"):
+    if lang not in LANGUAGES:
         raise InvalidInput("member.language_invalid")
     return lang
 

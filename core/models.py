@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -51,6 +51,28 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E], Generic[E]):
+    """A StrEnum stored as its text: a value outside the enum is refused on the way in
+    (ValueError) and every row comes back as the enum, so code compares members, not
+    literals. A plain VARCHAR in the database: no native enum type to migrate."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum(value)
+
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -89,7 +111,8 @@ class Member(Base):
     name: Mapped[str] = mapped_column(String(60))
     national_id: Mapped[str | None] = mapped_column(String(20), unique=True)
     roles: Mapped[str] = mapped_column(String(40), default="")  # comma-separated Role values
-    status: Mapped[str] = mapped_column(String(12), default=MemberStatus.PENDING)
+    status: Mapped[MemberStatus] = mapped_column(EnumText(MemberStatus, 12),
+                                                 default=MemberStatus.PENDING)
     language: Mapped[str] = mapped_column(String(2), default="en")
     place: Mapped[str | None] = mapped_column(String(40))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
@@ -141,7 +164,7 @@ class Account(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[AccountKind] = mapped_column(EnumText(AccountKind, 16))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     no_overdraft: Mapped[bool] = mapped_column(Boolean, default=False)
     debits_pending: Mapped[int] = mapped_column(Money, default=0)
@@ -165,6 +188,18 @@ class TransferKind(StrEnum):
     PENDING = "pending"  # a hold: reserves, moves nothing yet
     POST = "post"  # posts a pending transfer
     VOID = "void"  # voids (or expires) a pending transfer
+
+
+class TransferCode(StrEnum):
+    """Why money moved: every transfer carries one."""
+
+    RECEIPT = "receipt"  # mobile money in: a repayment, a top-up, or suspense
+    PLEDGE_HOLD = "pledge_hold"  # a lender's pledge held on their wallet
+    FEE = "fee"  # the platform's share of a repayment
+    ALLOCATION = "allocation"  # a lender's share of a repayment
+    REFUND = "refund"  # a repayment beyond what was owed, back to the wallet
+    DISBURSEMENT = "disbursement"  # a funded loan paid out to its borrower
+    WITHDRAWAL = "withdrawal"  # wallet money paid out to its owner
 
 
 class HoldState(StrEnum):
@@ -191,10 +226,10 @@ class Transfer(Base):
     debit_account_id: Mapped[int] = mapped_column(index=True)  # accounts.id
     credit_account_id: Mapped[int] = mapped_column(index=True)  # accounts.id
     amount: Mapped[int] = mapped_column(Money)
-    kind: Mapped[str] = mapped_column(String(8))
-    code: Mapped[str] = mapped_column(String(20))  # why: pledge_hold, topup, repayment, ...
+    kind: Mapped[TransferKind] = mapped_column(EnumText(TransferKind, 8))
+    code: Mapped[TransferCode] = mapped_column(EnumText(TransferCode, 20))
     pending_id: Mapped[int | None] = mapped_column(unique=True)  # the hold, transfers.id
-    hold_state: Mapped[str | None] = mapped_column(String(8))
+    hold_state: Mapped[HoldState | None] = mapped_column(EnumText(HoldState, 8))
     expires_at: Mapped[datetime | None]
     payment_id: Mapped[int | None] = mapped_column(index=True)  # payments.id
     loan_id: Mapped[int | None] = mapped_column(index=True)  # loans.id
@@ -214,10 +249,15 @@ class LoanStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-OPEN_LOAN_STATES = (
-    LoanStatus.DRAFT, LoanStatus.LISTED, LoanStatus.FUNDED, LoanStatus.DISBURSED,
-    LoanStatus.REPAYING, LoanStatus.IN_ARREARS, LoanStatus.DEFAULTED,
-)
+# Named groups of loan states, each defined here only.
+BEING_REPAID = (LoanStatus.DISBURSED, LoanStatus.REPAYING, LoanStatus.IN_ARREARS)
+"""Paid out, and the borrower is expected to pay: reminders go out, arrears are marked."""
+OWING = (*BEING_REPAID, LoanStatus.DEFAULTED)
+"""The borrower owes money on it: repayments are applied to it."""
+PAID_OUT = (*OWING, LoanStatus.REPAID)
+"""The money reached the borrower: it has a schedule."""
+OPEN_LOAN_STATES = (LoanStatus.DRAFT, LoanStatus.LISTED, LoanStatus.FUNDED, *OWING)
+"""Not closed: a borrower has at most one."""
 
 
 class Loan(Base):
@@ -229,7 +269,8 @@ class Loan(Base):
     request_key: Mapped[str | None] = mapped_column(String(120), unique=True)
     borrower_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
-    status: Mapped[str] = mapped_column(String(12), default=LoanStatus.DRAFT)
+    status: Mapped[LoanStatus] = mapped_column(EnumText(LoanStatus, 12),
+                                               default=LoanStatus.DRAFT)
     amount: Mapped[int] = mapped_column(Money)
     fee: Mapped[int] = mapped_column(Money)
     interest: Mapped[int] = mapped_column(Money)
@@ -312,7 +353,8 @@ class Pledge(Base):
     lender_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     amount: Mapped[int] = mapped_column(Money)
     code: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(10), default=PledgeStatus.PROPOSED)
+    status: Mapped[PledgeStatus] = mapped_column(EnumText(PledgeStatus, 10),
+                                                 default=PledgeStatus.PROPOSED)
     request_key: Mapped[str | None] = mapped_column(String(120), unique=True)
     hold_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"))
     # the lender's share of principal + interest, fixed at funding
@@ -354,7 +396,7 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     reference: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[PaymentKind] = mapped_column(EnumText(PaymentKind, 10))
     loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"), index=True)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     fee_part: Mapped[int] = mapped_column(Money, default=0)
@@ -363,6 +405,16 @@ class Payment(Base):
     occurred_at: Mapped[datetime]
     created_at: Mapped[datetime]
     lenders_told_at: Mapped[datetime | None]
+
+
+class PayoutPurpose(StrEnum):
+    DISBURSEMENT = "disbursement"
+    WITHDRAWAL = "withdrawal"
+
+    @property
+    def code(self) -> TransferCode:
+        """The code of the transfer that records a payout of this purpose."""
+        return TransferCode(self.value)
 
 
 class Payout(Base):
@@ -376,7 +428,7 @@ class Payout(Base):
     key: Mapped[str] = mapped_column(String(120), unique=True)
     provider: Mapped[str] = mapped_column(String(20))
     reference: Mapped[str] = mapped_column(String(64))
-    purpose: Mapped[str] = mapped_column(String(12))  # disbursement | withdrawal
+    purpose: Mapped[PayoutPurpose] = mapped_column(EnumText(PayoutPurpose, 12))
     phone: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(Money)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
@@ -414,10 +466,11 @@ class OutboxMessage(Base):
     phone: Mapped[str] = mapped_column(String(16), index=True)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     language: Mapped[str] = mapped_column(String(2))
-    purpose: Mapped[str] = mapped_column(String(10))
+    purpose: Mapped[Purpose] = mapped_column(EnumText(Purpose, 10))
     template: Mapped[str] = mapped_column(String(40))
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(14), default=OutboxStatus.QUEUED)
+    status: Mapped[OutboxStatus] = mapped_column(EnumText(OutboxStatus, 14),
+                                                 default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     not_before: Mapped[datetime | None]  # quiet hours: hold until then
     next_attempt_at: Mapped[datetime | None]
@@ -429,7 +482,7 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None]
 
 
-# ---------------------------------------------------------------- SMS channel (issue 4)
+# ---------------------------------------------------------------- the SMS inbox
 
 class InboundStatus(StrEnum):
     RECEIVED = "received"  # stored, awaiting its handler job
@@ -452,7 +505,8 @@ class InboundSms(Base):
     network_code: Mapped[str | None] = mapped_column(String(10))
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     command: Mapped[str | None] = mapped_column(String(12))
-    status: Mapped[str] = mapped_column(String(10), default=InboundStatus.RECEIVED)
+    status: Mapped[InboundStatus] = mapped_column(EnumText(InboundStatus, 10),
+                                                  default=InboundStatus.RECEIVED)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(200))
     received_at: Mapped[datetime]
@@ -492,6 +546,7 @@ class Dispute(Base):
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), index=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(10), default=DisputeStatus.OPEN)
+    status: Mapped[DisputeStatus] = mapped_column(EnumText(DisputeStatus, 10),
+                                                  default=DisputeStatus.OPEN)
     created_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]

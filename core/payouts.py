@@ -15,7 +15,7 @@ from sqlalchemy import select
 from core import ledger
 from core.db import UnitOfWork
 from core.errors import Conflict
-from core.models import Member, Payout
+from core.models import Member, Payout, PayoutPurpose
 
 
 class PayoutGateway(Protocol):
@@ -35,7 +35,8 @@ def find_payout(uow: UnitOfWork, key: str) -> Payout | None:
     return uow.session.scalar(select(Payout).where(Payout.key == key))
 
 
-def pay_out(uow: UnitOfWork, gateway: PayoutGateway, *, key: str, purpose: str, member: Member,
+def pay_out(uow: UnitOfWork, gateway: PayoutGateway, *, key: str, purpose: PayoutPurpose,
+            member: Member,
             amount: int, debit_id: int, now: datetime, loan_id: int | None = None) -> Payout:
     """Move `amount` out of `debit_id` to the member's phone, exactly once per key.
 
@@ -51,7 +52,8 @@ def pay_out(uow: UnitOfWork, gateway: PayoutGateway, *, key: str, purpose: str, 
         return done
     out = ledger.system_account(uow, ledger.payout_code(gateway.provider))
     moved = ledger.transfer(uow, ledger.Movement(
-        key=payout_key(key), debit_id=debit_id, credit_id=out.id, amount=amount, code=purpose,
+        key=payout_key(key), debit_id=debit_id, credit_id=out.id, amount=amount,
+        code=purpose.code,
         loan_id=loan_id), now)
     reference = gateway.pay(key=key, phone=member.phone, amount=amount,
                             currency=uow.settings.app.currency)

@@ -31,6 +31,7 @@ from core.models import (
     Purpose,
     Role,
     Transfer,
+    TransferCode,
 )
 from core.phones import normalise
 
@@ -234,7 +235,7 @@ def _hold_and_claim(uow: UnitOfWork, target: _Target, wallet_id: int,
     try:
         hold = ledger.transfer(uow, ledger.Movement(
             key=f"hold:{target.pledge_id}", debit_id=wallet_id,
-            credit_id=target.escrow_id, amount=target.amount, code="pledge_hold",
+            credit_id=target.escrow_id, amount=target.amount, code=TransferCode.PLEDGE_HOLD,
             loan_id=target.loan_id), now, pending=True, expires_at=target.deadline, fresh=True)
     except ledger.InsufficientFunds as exc:
         raise ledger.InsufficientFunds(

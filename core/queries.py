@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from core import ledger
 from core.db import UnitOfWork
 from core.loans import find_loan
-from core.models import OPEN_LOAN_STATES, Loan, LoanStatus, Member, Pledge, PledgeStatus
+from core.models import OPEN_LOAN_STATES, PAID_OUT, Loan, LoanStatus, Member, Pledge, PledgeStatus
 from core.repayments import Standing, standing
 
 
@@ -20,7 +20,7 @@ class LoanView:
     """A loan as its borrower or a lender sees it."""
 
     number: str
-    status: str
+    status: LoanStatus
     amount: int
     pledged: int
     funded_percent: int
@@ -43,7 +43,7 @@ class LoanView:
 class PledgeView:
     loan_number: str
     amount: int
-    status: str
+    status: PledgeStatus
     code: str
     entitled: int
     repaid: int
@@ -66,8 +66,7 @@ class AccountView:
 
 def loan_view(loan: Loan, today: date) -> LoanView:
     borrower = loan.borrower
-    disbursed = loan.status in (LoanStatus.DISBURSED, LoanStatus.REPAYING, LoanStatus.IN_ARREARS,
-                                LoanStatus.DEFAULTED, LoanStatus.REPAID)
+    disbursed = loan.status in PAID_OUT
     return LoanView(
         number=loan.number or "", status=loan.status, amount=loan.amount, pledged=loan.pledged,
         funded_percent=loan.pledged * 100 // loan.amount if loan.amount else 0,
@@ -126,7 +125,7 @@ def account(uow: UnitOfWork, member: Member, now: datetime) -> AccountView:
     wallet = ledger.find_account(uow, ledger.wallet_code(member.id))
     open_loan = uow.session.scalar(
         select(Loan).where(Loan.borrower_id == member.id,
-                           Loan.status.in_([str(s) for s in OPEN_LOAN_STATES]),
+                           Loan.status.in_(OPEN_LOAN_STATES),
                            Loan.status != LoanStatus.DRAFT)
         .order_by(Loan.id.desc()).limit(1))
     active = len(list(uow.session.scalars(select(Pledge.id).where(

@@ -21,11 +21,10 @@ from core import outbox
 from core.config import Settings
 from core.db import UnitOfWork
 from core.messages import format_date, text
-from core.models import Installment, Loan, LoanStatus, Member, Purpose
+from core.models import BEING_REPAID, Installment, Loan, Member, Purpose
 
 GRACE_DAYS = 1
 BATCH = 5000
-REMINDED = (LoanStatus.DISBURSED, LoanStatus.REPAYING, LoanStatus.IN_ARREARS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def _rows(uow: UnitOfWork, dates: list[date]) -> Iterator[list[tuple]]:
             .join(Member, Member.id == Loan.borrower_id)
             .outerjoin(agent, agent.id == Member.agent_id)
             .where(Installment.due_on.in_(dates), Installment.paid < Installment.amount,
-                   Loan.status.in_([str(s) for s in REMINDED]))
+                   Loan.status.in_(BEING_REPAID))
             .order_by(Installment.id).limit(BATCH))
     last = 0
     while True:

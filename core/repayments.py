@@ -17,28 +17,30 @@ from core.errors import Conflict, InvalidInput, NotAllowed
 from core.loans import find_loan, normalise_number
 from core.members import after_loan_repaid, check_pin, freeze_limit, get_member
 from core.models import (
+    BEING_REPAID,
+    OWING,
     Account,
     AccountKind,
     Installment,
     Loan,
     LoanStatus,
     Member,
+    MemberStatus,
     Payment,
     PaymentKind,
     Payout,
+    PayoutPurpose,
     Pledge,
     PledgeStatus,
     Purpose,
     Transfer,
+    TransferCode,
 )
 from core.payouts import PayoutGateway, find_payout, pay_out
 from core.phones import try_normalise
 
 _PLEDGES = Pledge.__table__
-ALLOCATION = "allocation"  # the transfer code of a lender's share of a repayment
 TELL_LENDERS = "tell_lenders"  # the follow-up that writes the lenders' notices
-REPAYABLE = (LoanStatus.DISBURSED, LoanStatus.REPAYING, LoanStatus.IN_ARREARS,
-             LoanStatus.DEFAULTED)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
     uow.session.flush()
     loan = _loan_for_reference(uow, payment.reference)
     member = None if loan else _member_for_reference(uow, payment.reference)
-    if loan is not None and loan.status in REPAYABLE:
+    if loan is not None and loan.status in OWING:
         payment.kind, payment.loan_id = PaymentKind.REPAYMENT, loan.id
         payment.member_id = loan.borrower_id
         assert loan.account_id is not None
@@ -96,7 +98,8 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
     mobile = ledger.system_account(uow, ledger.mobile_money_code(provider))
     ledger.transfer(uow, ledger.Movement(
         key=f"receipt:{provider}:{transaction_id}", debit_id=mobile.id, credit_id=credit_id,
-        amount=amount, code="receipt", payment_id=payment.id, loan_id=payment.loan_id), now)
+        amount=amount, code=TransferCode.RECEIPT, payment_id=payment.id,
+        loan_id=payment.loan_id), now)
     if payment.kind == PaymentKind.REPAYMENT:
         assert loan is not None
         _repay(uow, loan, payment, now)
@@ -153,12 +156,12 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None
     assert loan.account_id is not None
     if fee_share:
         moves.append(ledger.Movement(
-            key=f"fee:{payment.id}", debit_id=loan.account_id, code="fee",
+            key=f"fee:{payment.id}", debit_id=loan.account_id, code=TransferCode.FEE,
             credit_id=ledger.system_account(uow, ledger.FEES).id, amount=fee_share,
             loan_id=loan.id, payment_id=payment.id))
     if refund:
         moves.append(ledger.Movement(
-            key=f"refund:{payment.id}", debit_id=loan.account_id, code="refund",
+            key=f"refund:{payment.id}", debit_id=loan.account_id, code=TransferCode.REFUND,
             credit_id=ledger.wallet(uow, loan.borrower_id).id, amount=refund, loan_id=loan.id,
             payment_id=payment.id))
     ledger.transfer_many(uow, moves, now)
@@ -167,8 +170,8 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None
         if share:
             legs.append((f"alloc:{payment.id}:{pledge_id}", wallet_id, share))
             paid_pledges.append({"id": pledge_id, "repaid": share})
-    ledger.fan_out(uow, debit_id=loan.account_id, legs=legs, code=ALLOCATION, now=now,
-                   loan_id=loan.id, payment_id=payment.id)
+    ledger.fan_out(uow, debit_id=loan.account_id, legs=legs, code=TransferCode.ALLOCATION,
+                   now=now, loan_id=loan.id, payment_id=payment.id)
     add_to_rows(uow.session, _PLEDGES, "id", paid_pledges)
     payment.fee_part, payment.lender_part, payment.refund_part = (
         fee_share, applied - fee_share, refund)
@@ -215,7 +218,7 @@ def tell_lenders(uow: UnitOfWork, payment_id: int, now: datetime) -> int:
     payment.lenders_told_at = now
     loan = session.get(Loan, payment.loan_id) if payment.loan_id else None
     last = session.scalar(select(func.max(Transfer.id)).where(
-        Transfer.payment_id == payment.id, Transfer.code == ALLOCATION))
+        Transfer.payment_id == payment.id, Transfer.code == TransferCode.ALLOCATION))
     if loan is None or last is None:
         return 0
     # Three plain queries joined here: one statement joining two aggregates was planned
@@ -224,7 +227,8 @@ def tell_lenders(uow: UnitOfWork, payment_id: int, now: datetime) -> int:
     shares = {wallet_id: (amount, total) for wallet_id, amount, total in session.execute(
         select(Transfer.credit_account_id, _total(func.sum(Transfer.amount).filter(this_payment)),
                _total(func.sum(Transfer.amount)))
-        .where(Transfer.loan_id == loan.id, Transfer.code == ALLOCATION, Transfer.id <= last)
+        .where(Transfer.loan_id == loan.id, Transfer.code == TransferCode.ALLOCATION,
+               Transfer.id <= last)
         .group_by(Transfer.credit_account_id)) if amount}
     entitled = dict(session.execute(
         select(Pledge.lender_id, _total(func.sum(Pledge.entitled)))
@@ -313,8 +317,7 @@ def mark_arrears(uow: UnitOfWork, now: datetime) -> list[str]:
     today = now.astimezone(settings.zone).date()
     late_rows = uow.session.execute(
         select(Loan.id, Installment.id, Installment.due_on).join(Installment)
-        .where(Loan.status.in_([LoanStatus.DISBURSED, LoanStatus.REPAYING,
-                                LoanStatus.IN_ARREARS]),
+        .where(Loan.status.in_(BEING_REPAID),
                Installment.due_on < today, Installment.paid < Installment.amount)).all()
     if not late_rows:
         return []
@@ -348,7 +351,7 @@ def withdraw(uow: UnitOfWork, *, member_id: int, amount: int, pin: str, payout: 
             raise Conflict("ledger.key_reused")
         return done
     member = get_member(uow, member_id)
-    if member.status == "suspended":
+    if member.status == MemberStatus.SUSPENDED:
         raise NotAllowed("member.suspended")
     check_pin(uow, member, pin, now)
     if amount <= 0:
@@ -357,7 +360,7 @@ def withdraw(uow: UnitOfWork, *, member_id: int, amount: int, pin: str, payout: 
     if amount > wallet.available:
         raise ledger.InsufficientFunds(available=settings.fmt(wallet.available))
     try:
-        sent = pay_out(uow, payout, key=key, purpose="withdrawal", member=member,
+        sent = pay_out(uow, payout, key=key, purpose=PayoutPurpose.WITHDRAWAL, member=member,
                        amount=amount, debit_id=wallet.id, now=now)
     except ledger.InsufficientFunds:
         raise ledger.InsufficientFunds(available=settings.fmt(

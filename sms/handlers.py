@@ -20,14 +20,12 @@ from core import disputes, inbox, loans, members, outbox, pledges, queries
 from core.db import UnitOfWork
 from core.errors import DomainError
 from core.messages import format_date, sms_parts, text
-from core.models import InboundStatus, LoanStatus, Member, Pledge, Purpose
+from core.models import OWING, InboundStatus, LoanStatus, Member, Pledge, Purpose
 from core.phones import masked, try_normalise
 from sms.parser import Command, parse
 
 log = logging.getLogger(__name__)
 
-REPAYING = (LoanStatus.DISBURSED, LoanStatus.REPAYING, LoanStatus.IN_ARREARS,
-            LoanStatus.DEFAULTED)
 
 
 @dataclass(frozen=True)
@@ -214,7 +212,7 @@ def _status(ctx: Context, command: Command) -> Reply:
         select(Pledge.id).where(Pledge.loan_id == loan.id, Pledge.lender_id == ctx.member.id)
         .limit(1)) is not None
     standing = view.standing
-    if party and view.status in REPAYING and standing is not None and standing.next_due:
+    if party and view.status in OWING and standing is not None and standing.next_due:
         return Reply("sms.status_repaying", {
             "loan": view.number, "state": state, "outstanding": ctx.fmt(view.outstanding),
             "next_amount": ctx.fmt(standing.next_amount),

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, request
 from redis import RedisError
 
 from core import delivery, inbox
+from core.models import InboundStatus
 from core.phones import masked
 from runtime.http import require_webhook_key, services
 from runtime.metrics import SMS_IN
@@ -49,7 +50,7 @@ def incoming() -> Response:
         SMS_IN.labels("unavailable").inc()
         return _plain("temporarily unavailable", 503)
     SMS_IN.labels("stored" if stored.created else "duplicate").inc()
-    if stored.created or stored.status == "received":
+    if stored.created or stored.status == InboundStatus.RECEIVED:
         try:
             svc.jobs.answer_sms(stored.id)
         except RedisError:  # the inbound sweep answers it

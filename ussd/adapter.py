@@ -172,7 +172,7 @@ class CorePort:
     def pledge_offer(self, member_id: int, number: str) -> tuple[LoanView, int]:
         with self.services.uow() as uow:
             view = queries.loan_status(uow, number, self.now())
-            if view.status != "listed":
+            if view.status != LoanStatus.LISTED:
                 raise NotAllowed("loan.not_listed", number=view.number)
             account = ledger.find_account(uow, ledger.wallet_code(member_id))
             return view, account.available if account is not None else 0

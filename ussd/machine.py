@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from core.errors import DomainError, PinLocked
+from core.models import MemberStatus
 from ussd import menus_agent, menus_borrower, menus_lender, menus_start  # noqa: F401 (register)
 from ussd.nodes import NAV_BACK, NAV_HOME, REASON, SHOW_CURRENT, Node, Reask, root_of, t
 from ussd.port import Port
@@ -64,7 +65,7 @@ def enter(st: State, port: Port) -> Screen:
         st.looked_up = True
         if st.caller is not None:
             st.lang = st.caller.language
-    if st.caller is not None and st.caller.status == "suspended":
+    if st.caller is not None and st.caller.status == MemberStatus.SUSPENDED:
         return Screen(t(st, "member.suspended"), end=True)
     return go(st, root_of(st), port)
 

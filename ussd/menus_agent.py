@@ -7,9 +7,11 @@ from typing import Any
 
 from core.errors import DomainError
 from core.members import clean_name, clean_national_id, clean_place
+from core.messages import LANGUAGES
+from core.models import MemberStatus
 from core.phones import normalise
 from ussd.menus_start import Ask
-from ussd.nodes import LANGUAGES, Info, Node, Outcome, Reask, fmt, language_labels, menu, pick, t
+from ussd.nodes import Info, Node, Outcome, Reask, fmt, language_labels, menu, pick, t
 from ussd.nodes import template as template_of
 from ussd.port import MemberCard, Port
 from ussd.screen import Screen, shorten, squeeze
@@ -91,7 +93,7 @@ class FindMember(Node):
         card = port.find_member(read_phone(value, port))
         if card is None:
             raise Reask("member.not_found")
-        if self.next_node == "verify.confirm" and card.status == "verified":
+        if self.next_node == "verify.confirm" and card.status == MemberStatus.VERIFIED:
             raise Reask("member.already_verified")
         st.data["card"] = asdict(card)
         return self.next_node

@@ -7,6 +7,7 @@ from typing import Any
 
 from core.loans import PURPOSES
 from core.messages import format_date
+from core.models import LoanStatus
 from core.queries import LoanView
 from ussd.nodes import (
     NAV_MORE,
@@ -124,7 +125,7 @@ class LoanPin(Node):
 def loan_line(st: State, port: Port, loan: LoanView, width: int) -> str:
     """One loan in a line of at most `width` characters: status and where it stands."""
     status = t(st, f"ussd.status.{loan.status}")
-    if loan.status == "listed":
+    if loan.status == LoanStatus.LISTED:
         detail = t(st, "ussd.loans.funded", amount=fmt(port, loan.amount),
                    percent=loan.funded_percent)
     elif loan.standing is not None and loan.standing.next_due is not None:

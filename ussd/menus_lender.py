@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import InsufficientFunds
+from core.models import PledgeStatus
 from core.queries import LoanView
 from ussd.menus_borrower import Paged
 from ussd.nodes import NAV_MORE, Info, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
@@ -110,7 +111,7 @@ class MyPledges(Paged):
 
     def line(self, st: State, port: Port, n: int, row: Any, width: int) -> str:
         status = t(st, f"ussd.pledge.{row.status}")
-        if row.status == "posted":
+        if row.status == PledgeStatus.POSTED:
             status = t(st, "ussd.pledge.repaid", repaid=fmt(port, row.repaid))
         return squeeze("{number} {amount} {status}", width,
                        {"number": row.loan_number, "amount": fmt(port, row.amount),

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.members import clean_name, clean_national_id, validate_pin
+from core.messages import LANGUAGES
 from ussd.nodes import (
-    LANGUAGES,
     SHOW_CURRENT,
     Info,
     Node,

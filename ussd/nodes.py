@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from core.messages import CATALOG, DEFAULT_LANGUAGE, language_or_default, text
+from core.messages import CATALOG, DEFAULT_LANGUAGE, LANGUAGES, language_or_default, text
 from core.money import AmountError, parse_amount
 from ussd.port import Port
 from ussd.screen import Screen
@@ -117,9 +117,6 @@ def pin_digest(port: Port, st: State, pin: str) -> str:
     PIN itself never enters session state."""
     secret = (port.settings.security.webhook_key + str(st.data.get("flow", ""))).encode()
     return hmac.new(secret, pin.encode(), hashlib.sha256).hexdigest()
-
-
-LANGUAGES = ("en", "sw")
 
 
 def language_labels(st: State) -> list[str]:

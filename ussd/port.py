@@ -9,6 +9,7 @@ from typing import Protocol
 
 from core.config import Settings
 from core.loans import Quote
+from core.models import MemberStatus
 from core.queries import AccountView, LoanView, PledgeView
 from ussd.state import Caller
 
@@ -20,7 +21,7 @@ class MemberCard:
     name: str
     phone: str
     national_id: str | None
-    status: str
+    status: MemberStatus
     place: str | None
     roles: tuple[str, ...]
     terms: bool

@@ -20,6 +20,7 @@ from core.models import (
     Pledge,
     PledgeStatus,
     Transfer,
+    TransferCode,
 )
 from tests.support import PIN
 
@@ -191,14 +192,14 @@ def test_ledger_transfer_same_key_same_fields_and_different_fields(world):
         wa, wb = ledger.wallet(uow, a.id), ledger.wallet(uow, b.id)
         uow.commit()
     move = ledger.Movement(key="gift:1", debit_id=wa.id, credit_id=wb.id, amount=1_000,
-                           code="gift")
+                           code=TransferCode.REFUND)
     first = run(world, ledger.transfer, move=move, now=world.now)
     before = snapshot(world)
     again = run(world, ledger.transfer, move=move, now=world.now)
     assert again.id == first.id
     assert snapshot(world) == before
     for changed in (dict(amount=1_001), dict(credit_id=wa.id, debit_id=wb.id),
-                    dict(code="other")):
+                    dict(code=TransferCode.FEE)):
         with pytest.raises(Conflict) as err:
             run(world, ledger.transfer, move=ledger.Movement(**{**move.__dict__, **changed}),
                 now=world.now)
