@@ -87,9 +87,7 @@ def borrower_with_listed_loan(uow_factory: Callable[[], UnitOfWork], amount: int
                                      purpose="stock", now=now)
         uow.commit()
         number, borrower_id = loan.number or "", member.id
-    with uow_factory() as uow:
-        loans.list_loan(uow, borrower_id=borrower_id, number=number, pin=PIN, now=now)
-        uow.commit()
+    loans.list_loan(uow_factory(), borrower_id=borrower_id, number=number, pin=PIN, now=now)
     return borrower_id, number
 
 

@@ -58,8 +58,7 @@ def check() -> None:
     from core.db import Database, UnitOfWork
 
     database = Database(_settings())
-    with UnitOfWork(database) as uow:
-        violations = checks.check(uow)
+    violations = checks.check(UnitOfWork(database))
     database.dispose()
     if violations:
         for violation in violations:
@@ -88,19 +87,14 @@ def members_add(phone: str, name: str, roles: tuple[str, ...], national_id: str 
     from core.db import Database, UnitOfWork
     from core.errors import DomainError
     from core.messages import text
-    from core.models import MemberStatus
 
     settings = _settings()
     database = Database(settings)
-    now = datetime.now(UTC)
     try:
-        with UnitOfWork(database) as uow:
-            reg = use_cases.register(uow, phone=phone, name=name, national_id=national_id,
-                                     language=language, roles=list(roles), pin=pin, now=now)
-            reg.member.status = MemberStatus.VERIFIED
-            reg.member.verified_at = now
-            uow.commit()
-            click.echo(f"member {reg.member.id} {reg.member.phone} {reg.member.roles}")
+        reg = use_cases.register(UnitOfWork(database), phone=phone, name=name,
+                                 national_id=national_id, language=language, roles=list(roles),
+                                 pin=pin, by_operator=True, now=datetime.now(UTC))
+        click.echo(f"member {reg.member.id} {reg.member.phone} {reg.member.roles}")
     except DomainError as exc:
         raise click.ClickException(text(exc.key, "en", **exc.params)) from None
     finally:

@@ -47,13 +47,14 @@ class Violation:
 
 def check(uow: UnitOfWork) -> list[Violation]:
     """Every violation found (empty when the books are sound)."""
-    found: list[Violation] = []
-    if uow.is_postgres and not uow.session.in_transaction():
-        # One snapshot for every query, so a busy system is not mistaken for a broken one.
-        uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    for part in (_totals, _counters, _limits, _holds, _allocations, _external, _references):
-        found.extend(part(uow))
-    return found
+    with uow:
+        found: list[Violation] = []
+        if uow.is_postgres and not uow.session.in_transaction():
+            # One snapshot for every query, so a busy system is not mistaken for a broken one.
+            uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        for part in (_totals, _counters, _limits, _holds, _allocations, _external, _references):
+            found.extend(part(uow))
+        return found
 
 
 def _totals(uow: UnitOfWork) -> list[Violation]:

@@ -1,12 +1,14 @@
 """Engine, session factory and the unit of work: one transaction per use case."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -84,10 +86,17 @@ class Database:
 
 
 class UnitOfWork:
-    """`with uow: ...; uow.commit()` — rolls back unless committed.
+    """One transaction per use case: `with uow: ...; uow.commit()`, rolled back unless
+    committed.
+
+    Every use case in `core` opens its own `with uow:` and commits before it returns, so
+    a channel calls one use case per action and never commits. A use case entered while
+    the unit is already open (a test's setup, the SMS handler answering inside the inbox
+    row's transaction) joins that transaction: its commit waits for the outermost one,
+    and an error it raises reaches the caller, which decides (see `savepoint`).
 
     Use cases note new outbox row ids (`announce`) and follow-up work (`follow_up`);
-    after a successful commit these are handed to `after_commit` (the worker layer
+    after the outermost commit these are handed to `after_commit` (the composition root
     enqueues jobs there).
     """
 
@@ -97,12 +106,18 @@ class UnitOfWork:
         self._after_commit = after_commit
         self._pending = Committed()
         self._session: Session | None = None
+        self._depth = 0
 
     @property
     def session(self) -> Session:
         if self._session is None:
             raise RuntimeError("UnitOfWork used outside its `with` block")
         return self._session
+
+    @property
+    def active(self) -> bool:
+        """Inside a `with` block: a use case entered now joins this transaction."""
+        return self._session is not None
 
     @property
     def is_postgres(self) -> bool:
@@ -118,14 +133,19 @@ class UnitOfWork:
         return session.connection()
 
     def __enter__(self) -> UnitOfWork:
-        self._session = self.db.sessions()
-        self._pending = Committed()
+        self._depth += 1
+        if self._depth == 1:
+            self._session = self.db.sessions()
+            self._pending = Committed()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._depth -= 1
+        if self._depth:
+            return  # a joined use case: the outermost block ends the transaction
         assert self._session is not None
         # close() rolls back whatever was not committed, and detaches objects without
         # expiring them, so a channel can still read what a use case returned.
@@ -133,14 +153,38 @@ class UnitOfWork:
         self._session = None
 
     def commit(self) -> None:
+        """Commit, then hand over the announced work; inside a joined use case, nothing
+        yet: the outermost block commits."""
+        if self._depth > 1:
+            return
         self.session.commit()
         done, self._pending = self._pending, Committed()
         if done and self._after_commit is not None:
             self._after_commit(done)
 
-    def rollback(self) -> None:
-        self.session.rollback()
-        self._pending = Committed()
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Writes that are undone alone if the block raises (a refused SMS command inside
+        the inbox row's transaction); the outbox rows and follow-ups it announced are
+        forgotten with them."""
+        announced = len(self._pending.outbox_ids)
+        follow_ups = {name: list(refs) for name, refs in self._pending.follow_ups.items()}
+        try:
+            with self.session.begin_nested():
+                yield
+        except BaseException:
+            del self._pending.outbox_ids[announced:]
+            self._pending.follow_ups = follow_ups
+            raise
+
+    def exclusive(self, name: str) -> bool:
+        """True when this transaction is the only one running `name` (a PostgreSQL
+        advisory lock, released at commit); SQLite serialises writers by itself."""
+        if not self.is_postgres:
+            return True
+        key = zlib.crc32(f"harambee:{name}".encode())
+        return bool(self.session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                         {"k": key}).scalar())
 
     @property
     def outbox_ids(self) -> list[int]:

@@ -91,24 +91,31 @@ def _changed(result: SqlResult[Any]) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _due(now: datetime) -> Any:
+    """A queued row whose next try has come."""
+    return or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now)
+
+
 def claim(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> list[Claimed]:
     """Take the due, queued rows among `ids` for sending (`queued -> sending`,
     attempts + 1). A conditional update: two senders never hold one row."""
     if not ids:
         return []
-    skip_opted_out_tips(uow, ids, now)
-    give_up_unreachable(uow, ids, now)
-    due = and_(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.QUEUED,
-               or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
-               or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now))
-    rows = uow.session.execute(
-        update(OutboxMessage).where(due)
-        .values(status=OutboxStatus.SENDING, attempts=OutboxMessage.attempts + 1,
-                next_attempt_at=now + LEASE)
-        .returning(OutboxMessage.id, OutboxMessage.phone, OutboxMessage.text,
-                   OutboxMessage.member_id, OutboxMessage.attempts)
-        .execution_options(synchronize_session=False)).all()
-    return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+    with uow:
+        skip_opted_out_tips(uow, ids, now)
+        give_up_unreachable(uow, ids, now)
+        due = and_(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.QUEUED,
+                   _due(now),
+                   or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now))
+        rows = uow.session.execute(
+            update(OutboxMessage).where(due)
+            .values(status=OutboxStatus.SENDING, attempts=OutboxMessage.attempts + 1,
+                    next_attempt_at=now + LEASE)
+            .returning(OutboxMessage.id, OutboxMessage.phone, OutboxMessage.text,
+                       OutboxMessage.member_id, OutboxMessage.attempts)
+            .execution_options(synchronize_session=False)).all()
+        uow.commit()
+        return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
 
 def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[str]:
@@ -116,38 +123,40 @@ def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[st
     failures go back to `queued` with backoff (or `failed` after MAX_ATTEMPTS);
     invalid numbers become `undeliverable` and their member unreachable.
     Returns the provider message ids recorded (to apply early delivery reports)."""
-    recorded: list[str] = []
-    unreachable: set[int] = set()
-    for result in results:
-        row = uow.session.get(OutboxMessage, result.id)
-        if row is None or row.status != OutboxStatus.SENDING:
-            continue  # the lease ran out and someone else took it; theirs counts
-        row.last_error = result.detail[:200] or None
-        if result.state == "sent":
-            row.status = OutboxStatus.SENT
-            row.provider_message_id = result.message_id
-            row.cost = (result.cost or "")[:20] or None
-            row.sent_at = now
-            row.next_attempt_at = None
-            if result.message_id:
-                recorded.append(result.message_id)
-        elif result.state == "invalid":
-            row.status = OutboxStatus.UNDELIVERABLE
-            row.next_attempt_at = None
-            if row.member_id is not None:
-                unreachable.add(row.member_id)
-        elif row.attempts >= MAX_ATTEMPTS:
-            row.status = OutboxStatus.FAILED
-            row.next_attempt_at = None
-        else:
-            row.status = OutboxStatus.QUEUED
-            row.next_attempt_at = now + backoff(row.attempts)
-    if unreachable:
-        mark_unreachable(uow, unreachable)
-    uow.session.flush()
-    if recorded:
-        apply_pending_reports(uow, now, message_ids=recorded)
-    return recorded
+    with uow:
+        recorded: list[str] = []
+        unreachable: set[int] = set()
+        for result in results:
+            row = uow.session.get(OutboxMessage, result.id)
+            if row is None or row.status != OutboxStatus.SENDING:
+                continue  # the lease ran out and someone else took it; theirs counts
+            row.last_error = result.detail[:200] or None
+            if result.state == "sent":
+                row.status = OutboxStatus.SENT
+                row.provider_message_id = result.message_id
+                row.cost = (result.cost or "")[:20] or None
+                row.sent_at = now
+                row.next_attempt_at = None
+                if result.message_id:
+                    recorded.append(result.message_id)
+            elif result.state == "invalid":
+                row.status = OutboxStatus.UNDELIVERABLE
+                row.next_attempt_at = None
+                if row.member_id is not None:
+                    unreachable.add(row.member_id)
+            elif row.attempts >= MAX_ATTEMPTS:
+                row.status = OutboxStatus.FAILED
+                row.next_attempt_at = None
+            else:
+                row.status = OutboxStatus.QUEUED
+                row.next_attempt_at = now + backoff(row.attempts)
+        if unreachable:
+            mark_unreachable(uow, unreachable)
+        uow.session.flush()
+        if recorded:
+            apply_pending_reports(uow, now, message_ids=recorded)
+        uow.commit()
+        return recorded
 
 
 def mark_unreachable(uow: UnitOfWork, member_ids: Iterable[int]) -> None:
@@ -159,22 +168,26 @@ def mark_unreachable(uow: UnitOfWork, member_ids: Iterable[int]) -> None:
 def release_stuck(uow: UnitOfWork, now: datetime) -> list[int]:
     """Rows still `sending` after their lease (the sender died) go back to `queued`;
     returns their ids."""
-    return list(uow.session.scalars(
-        update(OutboxMessage)
-        .where(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.next_attempt_at <= now)
-        .values(status=OutboxStatus.QUEUED, next_attempt_at=now,
-                last_error="sender stopped mid-send; retrying")
-        .returning(OutboxMessage.id)
-        .execution_options(synchronize_session=False)))
+    with uow:
+        released = list(uow.session.scalars(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == OutboxStatus.SENDING,
+                   OutboxMessage.next_attempt_at <= now)
+            .values(status=OutboxStatus.QUEUED, next_attempt_at=now,
+                    last_error="sender stopped mid-send; retrying")
+            .returning(OutboxMessage.id)
+            .execution_options(synchronize_session=False)))
+        uow.commit()
+        return released
 
 
 def due_ids(uow: UnitOfWork, now: datetime, *, limit: int = 5000) -> list[int]:
     """Queued rows due now, oldest first: what the sweep re-enqueues."""
-    return list(uow.session.scalars(
-        select(OutboxMessage.id)
-        .where(OutboxMessage.status == OutboxStatus.QUEUED,
-               or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)))
+    with uow:
+        return list(uow.session.scalars(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == OutboxStatus.QUEUED, _due(now))
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)))
 
 
 # ---------------------------------------------------------------- delivery reports
@@ -183,58 +196,63 @@ def record_report(uow: UnitOfWork, *, message_id: str, status: str, failure_reas
                   phone: str | None, now: datetime) -> bool:
     """Store a delivery report once (by message id and status) and apply it when its row
     is known. Returns False for a redelivered report."""
-    message_id, status = message_id.strip()[:80], status.strip()[:20]
-    exists = uow.session.scalar(select(DeliveryReport.id).where(
-        DeliveryReport.provider_message_id == message_id, DeliveryReport.status == status))
-    if exists is not None:
-        return False
-    report = DeliveryReport(provider_message_id=message_id, status=status,
-                            failure_reason=(failure_reason or "")[:40] or None,
-                            phone=(phone or "")[:32] or None, received_at=now)
-    try:
-        with uow.session.begin_nested():
-            uow.session.add(report)
-            uow.session.flush()
-    except IntegrityError:
-        return False  # the same report, racing itself
-    apply_pending_reports(uow, now, message_ids=[message_id])
-    return True
+    with uow:
+        message_id, status = message_id.strip()[:80], status.strip()[:20]
+        exists = uow.session.scalar(select(DeliveryReport.id).where(
+            DeliveryReport.provider_message_id == message_id, DeliveryReport.status == status))
+        if exists is not None:
+            return False
+        report = DeliveryReport(provider_message_id=message_id, status=status,
+                                failure_reason=(failure_reason or "")[:40] or None,
+                                phone=(phone or "")[:32] or None, received_at=now)
+        try:
+            with uow.session.begin_nested():
+                uow.session.add(report)
+                uow.session.flush()
+        except IntegrityError:
+            return False  # the same report, racing itself
+        apply_pending_reports(uow, now, message_ids=[message_id])
+        uow.commit()
+        return True
 
 
 def apply_pending_reports(uow: UnitOfWork, now: datetime, *,
                           message_ids: Sequence[str] | None = None, limit: int = 1000) -> int:
     """Apply stored reports whose outbox row now has that message id. Final reports win
     over interim ones; a delivered row never goes back."""
-    query = (select(DeliveryReport, OutboxMessage)
-             .join(OutboxMessage, OutboxMessage.provider_message_id
-                   == DeliveryReport.provider_message_id)
-             .where(DeliveryReport.applied_at.is_(None)).order_by(DeliveryReport.id).limit(limit))
-    if message_ids is not None:
-        query = query.where(DeliveryReport.provider_message_id.in_(list(message_ids)))
-    applied = 0
-    unreachable: set[int] = set()
-    for report, row in uow.session.execute(query).all():
-        report.applied_at = now
-        applied += 1
-        if row.status not in (OutboxStatus.SENT, OutboxStatus.SENDING, OutboxStatus.QUEUED):
-            continue  # already final
-        if report.status in FINAL_OK:
-            row.status = OutboxStatus.DELIVERED
-            row.delivered_at = now
-        elif report.status in FINAL_FAILED:
-            reason = report.failure_reason or report.status
-            row.last_error = f"delivery: {reason}"[:200]
-            if reason in UNREACHABLE_REASONS:
-                row.status = OutboxStatus.UNDELIVERABLE
-                if row.member_id is not None:
-                    unreachable.add(row.member_id)
-            else:
-                row.status = OutboxStatus.FAILED
-    if unreachable:
-        mark_unreachable(uow, unreachable)
-    return applied
+    with uow:
+        query = (select(DeliveryReport, OutboxMessage)
+                 .join(OutboxMessage, OutboxMessage.provider_message_id
+                       == DeliveryReport.provider_message_id)
+                 .where(DeliveryReport.applied_at.is_(None)).order_by(DeliveryReport.id).limit(limit))
+        if message_ids is not None:
+            query = query.where(DeliveryReport.provider_message_id.in_(list(message_ids)))
+        applied = 0
+        unreachable: set[int] = set()
+        for report, row in uow.session.execute(query).all():
+            report.applied_at = now
+            applied += 1
+            if row.status not in (OutboxStatus.SENT, OutboxStatus.SENDING, OutboxStatus.QUEUED):
+                continue  # already final
+            if report.status in FINAL_OK:
+                row.status = OutboxStatus.DELIVERED
+                row.delivered_at = now
+            elif report.status in FINAL_FAILED:
+                reason = report.failure_reason or report.status
+                row.last_error = f"delivery: {reason}"[:200]
+                if reason in UNREACHABLE_REASONS:
+                    row.status = OutboxStatus.UNDELIVERABLE
+                    if row.member_id is not None:
+                        unreachable.add(row.member_id)
+                else:
+                    row.status = OutboxStatus.FAILED
+        if unreachable:
+            mark_unreachable(uow, unreachable)
+        uow.commit()
+        return applied
 
 
 def pending_report_count(uow: UnitOfWork) -> int:
-    return uow.session.scalar(select(func.count()).select_from(DeliveryReport)
-                              .where(DeliveryReport.applied_at.is_(None))) or 0
+    with uow:
+        return uow.session.scalar(select(func.count()).select_from(DeliveryReport)
+                                  .where(DeliveryReport.applied_at.is_(None))) or 0

@@ -28,51 +28,44 @@ LENDERS = [
 
 
 def seed(uow: Callable[[], UnitOfWork], payout: PayoutGateway, now: datetime) -> bool:
-    """Seed once (`uow` makes a unit of work); returns False when members already exist."""
+    """Seed once (`uow` makes a unit of work); returns False when members already exist.
+    Every step goes through the real use cases, each its own transaction."""
     with uow() as u:
         if u.session.scalar(select(func.count()).select_from(Member)):
             return False
-        agent = members.register(u, phone=AGENT[0], name=AGENT[1], national_id="10000001",
-                                 roles="agent,admin", pin=PIN, accept_terms=True, now=now).member
-        borrowers = [members.register(
-            u, phone=phone, name=name, national_id=f"2000000{i}", roles="borrower,lender",
-            language="sw" if i % 2 else "en", pin=PIN, agent_id=agent.id, place=place,
-            accept_terms=True, now=now).member for i, (phone, name, place) in enumerate(BORROWERS)]
-        lenders = [members.register(
-            u, phone=phone, name=name, national_id=f"3000000{i}", roles="lender", pin=PIN,
-            accept_terms=True, now=now).member for i, (phone, name, _) in enumerate(LENDERS)]
-        u.commit()
+    currency = uow().settings.app.currency
+    agent = members.register(uow(), phone=AGENT[0], name=AGENT[1], national_id="10000001",
+                             roles="agent,admin", pin=PIN, accept_terms=True, now=now).member
+    borrowers = [members.register(
+        uow(), phone=phone, name=name, national_id=f"2000000{i}", roles="borrower,lender",
+        language="sw" if i % 2 else "en", pin=PIN, agent_id=agent.id, place=place,
+        accept_terms=True, now=now).member for i, (phone, name, place) in enumerate(BORROWERS)]
+    lenders = [members.register(
+        uow(), phone=phone, name=name, national_id=f"3000000{i}", roles="lender", pin=PIN,
+        accept_terms=True, now=now).member for i, (phone, name, _) in enumerate(LENDERS)]
     for i, (phone, _, balance) in enumerate(LENDERS):
-        with uow() as u:
-            repayments.record_payment(u, provider="mpesa", transaction_id=f"DEMO-TOPUP-{i}",
-                                      phone=phone, amount=balance, currency=u.settings.app.currency,
-                                      reference=phone, occurred_at=now, now=now)
-            u.commit()
+        repayments.record_payment(uow(), provider="mpesa", transaction_id=f"DEMO-TOPUP-{i}",
+                                  phone=phone, amount=balance, currency=currency,
+                                  reference=phone, occurred_at=now, now=now)
     earlier = now - timedelta(days=21)
 
     def listed(borrower: Member, amount: int, weeks: int, purpose: str, at: datetime) -> str:
-        with uow() as u:
-            loan, _ = loans.request_loan(u, borrower_id=borrower.id, amount=amount,
-                                         term_weeks=weeks, purpose=purpose, now=at)
-            u.commit()
-        with uow() as u:
-            loans.list_loan(u, borrower_id=borrower.id, number=loan.number or "", pin=PIN, now=at)
-            u.commit()
+        loan, _ = loans.request_loan(uow(), borrower_id=borrower.id, amount=amount,
+                                     term_weeks=weeks, purpose=purpose, now=at)
+        loans.list_loan(uow(), borrower_id=borrower.id, number=loan.number or "", pin=PIN,
+                        now=at)
         return loan.number or ""
 
     def pledge(lender: Member, number: str, amount: int, at: datetime) -> None:
-        with uow() as u:
-            p = pledges.propose_pledge(u, lender_id=lender.id, number=number, amount=amount, now=at)
-            u.commit()
-        with uow() as u:
-            pledges.confirm_pledge(u, phone=lender.phone, code=p.code, now=at)
-            u.commit()
+        p = pledges.propose_pledge(uow(), lender_id=lender.id, number=number, amount=amount,
+                                   now=at)
+        pledges.confirm_pledge(uow(), phone=lender.phone, code=p.code, now=at)
 
-    def disburse(number: str, at: datetime) -> None:
+    def disburse(number: str, at: datetime) -> int:
         with uow() as u:
-            loan = loans.find_loan(u, number)
-            loans.disburse(u, loan_id=loan.id, payout=payout, now=at)
-            u.commit()
+            loan_id = loans.find_loan(u, number).id
+        loans.disburse(uow(), loan_id=loan_id, payout=payout, now=at)
+        return loan_id
 
     # Repaying: funded three weeks ago, two installments paid.
     repaying = listed(borrowers[0], 400_000, 4, "stock", earlier)
@@ -80,13 +73,12 @@ def seed(uow: Callable[[], UnitOfWork], payout: PayoutGateway, now: datetime) ->
     pledge(lenders[1], repaying, 250_000, earlier)
     disburse(repaying, earlier)
     with uow() as u:
-        loan = loans.find_loan(u, repaying)
-        repayments.record_payment(u, provider="mpesa", transaction_id="DEMO-REPAY-1",
-                                  phone=borrowers[0].phone, amount=2 * loan.installments[0].amount,
-                                  currency=u.settings.app.currency, reference=repaying,
-                                  occurred_at=earlier + timedelta(days=13),
-                                  now=earlier + timedelta(days=13))
-        u.commit()
+        installment = loans.find_loan(u, repaying).installments[0].amount
+    paid_at = earlier + timedelta(days=13)
+    repayments.record_payment(uow(), provider="mpesa", transaction_id="DEMO-REPAY-1",
+                              phone=borrowers[0].phone, amount=2 * installment,
+                              currency=currency, reference=repaying, occurred_at=paid_at,
+                              now=paid_at)
     # Listed, partly funded; another listed and untouched.
     partly = listed(borrowers[1], 300_000, 8, "farm", now - timedelta(days=2))
     pledge(lenders[2], partly, 100_000, now - timedelta(days=1))

@@ -11,35 +11,35 @@ from core.errors import InvalidInput, NotAllowed
 from core.loans import find_loan
 from core.members import get_member
 from core.models import Dispute, DisputeStatus, Pledge, Purpose
+from core.numbers import case_number
 
 MAX_TEXT = 500
-
-
-def dispute_number(dispute_id: int) -> str:
-    return f"D{1000 + dispute_id}"
 
 
 def open_dispute(uow: UnitOfWork, *, member_id: int, number: str, reason: str, now: datetime,
                  request_key: str) -> Dispute:
     """Open a case about a loan the member borrowed or lent to, and acknowledge it by
     SMS with its number. Idempotent by `request_key`."""
-    existing = uow.session.scalar(select(Dispute).where(Dispute.request_key == request_key))
-    if existing is not None:
-        return existing
-    member = get_member(uow, member_id)
-    loan = find_loan(uow, number)
-    reason = " ".join(reason.split())
-    if not reason:
-        raise InvalidInput("sms.dispute_usage")
-    lent = uow.session.scalar(select(Pledge.id).where(
-        Pledge.loan_id == loan.id, Pledge.lender_id == member.id).limit(1))
-    if loan.borrower_id != member.id and lent is None:
-        raise NotAllowed("dispute.not_party", loan=loan.number)
-    dispute = Dispute(request_key=request_key, loan_id=loan.id, member_id=member.id,
-                      text=reason[:MAX_TEXT], status=DisputeStatus.OPEN, created_at=now)
-    uow.session.add(dispute)
-    uow.session.flush()
-    dispute.number = dispute_number(dispute.id)
-    outbox.queue(uow, [outbox.sms_to(member, f"dispute:{dispute.id}", "sms.dispute_opened",
-                                     Purpose.NOTICE, case=dispute.number, loan=loan.number)], now)
-    return dispute
+    with uow:
+        existing = uow.session.scalar(select(Dispute).where(Dispute.request_key == request_key))
+        if existing is not None:
+            return existing
+        member = get_member(uow, member_id)
+        loan = find_loan(uow, number)
+        reason = " ".join(reason.split())
+        if not reason:
+            raise InvalidInput("sms.dispute_usage")
+        lent = uow.session.scalar(select(Pledge.id).where(
+            Pledge.loan_id == loan.id, Pledge.lender_id == member.id).limit(1))
+        if loan.borrower_id != member.id and lent is None:
+            raise NotAllowed("dispute.not_party", loan=loan.number)
+        dispute = Dispute(request_key=request_key, loan_id=loan.id, member_id=member.id,
+                          text=reason[:MAX_TEXT], status=DisputeStatus.OPEN, created_at=now)
+        uow.session.add(dispute)
+        uow.session.flush()
+        dispute.number = case_number(dispute.id)
+        outbox.queue(uow, [outbox.sms_to(
+            member, f"dispute:{dispute.id}", "sms.dispute_opened", Purpose.NOTICE,
+            case=dispute.number, loan=loan.number)], now)
+        uow.commit()
+        return dispute

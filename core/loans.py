@@ -4,7 +4,6 @@ core/repayments.py.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from fractions import Fraction
@@ -32,10 +31,10 @@ from core.models import (
     Role,
     Transfer,
 )
+from core.numbers import loan_number, normalise_loan_number
 from core.payouts import PayoutGateway, pay_out
 
 PURPOSES = ("stock", "farm", "school", "health", "transport", "other")
-_LOAN_NUMBER = re.compile(r"^[#\s]*([A-Za-z])?\s*-?\s*(\d{1,9})\s*$")
 
 
 @dataclass(frozen=True)
@@ -98,24 +97,8 @@ def quote(settings: Settings, amount: int, term_weeks: int, start: date) -> Quot
                  term_weeks=term_weeks, schedule=tuple(dues))
 
 
-def loan_number(settings: Settings, loan_id: int) -> str:
-    return f"{settings.loan.number_prefix}{1000 + loan_id}"
-
-
-def normalise_number(settings: Settings, raw: str) -> str | None:
-    """`l1042`, `1042`, `#L-1042` -> `L1042`; None when it cannot be a loan number."""
-    match = _LOAN_NUMBER.match(raw or "")
-    if not match:
-        return None
-    letter, digits = match.groups()
-    prefix = settings.loan.number_prefix
-    if letter and letter.upper() != prefix.upper():
-        return None
-    return f"{prefix}{int(digits)}"
-
-
 def find_loan(uow: UnitOfWork, number: str, *, lock: bool = False) -> Loan:
-    normal = normalise_number(uow.settings, number)
+    normal = normalise_loan_number(number, uow.settings.loan.number_prefix)
     if normal is None:
         raise NotFound("loan.not_found", number=number.strip()[:10])
     query = select(Loan).where(Loan.number == normal)
@@ -141,118 +124,130 @@ def open_loan_of(uow: UnitOfWork, borrower_id: int) -> Loan | None:
         .order_by(Loan.id.desc()).limit(1))
 
 
+def require_may_borrow(member: Member, current: Loan | None, settings: Settings) -> None:
+    """Raise the reason `member` may not ask for a loan now: suspended, not a
+    borrower, not yet verified by an agent, terms not accepted, or a loan already open
+    (an unsent draft does not count: a new request replaces it)."""
+    require_active(member, Role.BORROWER)
+    if member.status != MemberStatus.VERIFIED:
+        raise NotAllowed("member.not_verified")
+    if member.terms_accepted_at is None:
+        raise NotAllowed("member.terms_needed", service_code=settings.ussd.service_code)
+    if current is not None and current.status != LoanStatus.DRAFT:
+        raise NotAllowed("loan.one_open", number=current.number)
+
+
+def check_may_borrow(uow: UnitOfWork, borrower_id: int) -> None:
+    """Before any typing: raise the reason the borrower may not ask for a loan now."""
+    with uow:
+        require_may_borrow(get_member(uow, borrower_id), open_loan_of(uow, borrower_id),
+                           uow.settings)
+
+
 def request_loan(uow: UnitOfWork, *, borrower_id: int, amount: int, term_weeks: int,
                  purpose: str, now: datetime, request_key: str | None = None,
                  ) -> tuple[Loan, Quote]:
     """A draft loan with its key facts; listing it needs the borrower's PIN."""
     settings = uow.settings
-    if request_key:
-        existing = uow.session.scalar(select(Loan).where(Loan.request_key == request_key))
-        if existing is not None:
-            if (existing.borrower_id, existing.amount, existing.term_weeks,
-                    existing.purpose) != (borrower_id, amount, term_weeks, purpose):
-                raise Conflict("ledger.key_reused")
-            return existing, quote(settings, existing.amount, existing.term_weeks,
-                                   existing.created_at.astimezone(settings.zone).date())
-    borrower = get_member(uow, borrower_id)
-    require_active(borrower, Role.BORROWER)
-    if borrower.status != MemberStatus.VERIFIED:
-        raise NotAllowed("member.not_verified")
-    if borrower.terms_accepted_at is None:
-        raise NotAllowed("member.terms_needed", service_code=settings.ussd.service_code)
-    if purpose not in PURPOSES:
-        raise InvalidInput("loan.purpose_invalid")
-    facts = quote(settings, amount, term_weeks, now.astimezone(settings.zone).date())
-    if amount > borrower.credit_limit:
-        raise InvalidInput("loan.over_limit", limit=settings.fmt(borrower.credit_limit))
-    current = open_loan_of(uow, borrower.id)
-    if current is not None:
-        if current.status != LoanStatus.DRAFT:
-            raise NotAllowed("loan.one_open", number=current.number)
-        current.status = LoanStatus.CANCELLED  # a newer draft replaces an unsent one
-        current.closed_at = now
-    loan = Loan(borrower_id=borrower.id, status=LoanStatus.DRAFT, amount=amount, fee=facts.fee,
-                interest=facts.interest, term_weeks=term_weeks, installment_count=facts.count,
-                purpose=purpose, pledged=0, funded=0, repaid=0, fee_paid=0, created_at=now,
-                request_key=request_key)
-    uow.session.add(loan)
-    uow.session.flush()
-    loan.number = loan_number(settings, loan.id)
-    return loan, facts
+    with uow:
+        if request_key:
+            existing = uow.session.scalar(select(Loan).where(Loan.request_key == request_key))
+            if existing is not None:
+                if (existing.borrower_id, existing.amount, existing.term_weeks,
+                        existing.purpose) != (borrower_id, amount, term_weeks, purpose):
+                    raise Conflict("ledger.key_reused")
+                return existing, quote(settings, existing.amount, existing.term_weeks,
+                                       existing.created_at.astimezone(settings.zone).date())
+        borrower = get_member(uow, borrower_id)
+        current = open_loan_of(uow, borrower.id)
+        require_may_borrow(borrower, current, settings)
+        if purpose not in PURPOSES:
+            raise InvalidInput("loan.purpose_invalid")
+        facts = quote(settings, amount, term_weeks, now.astimezone(settings.zone).date())
+        if amount > borrower.credit_limit:
+            raise InvalidInput("loan.over_limit", limit=settings.fmt(borrower.credit_limit))
+        if current is not None:  # a draft: a newer one replaces an unsent one
+            current.status = LoanStatus.CANCELLED
+            current.closed_at = now
+        loan = Loan(borrower_id=borrower.id, status=LoanStatus.DRAFT, amount=amount,
+                    fee=facts.fee, interest=facts.interest, term_weeks=term_weeks,
+                    installment_count=facts.count, purpose=purpose, pledged=0, funded=0,
+                    repaid=0, fee_paid=0, created_at=now, request_key=request_key)
+        uow.session.add(loan)
+        uow.session.flush()
+        loan.number = loan_number(settings.loan.number_prefix, loan.id)
+        uow.commit()
+        return loan, facts
 
 
 def list_loan(uow: UnitOfWork, *, borrower_id: int, number: str, pin: str,
               now: datetime) -> Loan:
     """The borrower accepts the key facts with their PIN: the loan opens to lenders."""
-    loan = find_loan(uow, number, lock=True)
-    if loan.borrower_id != borrower_id:
-        raise NotAllowed("loan.not_yours", number=loan.number)
-    if loan.status == LoanStatus.LISTED:
-        return loan
-    if loan.status != LoanStatus.DRAFT:
-        raise NotAllowed("loan.not_draft", number=loan.number)
-    borrower = get_member(uow, borrower_id)
-    check_pin(uow, borrower, pin, now)
+    check_pin(uow, borrower_id, pin, now)
     settings = uow.settings
-    account = ledger.ensure_account(uow, f"loan:{loan.id}", ledger.AccountKind.LOAN,
-                                    no_overdraft=True)
-    loan.account_id = account.id
-    loan.status = LoanStatus.LISTED
-    loan.listed_at = now
-    loan.deadline = now + timedelta(days=settings.loan.funding_window_days)
-    outbox.queue(uow, [outbox.sms_to(
-        borrower, f"listed:{loan.id}", "sms.loan_listed", Purpose.NOTICE, loan=loan.number,
-        amount=settings.fmt(loan.amount),
-        deadline=format_date(loan.deadline.astimezone(settings.zone), borrower.language))], now)
-    return loan
-
-
-def listed_loans(uow: UnitOfWork, *, offset: int = 0, limit: int = 3,
-                 exclude_borrower: int | None = None) -> list[Loan]:
-    """Loans open to pledges, soonest deadline first."""
-    query = select(Loan).where(Loan.status == LoanStatus.LISTED)
-    if exclude_borrower is not None:
-        query = query.where(Loan.borrower_id != exclude_borrower)
-    return list(uow.session.scalars(query.order_by(Loan.deadline, Loan.id)
-                                    .offset(offset).limit(limit)))
+    with uow:
+        loan = find_loan(uow, number, lock=True)
+        if loan.borrower_id != borrower_id:
+            raise NotAllowed("loan.not_yours", number=loan.number)
+        if loan.status == LoanStatus.LISTED:
+            return loan
+        if loan.status != LoanStatus.DRAFT:
+            raise NotAllowed("loan.not_draft", number=loan.number)
+        borrower = get_member(uow, borrower_id)
+        account = ledger.ensure_account(uow, f"loan:{loan.id}", ledger.AccountKind.LOAN,
+                                        no_overdraft=True)
+        loan.account_id = account.id
+        loan.status = LoanStatus.LISTED
+        loan.listed_at = now
+        loan.deadline = now + timedelta(days=settings.loan.funding_window_days)
+        outbox.queue(uow, [outbox.sms_to(
+            borrower, f"listed:{loan.id}", "sms.loan_listed", Purpose.NOTICE, loan=loan.number,
+            amount=settings.fmt(loan.amount),
+            deadline=format_date(loan.deadline.astimezone(settings.zone),
+                                 borrower.language))], now)
+        uow.commit()
+        return loan
 
 
 def disburse(uow: UnitOfWork, *, loan_id: int, payout: PayoutGateway, now: datetime) -> Loan:
     """Send a funded loan to the borrower's phone and start the repayment schedule.
 
-    Idempotent: the payout is keyed by the loan number, the transfer by the provider's
-    reference, and a loan already disbursed is returned as it is.
+    Idempotent: the payout is keyed by the loan number, and a loan already disbursed
+    is returned as it is.
     """
     settings = uow.settings
-    loan = uow.session.get(Loan, loan_id, with_for_update=True)
-    if loan is None:
-        raise NotFound("loan.not_found", number=str(loan_id))
-    if loan.status != LoanStatus.FUNDED:
-        if loan.disbursed_at is not None:
-            return loan
-        raise Conflict("loan.not_funded", number=loan.number)
-    assert loan.account_id is not None and loan.number is not None
-    sent = pay_out(uow, payout, key=f"disburse:{loan.number}", purpose=PayoutPurpose.DISBURSEMENT,
-                   member=loan.borrower, amount=loan.amount, debit_id=loan.account_id, now=now,
-                   loan_id=loan.id)
-    start = now.astimezone(settings.zone).date()
-    dues = schedule(loan.total_due, loan.installment_count, start,
-                    settings.loan.installment_every_weeks)
-    for seq, (due_on, amount) in enumerate(dues, start=1):
-        uow.session.add(Installment(loan_id=loan.id, seq=seq, due_on=due_on, amount=amount,
-                                    paid=0, late=False))
-    loan.status = LoanStatus.DISBURSED
-    loan.disbursed_at = now
-    loan.payout_reference = sent.reference
-    borrower = loan.borrower
-    every = settings.loan.installment_every_weeks
-    period = ("period.week", {}) if every == 1 else ("period.weeks", {"n": every})
-    outbox.queue(uow, [outbox.sms_to(
-        borrower, f"disbursed:{loan.id}", "sms.loan_disbursed", Purpose.RECEIPT,
-        amount=settings.fmt(loan.amount), loan=loan.number, installment=settings.fmt(dues[0][1]),
-        period=text(period[0], borrower.language, **period[1]),
-        first_due=format_date(dues[0][0]), paybill=settings.payments.paybill)], now)
-    return loan
+    with uow:
+        loan = uow.session.get(Loan, loan_id, with_for_update=True)
+        if loan is None:
+            raise NotFound("loan.not_found", number=str(loan_id))
+        if loan.status != LoanStatus.FUNDED:
+            if loan.disbursed_at is not None:
+                return loan
+            raise Conflict("loan.not_funded", number=loan.number)
+        assert loan.account_id is not None and loan.number is not None
+        sent = pay_out(uow, payout, key=f"disburse:{loan.number}",
+                       purpose=PayoutPurpose.DISBURSEMENT, member=loan.borrower,
+                       amount=loan.amount, debit_id=loan.account_id, now=now, loan_id=loan.id)
+        start = now.astimezone(settings.zone).date()
+        dues = schedule(loan.total_due, loan.installment_count, start,
+                        settings.loan.installment_every_weeks)
+        for seq, (due_on, amount) in enumerate(dues, start=1):
+            uow.session.add(Installment(loan_id=loan.id, seq=seq, due_on=due_on, amount=amount,
+                                        paid=0, late=False))
+        loan.status = LoanStatus.DISBURSED
+        loan.disbursed_at = now
+        loan.payout_reference = sent.reference
+        borrower = loan.borrower
+        every = settings.loan.installment_every_weeks
+        period = ("period.week", {}) if every == 1 else ("period.weeks", {"n": every})
+        outbox.queue(uow, [outbox.sms_to(
+            borrower, f"disbursed:{loan.id}", "sms.loan_disbursed", Purpose.RECEIPT,
+            amount=settings.fmt(loan.amount), loan=loan.number,
+            installment=settings.fmt(dues[0][1]),
+            period=text(period[0], borrower.language, **period[1]),
+            first_due=format_date(dues[0][0]), paybill=settings.payments.paybill)], now)
+        uow.commit()
+        return loan
 
 
 # ---------------------------------------------------------------- closing unfunded
@@ -286,31 +281,38 @@ def _release(uow: UnitOfWork, loan: Loan, now: datetime, *, status: LoanStatus,
 
 def cancel_loan(uow: UnitOfWork, *, borrower_id: int, number: str, now: datetime) -> Loan:
     """The borrower withdraws a draft or listed loan; every hold is voided."""
-    loan = find_loan(uow, number, lock=True)
-    if loan.borrower_id != borrower_id:
-        raise NotAllowed("loan.not_yours", number=loan.number)
-    if loan.status == LoanStatus.CANCELLED:
+    with uow:
+        loan = find_loan(uow, number, lock=True)
+        if loan.borrower_id != borrower_id:
+            raise NotAllowed("loan.not_yours", number=loan.number)
+        if loan.status == LoanStatus.CANCELLED:
+            return loan
+        if loan.status not in (LoanStatus.DRAFT, LoanStatus.LISTED):
+            raise NotAllowed("loan.not_listed", number=loan.number)
+        _release(uow, loan, now, status=LoanStatus.CANCELLED, hold_state=HoldState.VOIDED,
+                 lender_template="sms.loan_cancelled_lender",
+                 borrower_template="sms.loan_cancelled_borrower")
+        uow.commit()
         return loan
-    if loan.status not in (LoanStatus.DRAFT, LoanStatus.LISTED):
-        raise NotAllowed("loan.not_listed", number=loan.number)
-    _release(uow, loan, now, status=LoanStatus.CANCELLED, hold_state=HoldState.VOIDED,
-             lender_template="sms.loan_cancelled_lender",
-             borrower_template="sms.loan_cancelled_borrower")
-    return loan
 
 
 def expire_loans(uow: UnitOfWork, now: datetime, *, limit: int = 200) -> list[str]:
-    """Listed loans past their deadline close; holds expire; everyone is told."""
-    due = list(uow.session.scalars(select(Loan).where(
-        Loan.status == LoanStatus.LISTED, Loan.deadline <= now).order_by(Loan.id)
-        .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
-    for loan in due:
-        _release(uow, loan, now, status=LoanStatus.EXPIRED, hold_state=HoldState.EXPIRED,
-                 lender_template="sms.loan_expired_lender",
-                 borrower_template="sms.loan_expired_borrower")
-    return [loan.number or "" for loan in due]
+    """Listed loans past their deadline close; holds expire; everyone is told. One
+    batch of at most `limit`; returns their numbers (empty when none was due)."""
+    with uow:
+        due = list(uow.session.scalars(select(Loan).where(
+            Loan.status == LoanStatus.LISTED, Loan.deadline <= now).order_by(Loan.id)
+            .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
+        for loan in due:
+            _release(uow, loan, now, status=LoanStatus.EXPIRED, hold_state=HoldState.EXPIRED,
+                     lender_template="sms.loan_expired_lender",
+                     borrower_template="sms.loan_expired_borrower")
+        uow.commit()
+        return [loan.number or "" for loan in due]
 
 
 def funded_awaiting_payout(uow: UnitOfWork, *, limit: int = 100) -> list[int]:
-    return list(uow.session.scalars(select(Loan.id).where(Loan.status == LoanStatus.FUNDED)
-                                    .order_by(Loan.id).limit(limit)))
+    """Funded loans not yet paid out, oldest first."""
+    with uow:
+        return list(uow.session.scalars(select(Loan.id).where(Loan.status == LoanStatus.FUNDED)
+                                        .order_by(Loan.id).limit(limit)))

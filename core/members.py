@@ -74,8 +74,8 @@ def find_by_phone(uow: UnitOfWork, phone: str) -> Member | None:
     return uow.session.scalar(select(Member).where(Member.phone == e164))
 
 
-def get_member(uow: UnitOfWork, member_id: int) -> Member:
-    member = uow.session.get(Member, member_id)
+def get_member(uow: UnitOfWork, member_id: int, *, lock: bool = False) -> Member:
+    member = uow.session.get(Member, member_id, with_for_update=lock)
     if member is None:
         raise NotFound("member.not_found")
     return member
@@ -85,9 +85,10 @@ def register(
     uow: UnitOfWork, *, phone: str, name: str, now: datetime, national_id: str | None = None,
     language: str = "en", roles: str | list[str] | tuple[str, ...] = ("borrower", "lender"),
     pin: str | None = None, agent_id: int | None = None, place: str | None = None,
-    accept_terms: bool = False,
+    accept_terms: bool = False, by_operator: bool = False,
 ) -> Registration:
-    """Register a member: self-registered ones are `pending`, an agent's are `verified`.
+    """Register a member: self-registered ones are `pending`; an agent's, or one an
+    operator adds (`by_operator`), are `verified`.
 
     Idempotent by phone: registering the same phone with the same national id again
     returns the existing member (created=False); a different one raises member.exists.
@@ -95,91 +96,125 @@ def register(
     settings = uow.settings
     e164 = normalise(phone, settings.app.default_region)
     clean_id = clean_national_id(national_id) if national_id else None
-    existing = uow.session.scalar(select(Member).where(Member.phone == e164))
-    if existing is not None:
-        if clean_id and existing.national_id == clean_id:
-            return Registration(existing, created=False)
-        raise Conflict("member.exists")
-    if clean_id and uow.session.scalar(select(Member.id).where(Member.national_id == clean_id)):
-        raise Conflict("member.national_id_taken")
-    agent = None
-    if agent_id is not None:
-        agent = get_member(uow, agent_id)
-        if not agent.has_role(Role.AGENT):
-            raise NotAllowed("member.not_agent")
-    member = Member(
-        phone=e164, name=clean_name(name), national_id=clean_id,
-        language=clean_language(language), roles=clean_roles(roles),
-        place=clean_place(place) if place else None,
-        status=MemberStatus.VERIFIED if agent else MemberStatus.PENDING,
-        agent_id=agent.id if agent else None, verified_at=now if agent else None,
-        terms_accepted_at=now if accept_terms else None,
-        credit_limit=settings.minor(settings.credit.first_loan_limit), pin_failures=0,
-        limit_frozen=False, loans_repaid=0, loans_repaid_on_time=0, tips_opt_out=False,
-        sms_unreachable=False, created_at=now,
-    )
-    if pin is not None:
-        member.pin_hash = hash_pin(pin, settings)
-    uow.session.add(member)
-    uow.session.flush()
-    service_code = settings.ussd.service_code
-    if agent:
-        sms = outbox.sms_to(member, f"welcome:{member.id}", "sms.welcome_by_agent",
-                            Purpose.NOTICE, name=member.first_name, agent=agent.name,
-                            service_code=service_code)
-    else:
-        sms = outbox.sms_to(member, f"welcome:{member.id}", "sms.welcome", Purpose.NOTICE,
-                            name=member.first_name, service_code=service_code)
-    outbox.queue(uow, [sms], now)
-    return Registration(member, created=True)
+    with uow:
+        existing = uow.session.scalar(select(Member).where(Member.phone == e164))
+        if existing is not None:
+            if clean_id and existing.national_id == clean_id:
+                return Registration(existing, created=False)
+            raise Conflict("member.exists")
+        if clean_id and uow.session.scalar(
+                select(Member.id).where(Member.national_id == clean_id)):
+            raise Conflict("member.national_id_taken")
+        agent = None
+        if agent_id is not None:
+            agent = get_member(uow, agent_id)
+            if not agent.has_role(Role.AGENT):
+                raise NotAllowed("member.not_agent")
+        vouched = agent is not None or by_operator
+        member = Member(
+            phone=e164, name=clean_name(name), national_id=clean_id,
+            language=clean_language(language), roles=clean_roles(roles),
+            place=clean_place(place) if place else None,
+            status=MemberStatus.VERIFIED if vouched else MemberStatus.PENDING,
+            agent_id=agent.id if agent else None, verified_at=now if vouched else None,
+            terms_accepted_at=now if accept_terms else None,
+            credit_limit=settings.minor(settings.credit.first_loan_limit), pin_failures=0,
+            limit_frozen=False, loans_repaid=0, loans_repaid_on_time=0, tips_opt_out=False,
+            sms_unreachable=False, created_at=now,
+        )
+        if pin is not None:
+            member.pin_hash = hash_pin(pin, settings)
+        uow.session.add(member)
+        uow.session.flush()
+        service_code = settings.ussd.service_code
+        if agent:
+            sms = outbox.sms_to(member, f"welcome:{member.id}", "sms.welcome_by_agent",
+                                Purpose.NOTICE, name=member.first_name, agent=agent.name,
+                                service_code=service_code)
+        else:
+            sms = outbox.sms_to(member, f"welcome:{member.id}", "sms.welcome", Purpose.NOTICE,
+                                name=member.first_name, service_code=service_code)
+        outbox.queue(uow, [sms], now)
+        uow.commit()
+        return Registration(member, created=True)
 
 
 def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime) -> Member:
     """A field agent vouches for a self-registered member after meeting them."""
-    agent = get_member(uow, agent_id)
-    if not agent.has_role(Role.AGENT):
-        raise NotAllowed("member.not_agent")
-    member = find_by_phone(uow, phone)
-    if member is None:
-        raise NotFound("member.not_found")
-    if member.status == MemberStatus.VERIFIED:
+    with uow:
+        agent = get_member(uow, agent_id)
+        if not agent.has_role(Role.AGENT):
+            raise NotAllowed("member.not_agent")
+        member = find_by_phone(uow, phone)
+        if member is None:
+            raise NotFound("member.not_found")
+        if member.status == MemberStatus.VERIFIED:
+            return member
+        if member.id == agent.id:
+            raise NotAllowed("error.not_allowed")
+        member.status = MemberStatus.VERIFIED
+        member.verified_at = now
+        member.agent_id = agent.id
+        s = uow.settings
+        outbox.queue(uow, [outbox.sms_to(
+            member, f"verified:{member.id}", "sms.verified", Purpose.NOTICE,
+            name=member.first_name,
+            limit=format_amount(member.credit_limit, currency=s.app.currency,
+                                scale=s.app.minor_scale))], now)
+        uow.commit()
         return member
-    if member.id == agent.id:
-        raise NotAllowed("error.not_allowed")
-    member.status = MemberStatus.VERIFIED
-    member.verified_at = now
-    member.agent_id = agent.id
-    s = uow.settings
-    outbox.queue(uow, [outbox.sms_to(
-        member, f"verified:{member.id}", "sms.verified", Purpose.NOTICE, name=member.first_name,
-        limit=format_amount(member.credit_limit, currency=s.app.currency,
-                            scale=s.app.minor_scale))], now)
-    return member
 
 
-def accept_terms(uow: UnitOfWork, member_id: int, now: datetime) -> Member:
-    member = get_member(uow, member_id)
-    if member.terms_accepted_at is None:
-        member.terms_accepted_at = now
-    return member
+def accept_terms(uow: UnitOfWork, member_id: int, now: datetime, *,
+                 pin: str | None = None) -> Member:
+    """The member accepts the terms on their own phone and, when they have none yet,
+    sets their first PIN (`pin`)."""
+    with uow:
+        member = get_member(uow, member_id)
+        if pin is not None:
+            if member.pin_hash is not None:
+                raise NotAllowed("error.not_allowed")
+            member.pin_hash = hash_pin(pin, uow.settings)
+        if member.terms_accepted_at is None:
+            member.terms_accepted_at = now
+        uow.commit()
+        return member
+
+
+def send_terms(uow: UnitOfWork, *, phone: str, language: str, now: datetime) -> None:
+    """The full terms by SMS to a phone (a member or not), at most once a day."""
+    settings = uow.settings
+    today = now.astimezone(settings.zone).date()
+    with uow:
+        outbox.queue(uow, [outbox.Sms(key=f"terms:{phone}:{today.isoformat()}", phone=phone,
+                                      language=language, template="sms.terms",
+                                      purpose=Purpose.NOTICE,
+                                      params={"fee": settings.loan.fee_percent})], now)
+        uow.commit()
 
 
 def set_language(uow: UnitOfWork, member_id: int, language: str) -> Member:
-    member = get_member(uow, member_id)
-    member.language = clean_language(language)
-    return member
+    with uow:
+        member = get_member(uow, member_id)
+        member.language = clean_language(language)
+        uow.commit()
+        return member
 
 
 def set_tips(uow: UnitOfWork, member_id: int, *, wanted: bool) -> Member:
-    member = get_member(uow, member_id)
-    member.tips_opt_out = not wanted
-    return member
+    with uow:
+        member = get_member(uow, member_id)
+        member.tips_opt_out = not wanted
+        uow.commit()
+        return member
 
 
 def add_roles(uow: UnitOfWork, member_id: int, roles: str | list[str]) -> Member:
-    member = get_member(uow, member_id)
-    member.roles = clean_roles(list(member.role_set) + clean_roles(roles).split(","))
-    return member
+    with uow:
+        member = get_member(uow, member_id)
+        member.roles = clean_roles(list(member.role_set) + clean_roles(roles).split(","))
+        uow.commit()
+        return member
 
 
 # ---------------------------------------------------------------- PIN
@@ -217,22 +252,25 @@ def _pin_matches(pin: str, stored: str) -> bool:
 def set_pin(uow: UnitOfWork, member_id: int, pin: str, *, old_pin: str | None = None,
             now: datetime) -> Member:
     """Set the PIN; changing an existing one needs the old one."""
-    member = get_member(uow, member_id)
-    if member.pin_hash is not None:
+    with uow:
+        has_pin = get_member(uow, member_id).pin_hash is not None
+    if has_pin:
         if old_pin is None:
             raise NotAllowed("error.not_allowed")
-        check_pin(uow, member, old_pin, now)
+        check_pin(uow, member_id, old_pin, now)
     return replace_pin(uow, member_id, pin)
 
 
 def replace_pin(uow: UnitOfWork, member_id: int, pin: str) -> Member:
     """Set a new PIN for a member whose current PIN the caller has already checked
     with `check_pin` (USSD checks it a hop before the new PIN is typed twice)."""
-    member = get_member(uow, member_id)
-    member.pin_hash = hash_pin(pin, uow.settings)
-    member.pin_failures = 0
-    member.pin_locked_until = None
-    return member
+    with uow:
+        member = get_member(uow, member_id)
+        member.pin_hash = hash_pin(pin, uow.settings)
+        member.pin_failures = 0
+        member.pin_locked_until = None
+        uow.commit()
+        return member
 
 
 def pin_lock_text(member: Member, settings: Settings) -> str:
@@ -241,35 +279,42 @@ def pin_lock_text(member: Member, settings: Settings) -> str:
     return format_time(member.pin_locked_until.astimezone(settings.zone))
 
 
-def check_pin(uow: UnitOfWork, member: Member, pin: str, now: datetime) -> None:
-    """Raise unless `pin` is right. Wrong tries are committed even though we raise.
+def check_pin(uow: UnitOfWork, member_id: int, pin: str, now: datetime) -> None:
+    """Raise unless `pin` is the member's PIN: `PinLocked` while it is locked (even for
+    the right PIN), `WrongPin` with the tries left, and on the last try `WrongPin`
+    saying until when it is now locked (`pin.max_tries` wrong tries lock it for
+    `pin.lock_minutes`).
 
-    After `pin.max_tries` wrong tries money actions are locked for `pin.lock_minutes`.
+    Its own short transaction, with the member's row locked and committed whatever the
+    answer: a wrong try counts although the action it guarded is refused, and parallel
+    guesses queue on the lock, so no more than `pin.max_tries` are ever judged. It runs
+    before the action it guards, which then opens its own transaction.
     """
+    if uow.active:
+        raise RuntimeError("check_pin runs in a transaction of its own, before the action")
     settings = uow.settings
-    if member.pin_hash is None:
-        raise NotAllowed("pin.not_set")
-    if member.pin_locked_until is not None and member.pin_locked_until > now:
-        raise PinLocked(until=pin_lock_text(member, settings))
-    if _pin_matches(pin, member.pin_hash):
-        if member.pin_failures or member.pin_locked_until:
+    with uow:
+        member = get_member(uow, member_id, lock=True)
+        if member.pin_hash is None:
+            raise NotAllowed("pin.not_set")
+        if is_pin_locked(member, now):
+            raise PinLocked(until=pin_lock_text(member, settings))
+        if _pin_matches(pin, member.pin_hash):
+            if member.pin_failures or member.pin_locked_until:
+                member.pin_failures = 0
+                member.pin_locked_until = None
+                uow.commit()
+            return
+        member.pin_failures += 1
+        tries_left = settings.pin.max_tries - member.pin_failures
+        if tries_left <= 0:
             member.pin_failures = 0
-            member.pin_locked_until = None
-        return
-    member.pin_failures += 1
-    locked = member.pin_failures >= settings.pin.max_tries
-    if locked:
-        member.pin_failures = 0
-        member.pin_locked_until = now + timedelta(minutes=settings.pin.lock_minutes)
-    member_id, failures, until = member.id, member.pin_failures, member.pin_locked_until
-    # The use case will roll back; the count of wrong tries must survive it.
-    uow.rollback()
-    fresh = get_member(uow, member_id)
-    fresh.pin_failures, fresh.pin_locked_until = failures, until
-    uow.commit()
-    if locked:
-        raise PinLocked(until=pin_lock_text(fresh, settings))
-    raise WrongPin(tries_left=settings.pin.max_tries - failures)
+            member.pin_locked_until = now + timedelta(minutes=settings.pin.lock_minutes)
+        uow.commit()
+        if tries_left <= 0:
+            raise WrongPin("pin.wrong_locked", tries_left=0,
+                           until=pin_lock_text(member, settings))
+    raise WrongPin(tries_left=tries_left)
 
 
 def is_pin_locked(member: Member, now: datetime) -> bool:

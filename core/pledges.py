@@ -17,8 +17,8 @@ from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.holds import place_hold
-from core.loans import find_loan, normalise_number, require_active
-from core.members import find_by_phone, get_member
+from core.loans import find_loan, require_active
+from core.members import check_pin, find_by_phone, get_member
 from core.models import (
     Account,
     AccountKind,
@@ -33,6 +33,7 @@ from core.models import (
     Transfer,
     TransferCode,
 )
+from core.numbers import normalise_loan_number
 from core.phones import normalise
 
 _PLEDGES = Pledge.__table__
@@ -105,47 +106,63 @@ def _new_code(uow: UnitOfWork, lender_id: int) -> str:
 
 
 def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
-                   now: datetime, request_key: str | None = None) -> Pledge:
-    """A lender offers an amount; an SMS code must confirm it before the hold is placed."""
+                   now: datetime, request_key: str | None = None,
+                   pin: str | None = None) -> Pledge:
+    """A lender offers an amount; an SMS code must confirm it before the hold is placed.
+    With `pin` (USSD), the lender's PIN is checked first."""
     settings = uow.settings
-    if request_key:
-        existing = uow.session.scalar(select(Pledge).where(Pledge.request_key == request_key))
-        if existing is not None:
-            if (existing.lender_id, existing.amount, existing.loan.number) != (
-                    lender_id, amount, normalise_number(settings, number)):
-                raise Conflict("ledger.key_reused")
-            return existing
-    lender = get_member(uow, lender_id)
-    require_active(lender, Role.LENDER)
-    loan = find_loan(uow, number)
-    if loan.status != LoanStatus.LISTED or loan.deadline is None or loan.deadline <= now:
-        raise NotAllowed("loan.not_listed", number=loan.number)
-    if loan.borrower_id == lender.id:
-        raise NotAllowed("pledge.own_loan")
-    _check_pledge_amount(uow, loan, amount, lender.id)
-    hours = settings.loan.pledge_confirm_hours
-    pledge = Pledge(loan_id=loan.id, lender_id=lender.id, amount=amount,
-                    code=_new_code(uow, lender.id), status=PledgeStatus.PROPOSED,
-                    request_key=request_key, repaid=0, entitled=0, created_at=now,
-                    confirm_by=min(now + timedelta(hours=hours), loan.deadline))
-    uow.session.add(pledge)
-    uow.session.flush()
-    outbox.queue(uow, [outbox.sms_to(
-        lender, f"code:{pledge.id}", "sms.pledge_code", Purpose.CODE,
-        amount=settings.fmt(amount), borrower=loan.borrower.first_name, loan=loan.number,
-        code=pledge.code, hours=hours)], now)
-    return pledge
+    if pin is not None:
+        check_pin(uow, lender_id, pin, now)
+    with uow:
+        if request_key:
+            existing = uow.session.scalar(select(Pledge).where(Pledge.request_key == request_key))
+            if existing is not None:
+                normal = normalise_loan_number(number, settings.loan.number_prefix)
+                if (existing.lender_id, existing.amount, existing.loan.number) != (
+                        lender_id, amount, normal):
+                    raise Conflict("ledger.key_reused")
+                return existing
+        lender = get_member(uow, lender_id)
+        require_active(lender, Role.LENDER)
+        loan = find_loan(uow, number)
+        if loan.status != LoanStatus.LISTED or loan.deadline is None or loan.deadline <= now:
+            raise NotAllowed("loan.not_listed", number=loan.number)
+        if loan.borrower_id == lender.id:
+            raise NotAllowed("pledge.own_loan")
+        check_pledge_amount(settings, amount, open_amount=loan.open_amount,
+                            available=ledger.wallet(uow, lender.id).available,
+                            number=loan.number or number)
+        hours = settings.loan.pledge_confirm_hours
+        pledge = Pledge(loan_id=loan.id, lender_id=lender.id, amount=amount,
+                        code=_new_code(uow, lender.id), status=PledgeStatus.PROPOSED,
+                        request_key=request_key, repaid=0, entitled=0, created_at=now,
+                        confirm_by=min(now + timedelta(hours=hours), loan.deadline))
+        uow.session.add(pledge)
+        uow.session.flush()
+        outbox.queue(uow, [outbox.sms_to(
+            lender, f"code:{pledge.id}", "sms.pledge_code", Purpose.CODE,
+            amount=settings.fmt(amount), borrower=loan.borrower.first_name, loan=loan.number,
+            code=pledge.code, hours=hours)], now)
+        uow.commit()
+        return pledge
 
 
-def _check_pledge_amount(uow: UnitOfWork, loan: Loan, amount: int, lender_id: int) -> None:
-    settings = uow.settings
-    smallest = min(settings.minor(settings.loan.min_pledge), loan.open_amount)
-    if amount < max(smallest, 1):
-        raise InvalidInput("pledge.too_small", min=settings.fmt(max(smallest, 1)))
-    if amount > loan.open_amount:
-        raise InvalidInput("pledge.over_open", open=settings.fmt(loan.open_amount),
-                           number=loan.number)
-    available = ledger.wallet(uow, lender_id).available
+def pledge_bounds(settings: Settings, *, open_amount: int, available: int) -> tuple[int, int]:
+    """The smallest and largest amount a lender may pledge now: at least `loan.min_pledge`
+    (or what is still open, when less), at most what is open and what their wallet holds.
+    None fits when the first is larger than the second."""
+    low = max(1, min(settings.minor(settings.loan.min_pledge), open_amount))
+    return low, min(open_amount, available)
+
+
+def check_pledge_amount(settings: Settings, amount: int, *, open_amount: int, available: int,
+                        number: str) -> None:
+    """Raise the reason `amount` cannot be pledged to loan `number` now."""
+    low, _ = pledge_bounds(settings, open_amount=open_amount, available=available)
+    if amount < low:
+        raise InvalidInput("pledge.too_small", min=settings.fmt(low))
+    if amount > open_amount:
+        raise InvalidInput("pledge.over_open", open=settings.fmt(open_amount), number=number)
     if amount > available:
         raise ledger.InsufficientFunds(available=settings.fmt(available))
 
@@ -200,33 +217,37 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
     concurrent one) returns the first confirmation and holds nothing twice.
     """
     settings = uow.settings
-    target = _locked_target(uow, phone, code)
-    if target.status in (PledgeStatus.CONFIRMED, PledgeStatus.POSTED):
-        return target.confirmation(target.status, target.loan_status)
-    if target.status == PledgeStatus.LAPSED or (
-            target.status == PledgeStatus.PROPOSED and target.confirm_by <= now):
-        raise NotAllowed("pledge.code_expired", code=target.code)
-    if target.status != PledgeStatus.PROPOSED:
-        raise NotAllowed("pledge.done", code=target.code, status=target.status)
-    if target.loan_status != LoanStatus.LISTED:
-        raise NotAllowed("loan.not_listed", number=target.loan_number)
-    if target.amount > target.open_amount:
-        raise InvalidInput("pledge.over_open", open=settings.fmt(target.open_amount),
-                           number=target.loan_number)
-    funded = target.amount == target.open_amount
-    if uow.is_postgres and target.wallet_id is not None and not funded:
-        return _confirm_in_one_statement(uow, target, now)
-    wallet_id = target.wallet_id or ledger.wallet_id(uow, target.lender_id)
-    if funded:
-        return _confirm_and_fund(uow, target, wallet_id, now)
-    _hold_and_claim(uow, target, wallet_id, now)
-    uow.session.execute(
-        update(Loan).where(Loan.id == target.loan_id)
-        .values(pledged=Loan.pledged + target.amount)
-        .execution_options(synchronize_session=False))
-    _reload_if_loaded(uow, [target.pledge_id], target.loan_id)
-    outbox.queue(uow, [_receipt(target, settings)], now)
-    return target.confirmation(PledgeStatus.CONFIRMED, target.loan_status)
+    with uow:
+        target = _locked_target(uow, phone, code)
+        if target.status in (PledgeStatus.CONFIRMED, PledgeStatus.POSTED):
+            return target.confirmation(target.status, target.loan_status)
+        if target.status == PledgeStatus.LAPSED or (
+                target.status == PledgeStatus.PROPOSED and target.confirm_by <= now):
+            raise NotAllowed("pledge.code_expired", code=target.code)
+        if target.status != PledgeStatus.PROPOSED:
+            raise NotAllowed("pledge.done", code=target.code, status=target.status)
+        if target.loan_status != LoanStatus.LISTED:
+            raise NotAllowed("loan.not_listed", number=target.loan_number)
+        if target.amount > target.open_amount:
+            raise InvalidInput("pledge.over_open", open=settings.fmt(target.open_amount),
+                               number=target.loan_number)
+        funded = target.amount == target.open_amount
+        wallet_id = target.wallet_id or ledger.wallet_id(uow, target.lender_id)
+        if funded:
+            done = _confirm_and_fund(uow, target, wallet_id, now)
+        elif uow.is_postgres and target.wallet_id is not None:
+            done = _confirm_in_one_statement(uow, target, now)
+        else:
+            _hold_and_claim(uow, target, wallet_id, now)
+            uow.session.execute(
+                update(Loan).where(Loan.id == target.loan_id)
+                .values(pledged=Loan.pledged + target.amount)
+                .execution_options(synchronize_session=False))
+            _reload_if_loaded(uow, [target.pledge_id], target.loan_id)
+            outbox.queue(uow, [_receipt(target, settings)], now)
+            done = target.confirmation(PledgeStatus.CONFIRMED, target.loan_status)
+        uow.commit()
+        return done
 
 
 def _hold_and_claim(uow: UnitOfWork, target: _Target, wallet_id: int,
@@ -359,37 +380,41 @@ def _confirm_in_one_statement(uow: UnitOfWork, target: _Target,
 
 def decline_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Pledge:
     """`NO <code>`: a proposed pledge is dropped; nothing was held."""
-    lender, pledge = _pledge_by_code(uow, phone, code)
-    if pledge.status == PledgeStatus.CANCELLED:
-        return pledge
-    if pledge.status != PledgeStatus.PROPOSED:
-        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
-    # A confirmation racing this one wins or loses on the pledge row, never both.
-    dropped = rowcount(uow.session.execute(
-        update(Pledge).where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PROPOSED)
-        .values(status=PledgeStatus.CANCELLED, closed_at=now)
-        .execution_options(synchronize_session=False)))
-    uow.session.refresh(pledge)
-    if dropped != 1:
+    with uow:
+        lender, pledge = _pledge_by_code(uow, phone, code)
         if pledge.status == PledgeStatus.CANCELLED:
             return pledge
-        raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
-    outbox.queue(uow, [outbox.sms_to(lender, f"declined:{pledge.id}", "sms.pledge_declined",
-                                     Purpose.RECEIPT, code=pledge.code)], now)
-    return pledge
+        if pledge.status != PledgeStatus.PROPOSED:
+            raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
+        # A confirmation racing this one wins or loses on the pledge row, never both.
+        dropped = rowcount(uow.session.execute(
+            update(Pledge).where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PROPOSED)
+            .values(status=PledgeStatus.CANCELLED, closed_at=now)
+            .execution_options(synchronize_session=False)))
+        uow.session.refresh(pledge)
+        if dropped != 1:
+            if pledge.status == PledgeStatus.CANCELLED:
+                return pledge
+            raise NotAllowed("pledge.done", code=pledge.code, status=pledge.status)
+        outbox.queue(uow, [outbox.sms_to(lender, f"declined:{pledge.id}", "sms.pledge_declined",
+                                         Purpose.RECEIPT, code=pledge.code)], now)
+        uow.commit()
+        return pledge
 
 
 def lapse_pledges(uow: UnitOfWork, now: datetime, *, limit: int = 500) -> int:
     """Proposed pledges never confirmed in time lapse; the lender is told."""
     settings = uow.settings
-    due = list(uow.session.scalars(select(Pledge).where(
-        Pledge.status == PledgeStatus.PROPOSED, Pledge.confirm_by <= now).order_by(Pledge.id)
-        .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
-    for pledge in due:
-        pledge.status = PledgeStatus.LAPSED
-        pledge.closed_at = now
-    outbox.queue(uow, [outbox.sms_to(
-        p.lender, f"lapsed:{p.id}", "sms.pledge_lapsed", Purpose.NOTICE,
-        amount=settings.fmt(p.amount), loan=p.loan.number) for p in due], now)
-    return len(due)
+    with uow:
+        due = list(uow.session.scalars(select(Pledge).where(
+            Pledge.status == PledgeStatus.PROPOSED, Pledge.confirm_by <= now).order_by(Pledge.id)
+            .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
+        for pledge in due:
+            pledge.status = PledgeStatus.LAPSED
+            pledge.closed_at = now
+        outbox.queue(uow, [outbox.sms_to(
+            p.lender, f"lapsed:{p.id}", "sms.pledge_lapsed", Purpose.NOTICE,
+            amount=settings.fmt(p.amount), loan=p.loan.number) for p in due], now)
+        uow.commit()
+        return len(due)
 

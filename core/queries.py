@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from core import ledger
 from core.db import UnitOfWork
+from core.errors import NotAllowed, NotFound
 from core.loans import find_loan
 from core.models import OPEN_LOAN_STATES, PAID_OUT, Loan, LoanStatus, Member, Pledge, PledgeStatus
 from core.repayments import Standing, standing
@@ -83,59 +84,102 @@ def _today(uow: UnitOfWork, now: datetime) -> date:
 
 def loan_status(uow: UnitOfWork, number: str, now: datetime) -> LoanView:
     """Any loan by number (raises NotFound)."""
-    return loan_view(find_loan(uow, number), _today(uow, now))
+    with uow:
+        return loan_view(find_loan(uow, number), _today(uow, now))
+
+
+def loan_seen_by(uow: UnitOfWork, member_id: int, number: str, now: datetime
+                 ) -> tuple[LoanView, bool]:
+    """A loan by number, and whether `member_id` is one of its parties (its borrower or
+    one of its lenders), who may see how its repayment stands."""
+    with uow:
+        loan = find_loan(uow, number)
+        party = loan.borrower_id == member_id or uow.session.scalar(
+            select(Pledge.id).where(Pledge.loan_id == loan.id, Pledge.lender_id == member_id)
+            .limit(1)) is not None
+        return loan_view(loan, _today(uow, now)), party
 
 
 def listed(uow: UnitOfWork, now: datetime, *, offset: int = 0, limit: int = 3,
            exclude_borrower: int | None = None) -> list[LoanView]:
     """Loans open to pledges, soonest deadline first, a page at a time."""
-    query = (select(Loan).where(Loan.status == LoanStatus.LISTED, Loan.deadline > now)
-             .options(selectinload(Loan.borrower)).order_by(Loan.deadline, Loan.id)
-             .offset(offset).limit(limit))
-    if exclude_borrower is not None:
-        query = query.where(Loan.borrower_id != exclude_borrower)
-    today = _today(uow, now)
-    return [loan_view(loan, today) for loan in uow.session.scalars(query)]
+    with uow:
+        query = (select(Loan).where(Loan.status == LoanStatus.LISTED, Loan.deadline > now)
+                 .options(selectinload(Loan.borrower)).order_by(Loan.deadline, Loan.id)
+                 .offset(offset).limit(limit))
+        if exclude_borrower is not None:
+            query = query.where(Loan.borrower_id != exclude_borrower)
+        today = _today(uow, now)
+        return [loan_view(loan, today) for loan in uow.session.scalars(query)]
 
 
 def loans_of(uow: UnitOfWork, borrower_id: int, now: datetime, *, limit: int = 5
              ) -> list[LoanView]:
     """A borrower's loans, newest first (drafts left out)."""
-    today = _today(uow, now)
-    rows = uow.session.scalars(
-        select(Loan).where(Loan.borrower_id == borrower_id, Loan.status != LoanStatus.DRAFT)
-        .options(selectinload(Loan.installments), selectinload(Loan.borrower))
-        .order_by(Loan.id.desc()).limit(limit))
-    return [loan_view(loan, today) for loan in rows]
+    with uow:
+        today = _today(uow, now)
+        rows = uow.session.scalars(
+            select(Loan).where(Loan.borrower_id == borrower_id, Loan.status != LoanStatus.DRAFT)
+            .options(selectinload(Loan.installments), selectinload(Loan.borrower))
+            .order_by(Loan.id.desc()).limit(limit))
+        return [loan_view(loan, today) for loan in rows]
 
 
 def pledges_of(uow: UnitOfWork, lender_id: int, *, offset: int = 0, limit: int = 5
                ) -> list[PledgeView]:
     """A lender's pledges, newest first."""
-    rows = uow.session.execute(
-        select(Loan.number, Pledge.amount, Pledge.status, Pledge.code, Pledge.entitled,
-               Pledge.repaid).join(Loan, Loan.id == Pledge.loan_id)
-        .where(Pledge.lender_id == lender_id).order_by(Pledge.id.desc())
-        .offset(offset).limit(limit))
-    return [PledgeView(loan_number=n or "", amount=a, status=s, code=c, entitled=e, repaid=r)
-            for n, a, s, c, e, r in rows]
+    with uow:
+        rows = uow.session.execute(
+            select(Loan.number, Pledge.amount, Pledge.status, Pledge.code, Pledge.entitled,
+                   Pledge.repaid).join(Loan, Loan.id == Pledge.loan_id)
+            .where(Pledge.lender_id == lender_id).order_by(Pledge.id.desc())
+            .offset(offset).limit(limit))
+        return [PledgeView(loan_number=n or "", amount=a, status=s, code=c, entitled=e, repaid=r)
+                for n, a, s, c, e, r in rows]
 
 
-def account(uow: UnitOfWork, member: Member, now: datetime) -> AccountView:
-    wallet = ledger.find_account(uow, ledger.wallet_code(member.id))
-    open_loan = uow.session.scalar(
-        select(Loan).where(Loan.borrower_id == member.id,
-                           Loan.status.in_(OPEN_LOAN_STATES),
-                           Loan.status != LoanStatus.DRAFT)
-        .order_by(Loan.id.desc()).limit(1))
-    active = len(list(uow.session.scalars(select(Pledge.id).where(
-        Pledge.lender_id == member.id,
-        Pledge.status.in_([PledgeStatus.PROPOSED, PledgeStatus.CONFIRMED])))))
-    return AccountView(
-        wallet_balance=wallet.balance if wallet else 0,
-        wallet_available=wallet.available if wallet else 0,
-        held=wallet.debits_pending if wallet else 0,
-        credit_limit=member.credit_limit, limit_frozen=member.limit_frozen,
-        loans_repaid=member.loans_repaid, loans_repaid_on_time=member.loans_repaid_on_time,
-        open_loan=loan_view(open_loan, _today(uow, now)) if open_loan else None,
-        active_pledges=active)
+def account(uow: UnitOfWork, member_id: int, now: datetime) -> AccountView:
+    """A member's wallet, credit standing, open loan and pledges in flight."""
+    with uow:
+        member = uow.session.get(Member, member_id)
+        if member is None:
+            raise NotFound("member.not_found")
+        wallet = ledger.find_account(uow, ledger.wallet_code(member.id))
+        open_loan = uow.session.scalar(
+            select(Loan).where(Loan.borrower_id == member.id,
+                               Loan.status.in_(OPEN_LOAN_STATES),
+                               Loan.status != LoanStatus.DRAFT)
+            .order_by(Loan.id.desc()).limit(1))
+        active = len(list(uow.session.scalars(select(Pledge.id).where(
+            Pledge.lender_id == member.id,
+            Pledge.status.in_([PledgeStatus.PROPOSED, PledgeStatus.CONFIRMED])))))
+        return AccountView(
+            wallet_balance=wallet.balance if wallet else 0,
+            wallet_available=wallet.available if wallet else 0,
+            held=wallet.debits_pending if wallet else 0,
+            credit_limit=member.credit_limit, limit_frozen=member.limit_frozen,
+            loans_repaid=member.loans_repaid, loans_repaid_on_time=member.loans_repaid_on_time,
+            open_loan=loan_view(open_loan, _today(uow, now)) if open_loan else None,
+            active_pledges=active)
+
+
+def open_loan_number(uow: UnitOfWork, member_id: int) -> str | None:
+    """The number of the borrower's open loan (an unsent draft does not count)."""
+    with uow:
+        return uow.session.scalar(
+            select(Loan.number).where(Loan.borrower_id == member_id,
+                                      Loan.status.in_(OPEN_LOAN_STATES),
+                                      Loan.status != LoanStatus.DRAFT)
+            .order_by(Loan.id.desc()).limit(1))
+
+
+def pledge_offer(uow: UnitOfWork, member_id: int, number: str, now: datetime
+                 ) -> tuple[LoanView, int]:
+    """A listed loan as a lender about to pledge sees it, and what their wallet has free
+    (raises NotAllowed when the loan is not open for pledges)."""
+    with uow:
+        view = loan_view(find_loan(uow, number), _today(uow, now))
+        if view.status != LoanStatus.LISTED:
+            raise NotAllowed("loan.not_listed", number=view.number)
+        wallet = ledger.find_account(uow, ledger.wallet_code(member_id))
+        return view, wallet.available if wallet is not None else 0

@@ -29,11 +29,13 @@ BATCH = 5000
 
 @dataclass(frozen=True)
 class ReminderRun:
-    """What one run found and wrote; `held_until` is set in quiet hours."""
+    """What one run found and wrote; `held_until` is set in quiet hours; `skipped` when
+    another run was in progress, so this one wrote nothing."""
 
     due: int
     queued: int
     held_until: datetime | None
+    skipped: bool = False
 
 
 def kinds(settings: Settings) -> list[tuple[str, int]]:
@@ -99,37 +101,42 @@ def _rows(uow: UnitOfWork, dates: list[date]) -> Iterator[list[tuple]]:
 
 
 def queue_reminders(uow: UnitOfWork, now: datetime) -> ReminderRun:
-    """Write today's reminders to the outbox (the caller commits)."""
+    """Write today's reminders to the outbox: one run at a time (a second run while one
+    is in progress writes nothing)."""
     settings = uow.settings
-    today = now.astimezone(settings.zone).date()
-    schedule = kinds(settings)
-    dates = sorted({today - timedelta(days=offset + grace)
-                    for _, offset in schedule for grace in range(GRACE_DAYS + 1)})
-    held = quiet_until(settings, now)
-    paybill = settings.payments.paybill
-    signatures: dict[tuple[str, str | None], str] = {}
-    found = queued = 0
-    for batch in _rows(uow, dates):
-        messages = []
-        for inst_id, due_on, left, loan_no, member_id, phone, lang, name, agent in batch:
-            chosen = kind_for((today - due_on).days, schedule)
-            if chosen is None:
-                continue
-            kind, _ = chosen
-            sign_key = (lang, agent)
-            if sign_key not in signatures:
-                signatures[sign_key] = (text("sms.signed_agent", lang, agent=agent.split()[0])
-                                        if agent else text("sms.signed", lang))
-            template = ("sms.reminder_before" if kind == "before" else
-                        "sms.reminder_due" if kind == "due" else "sms.reminder_late")
-            found += 1
-            messages.append(outbox.Sms(
-                key=f"reminder:{inst_id}:{kind}", phone=phone, language=lang,
-                template=template, purpose=Purpose.REMINDER, member_id=member_id,
-                not_before=held,
-                params={"name": name.split()[0] if name.strip() else name,
-                        "amount": settings.fmt(left), "loan": loan_no,
-                        "due": format_date(due_on), "paybill": paybill,
-                        "sign": signatures[sign_key]}))
-        queued += len(outbox.queue(uow, messages, now))
-    return ReminderRun(due=found, queued=queued, held_until=held)
+    with uow:
+        if not uow.exclusive("reminders"):
+            return ReminderRun(due=0, queued=0, held_until=None, skipped=True)
+        today = now.astimezone(settings.zone).date()
+        schedule = kinds(settings)
+        dates = sorted({today - timedelta(days=offset + grace)
+                        for _, offset in schedule for grace in range(GRACE_DAYS + 1)})
+        held = quiet_until(settings, now)
+        paybill = settings.payments.paybill
+        signatures: dict[tuple[str, str | None], str] = {}
+        found = queued = 0
+        for batch in _rows(uow, dates):
+            messages = []
+            for inst_id, due_on, left, loan_no, member_id, phone, lang, name, agent in batch:
+                chosen = kind_for((today - due_on).days, schedule)
+                if chosen is None:
+                    continue
+                kind, _ = chosen
+                sign_key = (lang, agent)
+                if sign_key not in signatures:
+                    signatures[sign_key] = (text("sms.signed_agent", lang, agent=agent.split()[0])
+                                            if agent else text("sms.signed", lang))
+                template = ("sms.reminder_before" if kind == "before" else
+                            "sms.reminder_due" if kind == "due" else "sms.reminder_late")
+                found += 1
+                messages.append(outbox.Sms(
+                    key=f"reminder:{inst_id}:{kind}", phone=phone, language=lang,
+                    template=template, purpose=Purpose.REMINDER, member_id=member_id,
+                    not_before=held,
+                    params={"name": name.split()[0] if name.strip() else name,
+                            "amount": settings.fmt(left), "loan": loan_no,
+                            "due": format_date(due_on), "paybill": paybill,
+                            "sign": signatures[sign_key]}))
+            queued += len(outbox.queue(uow, messages, now))
+        uow.commit()
+        return ReminderRun(due=found, queued=queued, held_until=held)

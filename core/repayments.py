@@ -14,7 +14,7 @@ from core.allocation import largest_remainder
 from core.bulk import add_to_rows
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed
-from core.loans import find_loan, normalise_number
+from core.loans import find_loan
 from core.members import after_loan_repaid, check_pin, freeze_limit, get_member
 from core.models import (
     BEING_REPAID,
@@ -36,6 +36,7 @@ from core.models import (
     Transfer,
     TransferCode,
 )
+from core.numbers import normalise_loan_number
 from core.payouts import PayoutGateway, find_payout, pay_out
 from core.phones import try_normalise
 
@@ -68,57 +69,61 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
     if currency.upper() != settings.app.currency:
         raise InvalidInput("payment.currency", currency=settings.app.currency)
     payer = try_normalise(phone or "", settings.app.default_region)
-    existing = uow.session.scalar(select(Payment).where(
-        Payment.provider == provider, Payment.transaction_id == transaction_id))
-    if existing is not None:
-        if (existing.amount, existing.reference) != (amount, reference.strip()[:64]):
-            raise Conflict("payment.replayed_differently")
-        return Receipt(existing, created=False)
-    payment = Payment(provider=provider, transaction_id=transaction_id, phone=payer,
-                      amount=amount, currency=settings.app.currency,
-                      reference=reference.strip()[:64], kind=PaymentKind.UNMATCHED,
-                      occurred_at=occurred_at, created_at=now, fee_part=0, lender_part=0,
-                      refund_part=0, lenders_told_at=now)
-    uow.session.add(payment)
-    uow.session.flush()
-    loan = _loan_for_reference(uow, payment.reference)
-    member = None if loan else _member_for_reference(uow, payment.reference)
-    if loan is not None and loan.status in OWING:
-        payment.kind, payment.loan_id = PaymentKind.REPAYMENT, loan.id
-        payment.member_id = loan.borrower_id
-        assert loan.account_id is not None
-        credit_id = loan.account_id
-    elif loan is not None or member is not None:
-        # A payment to a closed loan, or a top-up: it belongs in that member's wallet.
-        owner = member or loan.borrower  # type: ignore[union-attr]
-        payment.kind, payment.member_id = PaymentKind.TOPUP, owner.id
-        credit_id = ledger.wallet(uow, owner.id).id
-    else:
-        credit_id = ledger.system_account(uow, ledger.SUSPENSE).id
-    mobile = ledger.system_account(uow, ledger.mobile_money_code(provider))
-    ledger.transfer(uow, ledger.Movement(
-        key=f"receipt:{provider}:{transaction_id}", debit_id=mobile.id, credit_id=credit_id,
-        amount=amount, code=TransferCode.RECEIPT, payment_id=payment.id,
-        loan_id=payment.loan_id), now)
-    if payment.kind == PaymentKind.REPAYMENT:
-        assert loan is not None
-        _repay(uow, loan, payment, now)
-    elif payment.kind == PaymentKind.TOPUP:
-        owner = get_member(uow, payment.member_id or 0)
-        outbox.queue(uow, [outbox.sms_to(
-            owner, f"topup:{payment.id}", "sms.topup_receipt", Purpose.RECEIPT,
-            amount=settings.fmt(amount),
-            balance=settings.fmt(ledger.wallet(uow, owner.id).available))], now)
-    elif payer is not None:
-        outbox.queue(uow, [outbox.Sms(
-            key=f"unmatched:{payment.id}", phone=payer, language="en",
-            template="sms.payment_unmatched", purpose=Purpose.RECEIPT,
-            params={"amount": settings.fmt(amount), "reference": payment.reference[:20]})], now)
-    return Receipt(payment, created=True)
+    with uow:
+        existing = uow.session.scalar(select(Payment).where(
+            Payment.provider == provider, Payment.transaction_id == transaction_id))
+        if existing is not None:
+            if (existing.amount, existing.reference) != (amount, reference.strip()[:64]):
+                raise Conflict("payment.replayed_differently")
+            return Receipt(existing, created=False)
+        payment = Payment(provider=provider, transaction_id=transaction_id, phone=payer,
+                          amount=amount, currency=settings.app.currency,
+                          reference=reference.strip()[:64], kind=PaymentKind.UNMATCHED,
+                          occurred_at=occurred_at, created_at=now, fee_part=0, lender_part=0,
+                          refund_part=0, lenders_told_at=now)
+        uow.session.add(payment)
+        uow.session.flush()
+        loan = _loan_for_reference(uow, payment.reference)
+        member = None if loan else _member_for_reference(uow, payment.reference)
+        if loan is not None and loan.status in OWING:
+            payment.kind, payment.loan_id = PaymentKind.REPAYMENT, loan.id
+            payment.member_id = loan.borrower_id
+            assert loan.account_id is not None
+            credit_id = loan.account_id
+        elif loan is not None or member is not None:
+            # A payment to a closed loan, or a top-up: it belongs in that member's wallet.
+            owner = member or loan.borrower  # type: ignore[union-attr]
+            payment.kind, payment.member_id = PaymentKind.TOPUP, owner.id
+            credit_id = ledger.wallet(uow, owner.id).id
+        else:
+            credit_id = ledger.system_account(uow, ledger.SUSPENSE).id
+        mobile = ledger.system_account(uow, ledger.mobile_money_code(provider))
+        ledger.transfer(uow, ledger.Movement(
+            key=f"receipt:{provider}:{transaction_id}", debit_id=mobile.id,
+            credit_id=credit_id,
+            amount=amount, code=TransferCode.RECEIPT, payment_id=payment.id,
+            loan_id=payment.loan_id), now)
+        if payment.kind == PaymentKind.REPAYMENT:
+            assert loan is not None
+            _repay(uow, loan, payment, now)
+        elif payment.kind == PaymentKind.TOPUP:
+            owner = get_member(uow, payment.member_id or 0)
+            outbox.queue(uow, [outbox.sms_to(
+                owner, f"topup:{payment.id}", "sms.topup_receipt", Purpose.RECEIPT,
+                amount=settings.fmt(amount),
+                balance=settings.fmt(ledger.wallet(uow, owner.id).available))], now)
+        elif payer is not None:
+            outbox.queue(uow, [outbox.Sms(
+                key=f"unmatched:{payment.id}", phone=payer, language="en",
+                template="sms.payment_unmatched", purpose=Purpose.RECEIPT,
+                params={"amount": settings.fmt(amount),
+                        "reference": payment.reference[:20]})], now)
+        uow.commit()
+        return Receipt(payment, created=True)
 
 
 def _loan_for_reference(uow: UnitOfWork, reference: str) -> Loan | None:
-    if normalise_number(uow.settings, reference) is None:
+    if normalise_loan_number(reference, uow.settings.loan.number_prefix) is None:
         return None
     try:
         return find_loan(uow, reference, lock=True)
@@ -211,48 +216,52 @@ def tell_lenders(uow: UnitOfWork, payment_id: int, now: datetime) -> int:
     loan are serialised by its row lock, so its allocation transfers are numbered in
     the order they happened; "up to" is then "transfer id at most this payment's last".
     """
-    session = uow.session
-    payment = session.get(Payment, payment_id, with_for_update=True)
-    if payment is None or payment.lenders_told_at is not None:
-        return 0
-    payment.lenders_told_at = now
-    loan = session.get(Loan, payment.loan_id) if payment.loan_id else None
-    last = session.scalar(select(func.max(Transfer.id)).where(
-        Transfer.payment_id == payment.id, Transfer.code == TransferCode.ALLOCATION))
-    if loan is None or last is None:
-        return 0
-    # Three plain queries joined here: one statement joining two aggregates was planned
-    # as nested loops on fresh tables and ran for minutes over 10,000 lenders.
-    this_payment = Transfer.payment_id == payment.id
-    shares = {wallet_id: (amount, total) for wallet_id, amount, total in session.execute(
-        select(Transfer.credit_account_id, _total(func.sum(Transfer.amount).filter(this_payment)),
-               _total(func.sum(Transfer.amount)))
-        .where(Transfer.loan_id == loan.id, Transfer.code == TransferCode.ALLOCATION,
-               Transfer.id <= last)
-        .group_by(Transfer.credit_account_id)) if amount}
-    entitled = dict(session.execute(
-        select(Pledge.lender_id, _total(func.sum(Pledge.entitled)))
-        .where(Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)
-        .group_by(Pledge.lender_id)).tuples().all())
-    lenders = session.execute(
-        select(Account.id, Member.id, Member.phone, Member.language)
-        .join(Member, Member.id == Account.member_id)
-        .where(Account.kind == AccountKind.WALLET,
-               Account.member_id.in_(select(Pledge.lender_id).where(
-                   Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)))
-        .order_by(Member.id)).all()
-    settings = uow.settings
-    first = loan.borrower.first_name
-    messages = [outbox.Sms(
-        key=f"lender_repaid:{payment.id}:{member_id}", phone=phone, language=language,
-        member_id=member_id, template="sms.lender_repaid", purpose=Purpose.RECEIPT,
-        params={"borrower": first, "loan": loan.number,
-                "amount": settings.fmt(shares[wallet_id][0]),
-                "received": settings.fmt(shares[wallet_id][1]),
-                "entitled": settings.fmt(entitled[member_id])})
-        for wallet_id, member_id, phone, language in lenders if wallet_id in shares]
-    outbox.queue(uow, messages, now)
-    return len(messages)
+    with uow:
+        session = uow.session
+        payment = session.get(Payment, payment_id, with_for_update=True)
+        if payment is None or payment.lenders_told_at is not None:
+            return 0
+        payment.lenders_told_at = now
+        loan = session.get(Loan, payment.loan_id) if payment.loan_id else None
+        last = session.scalar(select(func.max(Transfer.id)).where(
+            Transfer.payment_id == payment.id, Transfer.code == TransferCode.ALLOCATION))
+        if loan is None or last is None:
+            uow.commit()
+            return 0
+        # Three plain queries joined here: one statement joining two aggregates was planned
+        # as nested loops on fresh tables and ran for minutes over 10,000 lenders.
+        this_payment = Transfer.payment_id == payment.id
+        shares = {wallet_id: (amount, total) for wallet_id, amount, total in session.execute(
+            select(Transfer.credit_account_id,
+                   _total(func.sum(Transfer.amount).filter(this_payment)),
+                   _total(func.sum(Transfer.amount)))
+            .where(Transfer.loan_id == loan.id, Transfer.code == TransferCode.ALLOCATION,
+                   Transfer.id <= last)
+            .group_by(Transfer.credit_account_id)) if amount}
+        entitled = dict(session.execute(
+            select(Pledge.lender_id, _total(func.sum(Pledge.entitled)))
+            .where(Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)
+            .group_by(Pledge.lender_id)).tuples().all())
+        lenders = session.execute(
+            select(Account.id, Member.id, Member.phone, Member.language)
+            .join(Member, Member.id == Account.member_id)
+            .where(Account.kind == AccountKind.WALLET,
+                   Account.member_id.in_(select(Pledge.lender_id).where(
+                       Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)))
+            .order_by(Member.id)).all()
+        settings = uow.settings
+        first = loan.borrower.first_name
+        messages = [outbox.Sms(
+            key=f"lender_repaid:{payment.id}:{member_id}", phone=phone, language=language,
+            member_id=member_id, template="sms.lender_repaid", purpose=Purpose.RECEIPT,
+            params={"borrower": first, "loan": loan.number,
+                    "amount": settings.fmt(shares[wallet_id][0]),
+                    "received": settings.fmt(shares[wallet_id][1]),
+                    "entitled": settings.fmt(entitled[member_id])})
+            for wallet_id, member_id, phone, language in lenders if wallet_id in shares]
+        outbox.queue(uow, messages, now)
+        uow.commit()
+        return len(messages)
 
 
 def _total(column: Any) -> Any:
@@ -262,10 +271,11 @@ def _total(column: Any) -> Any:
 
 def untold_payments(uow: UnitOfWork, before: datetime, *, limit: int = 100) -> list[int]:
     """Repayments recorded before `before` whose lenders have not been told yet."""
-    return list(uow.session.scalars(
-        select(Payment.id).where(Payment.lenders_told_at.is_(None),
-                                 Payment.created_at <= before)
-        .order_by(Payment.id).limit(limit)))
+    with uow:
+        return list(uow.session.scalars(
+            select(Payment.id).where(Payment.lenders_told_at.is_(None),
+                                     Payment.created_at <= before)
+            .order_by(Payment.id).limit(limit)))
 
 
 def _pay_installments(loan: Loan, amount: int, now: datetime, zone: object) -> bool:
@@ -315,29 +325,31 @@ def mark_arrears(uow: UnitOfWork, now: datetime) -> list[str]:
     behind longer than `loan.default_after_days` move to defaulted."""
     settings = uow.settings
     today = now.astimezone(settings.zone).date()
-    late_rows = uow.session.execute(
-        select(Loan.id, Installment.id, Installment.due_on).join(Installment)
-        .where(Loan.status.in_(BEING_REPAID),
-               Installment.due_on < today, Installment.paid < Installment.amount)).all()
-    if not late_rows:
-        return []
-    oldest: dict[int, date] = {}
-    for loan_id, _, due_on in late_rows:
-        oldest[loan_id] = min(due_on, oldest.get(loan_id, due_on))
-    uow.session.execute(update(Installment).where(
-        Installment.id.in_([row[1] for row in late_rows])).values(late=True)
-        .execution_options(synchronize_session=False))
-    changed = []
-    limit = timedelta(days=settings.loan.default_after_days)
-    for loan in uow.session.scalars(select(Loan).where(Loan.id.in_(list(oldest)))
-                                    .with_for_update()):
-        target = (LoanStatus.DEFAULTED if today - oldest[loan.id] > limit
-                  else LoanStatus.IN_ARREARS)
-        if loan.status != target:
-            loan.status = target
-            freeze_limit(loan.borrower)
-            changed.append(loan.number or "")
-    return changed
+    with uow:
+        late_rows = uow.session.execute(
+            select(Loan.id, Installment.id, Installment.due_on).join(Installment)
+            .where(Loan.status.in_(BEING_REPAID),
+                   Installment.due_on < today, Installment.paid < Installment.amount)).all()
+        if not late_rows:
+            return []
+        oldest: dict[int, date] = {}
+        for loan_id, _, due_on in late_rows:
+            oldest[loan_id] = min(due_on, oldest.get(loan_id, due_on))
+        uow.session.execute(update(Installment).where(
+            Installment.id.in_([row[1] for row in late_rows])).values(late=True)
+            .execution_options(synchronize_session=False))
+        changed = []
+        limit = timedelta(days=settings.loan.default_after_days)
+        for loan in uow.session.scalars(select(Loan).where(Loan.id.in_(list(oldest)))
+                                        .with_for_update()):
+            target = (LoanStatus.DEFAULTED if today - oldest[loan.id] > limit
+                      else LoanStatus.IN_ARREARS)
+            if loan.status != target:
+                loan.status = target
+                freeze_limit(loan.borrower)
+                changed.append(loan.number or "")
+        uow.commit()
+        return changed
 
 
 def withdraw(uow: UnitOfWork, *, member_id: int, amount: int, pin: str, payout: PayoutGateway,
@@ -345,28 +357,30 @@ def withdraw(uow: UnitOfWork, *, member_id: int, amount: int, pin: str, payout: 
     """Send wallet money to the member's phone (PIN required, idempotent by key)."""
     settings = uow.settings
     key = f"withdraw:{request_key}"
-    done = find_payout(uow, key)
-    if done is not None:
-        if (done.member_id, done.amount) != (member_id, amount):
-            raise Conflict("ledger.key_reused")
-        return done
-    member = get_member(uow, member_id)
-    if member.status == MemberStatus.SUSPENDED:
-        raise NotAllowed("member.suspended")
-    check_pin(uow, member, pin, now)
-    if amount <= 0:
-        raise InvalidInput("ledger.amount_not_positive")
-    wallet = ledger.wallet(uow, member.id)
-    if amount > wallet.available:
-        raise ledger.InsufficientFunds(available=settings.fmt(wallet.available))
-    try:
-        sent = pay_out(uow, payout, key=key, purpose=PayoutPurpose.WITHDRAWAL, member=member,
-                       amount=amount, debit_id=wallet.id, now=now)
-    except ledger.InsufficientFunds:
-        raise ledger.InsufficientFunds(available=settings.fmt(
-            ledger.wallet(uow, member.id).available)) from None
-    outbox.queue(uow, [outbox.sms_to(
-        member, f"withdrawal:{sent.id}", "sms.withdrawal", Purpose.RECEIPT,
-        amount=settings.fmt(amount),
-        balance=settings.fmt(ledger.wallet(uow, member.id).available))], now)
-    return sent
+    check_pin(uow, member_id, pin, now)
+    with uow:
+        done = find_payout(uow, key)
+        if done is not None:
+            if (done.member_id, done.amount) != (member_id, amount):
+                raise Conflict("ledger.key_reused")
+            return done
+        member = get_member(uow, member_id)
+        if member.status == MemberStatus.SUSPENDED:
+            raise NotAllowed("member.suspended")
+        if amount <= 0:
+            raise InvalidInput("ledger.amount_not_positive")
+        wallet = ledger.wallet(uow, member.id)
+        if amount > wallet.available:
+            raise ledger.InsufficientFunds(available=settings.fmt(wallet.available))
+        try:
+            sent = pay_out(uow, payout, key=key, purpose=PayoutPurpose.WITHDRAWAL,
+                           member=member, amount=amount, debit_id=wallet.id, now=now)
+        except ledger.InsufficientFunds:
+            raise ledger.InsufficientFunds(available=settings.fmt(
+                ledger.wallet(uow, member.id).available)) from None
+        outbox.queue(uow, [outbox.sms_to(
+            member, f"withdrawal:{sent.id}", "sms.withdrawal", Purpose.RECEIPT,
+            amount=settings.fmt(amount),
+            balance=settings.fmt(ledger.wallet(uow, member.id).available))], now)
+        uow.commit()
+        return sent

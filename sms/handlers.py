@@ -1,10 +1,9 @@
-"""Answer a stored incoming SMS: parse it, call one core use case, reply via the outbox.
+"""Answer a stored incoming SMS: parse it, call one core use case, say what to reply.
 
-Everything happens in one transaction with the inbox row locked, and the row is marked
-handled in that same transaction: a second run (a redelivered job, the sweep) finds it
-handled and does nothing. The reply's outbox key is derived from the inbox row, so it
-is written once. A use case refusing (a DomainError) rolls back only its own savepoint;
-the refusal is answered in the sender's language.
+`core.inbox.answer` runs this inside one transaction with the inbox row locked and
+writes the reply with the row marked handled, so a message is answered once. A use case
+refusing (a DomainError) rolls back only its own savepoint; the refusal is answered in
+the sender's language.
 """
 from __future__ import annotations
 
@@ -14,18 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
-from core import disputes, inbox, loans, members, outbox, pledges, queries
+from core import disputes, inbox, members, pledges, queries
 from core.db import UnitOfWork
 from core.errors import DomainError
 from core.messages import format_date, sms_parts, text
-from core.models import OWING, InboundStatus, LoanStatus, Member, Pledge, Purpose
-from core.phones import masked, try_normalise
+from core.models import OWING, LoanStatus, Member
+from core.phones import masked
 from sms.parser import Command, parse
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -49,63 +45,30 @@ class Context:
         return self.uow.settings.fmt(minor)
 
 
-def answer(new_uow: Callable[[], UnitOfWork], inbound_id: int, now: datetime) -> str:
+def answer(uow: UnitOfWork, inbound_id: int, now: datetime) -> str:
     """Handle one inbox row; returns what happened (`handled`, `done`, `retry`, `failed`)."""
+
+    def respond(uow: UnitOfWork, message: inbox.Inbound) -> inbox.Answer:
+        settings = uow.settings
+        command = parse(message.text, scale=settings.app.minor_scale,
+                        currency=settings.app.currency,
+                        loan_prefix=settings.loan.number_prefix)
+        member = message.member
+        language = member.language if member else (command.keyword_language or "en")
+        if message.phone is None:
+            log.info("sms %s from an unusable sender; not answered", inbound_id)
+            return inbox.Answer(command.name, language)
+        ctx = Context(uow, inbound_id, message.phone, member, language, now)
+        reply = _reply_to(ctx, command)
+        if reply is None:
+            return inbox.Answer(command.name, ctx.language)
+        return inbox.Answer(command.name, ctx.language, reply.key, reply.params)
+
     try:
-        with new_uow() as uow:
-            row = inbox.lock_for_handling(uow, inbound_id)
-            if row is None:
-                return "done"
-            settings = uow.settings
-            command = parse(row.text, scale=settings.app.minor_scale,
-                            currency=settings.app.currency)
-            phone = try_normalise(row.phone, settings.app.default_region)
-            member = members.find_by_phone(uow, phone) if phone else None
-            language = member.language if member else (command.keyword_language or "en")
-            row.command = command.name
-            row.member_id = member.id if member else None
-            if phone is not None:
-                ctx = Context(uow, inbound_id, phone, member, language, now)
-                reply = _reply_to(ctx, command)
-                if reply is not None:
-                    outbox.queue(uow, [outbox.Sms(
-                        key=f"reply:{inbound_id}", phone=phone, language=ctx.language,
-                        template=reply.key, purpose=Purpose.NOTICE, params=reply.params,
-                        member_id=member.id if member else None)], now)
-            else:
-                log.info("sms %s from an unusable sender; not answered", inbound_id)
-            row.status = InboundStatus.HANDLED
-            row.handled_at = now
-            uow.commit()
-            return "handled"
+        return inbox.answer(uow, inbound_id, now, respond)
     except Exception as exc:  # noqa: BLE001 - kept for the sweep, never lost
         log.exception("sms %s: handler failed", inbound_id)
-        return _note_failure(new_uow, inbound_id, exc, now)
-
-
-def _note_failure(new_uow: Callable[[], UnitOfWork], inbound_id: int, exc: Exception,
-                  now: datetime) -> str:
-    """Count a failed try; after inbox.MAX_ATTEMPTS tell the sender and stop."""
-    with new_uow() as uow:
-        row = inbox.lock_for_handling(uow, inbound_id)
-        if row is None:
-            return "done"
-        row.attempts += 1
-        row.last_error = f"{type(exc).__name__}: {exc}"[:200]
-        outcome = "retry"
-        if row.attempts >= inbox.MAX_ATTEMPTS:
-            row.status = InboundStatus.FAILED
-            row.handled_at = now
-            outcome = "failed"
-            phone = try_normalise(row.phone, uow.settings.app.default_region)
-            if phone:
-                member = members.find_by_phone(uow, phone)
-                outbox.queue(uow, [outbox.Sms(
-                    key=f"reply:{inbound_id}", phone=phone,
-                    language=member.language if member else "en", template="error.generic",
-                    purpose=Purpose.NOTICE, params={})], now)
-        uow.commit()
-        return outcome
+        return inbox.note_failure(uow, inbound_id, f"{type(exc).__name__}: {exc}", now)
 
 
 def _reply_to(ctx: Context, command: Command) -> Reply | None:
@@ -123,7 +86,7 @@ def _reply_to(ctx: Context, command: Command) -> Reply | None:
     if run is None:
         return Reply("sms.help")
     try:
-        with ctx.uow.session.begin_nested():
+        with ctx.uow.savepoint():
             return run(ctx, command)
     except DomainError as exc:
         log.info("sms %s from %s refused: %s", ctx.inbound_id, masked(ctx.phone), exc.key)
@@ -138,7 +101,7 @@ def _help(ctx: Context, command: Command) -> Reply:
 
 def _balance(ctx: Context, command: Command) -> Reply:
     assert ctx.member is not None
-    view = queries.account(ctx.uow, ctx.member, ctx.now)
+    view = queries.account(ctx.uow, ctx.member.id, ctx.now)
     base = {"available": ctx.fmt(view.wallet_available), "held": ctx.fmt(view.held)}
     loan = view.open_loan
     if loan is None:
@@ -199,8 +162,7 @@ def _no(ctx: Context, command: Command) -> Reply | None:
 
 def _status(ctx: Context, command: Command) -> Reply:
     assert ctx.member is not None and command.loan
-    loan = loans.find_loan(ctx.uow, command.loan)
-    view = queries.loan_view(loan, ctx.now.astimezone(ctx.uow.settings.zone).date())
+    view, party = queries.loan_seen_by(ctx.uow, ctx.member.id, command.loan, ctx.now)
     state = text(f"loan_state.{view.status}", ctx.language)
     if view.status == LoanStatus.LISTED and view.deadline is not None:
         return Reply("sms.status_listed", {
@@ -208,9 +170,6 @@ def _status(ctx: Context, command: Command) -> Reply:
             "amount": ctx.fmt(view.amount), "percent": view.funded_percent,
             "open": ctx.fmt(view.open_amount),
             "deadline": format_date(view.deadline.astimezone(ctx.uow.settings.zone))})
-    party = loan.borrower_id == ctx.member.id or ctx.uow.session.scalar(
-        select(Pledge.id).where(Pledge.loan_id == loan.id, Pledge.lender_id == ctx.member.id)
-        .limit(1)) is not None
     standing = view.standing
     if party and view.status in OWING and standing is not None and standing.next_due:
         return Reply("sms.status_repaying", {
@@ -223,7 +182,7 @@ def _status(ctx: Context, command: Command) -> Reply:
 def _pay(ctx: Context, command: Command) -> Reply:
     assert ctx.member is not None
     paybill = ctx.uow.settings.payments.paybill
-    loan = queries.account(ctx.uow, ctx.member, ctx.now).open_loan
+    loan = queries.account(ctx.uow, ctx.member.id, ctx.now).open_loan
     if loan is not None and loan.standing is not None and loan.standing.next_due:
         return Reply("sms.pay_loan", {"loan": loan.number, "paybill": paybill,
                                       "next_amount": ctx.fmt(loan.standing.next_amount),

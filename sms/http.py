@@ -39,12 +39,9 @@ def incoming() -> Response:
         seed = "\x1f".join((sender, body, form.get("date", ""))).encode()
         provider_id = "h:" + hashlib.sha256(seed).hexdigest()[:40]
     try:
-        with svc.uow() as uow:
-            stored = inbox.store(uow, provider_id=provider_id, phone=sender, text=body,
-                                 now=svc.now(), short_code=form.get("to"),
-                                 link_id=form.get("linkId"),
-                                 network_code=form.get("networkCode"))
-            uow.commit()
+        stored = inbox.store(svc.uow(), provider_id=provider_id, phone=sender, text=body,
+                             now=svc.now(), short_code=form.get("to"),
+                             link_id=form.get("linkId"), network_code=form.get("networkCode"))
     except Exception:  # noqa: BLE001 - nothing stored: AT delivers it again
         log.exception("could not store SMS from %s", masked(sender))
         SMS_IN.labels("unavailable").inc()
@@ -68,11 +65,9 @@ def delivery_report() -> Response:
     if not message_id or not status:
         return _plain("missing id or status", 400)
     try:
-        with svc.uow() as uow:
-            delivery.record_report(uow, message_id=message_id, status=status,
-                                   failure_reason=form.get("failureReason"),
-                                   phone=form.get("phoneNumber"), now=svc.now())
-            uow.commit()
+        delivery.record_report(svc.uow(), message_id=message_id, status=status,
+                               failure_reason=form.get("failureReason"),
+                               phone=form.get("phoneNumber"), now=svc.now())
     except Exception:  # noqa: BLE001 - AT retries the report
         log.exception("could not store a delivery report")
         return _plain("temporarily unavailable", 503)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from core.money import AmountError, parse_amount
+from core.numbers import loan_number_pattern, normalise_loan_number
 
 # keyword -> (command, language the keyword is in; None when it is neither)
 KEYWORDS: dict[str, tuple[str, str | None]] = {
@@ -44,7 +46,7 @@ KEYWORDS: dict[str, tuple[str, str | None]] = {
     "malalamiko": ("dispute", "sw"),
 }
 
-LANGUAGES = {
+LANGUAGE_WORDS = {
     "en": "en",
     "eng": "en",
     "english": "en",
@@ -60,13 +62,27 @@ _LONGEST_KEYWORD = max(len(word) for word in _SUGGESTABLE)
 
 # Leading noise, then the keyword: `?` or a run of letters; the rest is arguments.
 _KEYWORD = re.compile(r"[^\w?]*(?P<keyword>\?|[^\W\d_]+)(?P<rest>.*)", re.DOTALL)
-_DISPUTE = re.compile(
-    r"\W*?(?P<loan>#?(?:l\s*-?\s*)?[0-9]{1,10})(?![0-9a-z])[\s,.;:-]*(?P<text>.*)",
-    re.IGNORECASE | re.ASCII | re.DOTALL,
-)
-_LOAN = re.compile(r"#?(?P<prefix>l-?)?(?P<digits>[0-9]{1,10})", re.IGNORECASE | re.ASCII)
-_LOAN_PREFIX_ALONE = re.compile(r"l-?", re.IGNORECASE | re.ASCII)
-_DIGITS = re.compile(r"[0-9]{1,10}", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{1,9}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class _LoanPatterns:
+    """The loan number's letter in the forms an SMS writes it (from core.numbers)."""
+
+    prefix: str
+    alone: re.Pattern[str]  # the letter typed apart from its digits: `L 1042`
+    dispute: re.Pattern[str]  # DISPUTE <loan> <text>
+
+
+@lru_cache(maxsize=8)
+def _loan_patterns(prefix: str) -> _LoanPatterns:
+    letter = re.escape(prefix)
+    return _LoanPatterns(
+        prefix=prefix,
+        alone=re.compile(rf"{letter}-?", re.IGNORECASE | re.ASCII),
+        dispute=re.compile(
+            rf"\W*?(?P<loan>#?(?:{letter}\s*-?\s*)?[0-9]{{1,9}})(?![0-9a-z])[\s,.;:-]*"
+            rf"(?P<text>.*)", re.IGNORECASE | re.ASCII | re.DOTALL))
 _CODE = re.compile(r"#?(?P<code>[0-9]{4,8})", re.ASCII)
 
 # Punctuation people put around words ("YES, 4821."). `-`, `/` and `=` are kept:
@@ -90,8 +106,10 @@ class Command:
     keyword_language: str | None = None
 
 
-def parse(text: str, *, scale: int = 100, currency: str = "KES") -> Command:
-    """The command in an incoming SMS; never raises, whatever the text."""
+def parse(text: str, *, scale: int = 100, currency: str = "KES",
+          loan_prefix: str = "L") -> Command:
+    """The command in an incoming SMS; never raises, whatever the text. Loan numbers
+    come back normalised with `loan_prefix` (the setting `loan.number_prefix`)."""
     match = _KEYWORD.match(text)
     if match is None:
         return Command("unknown")
@@ -101,27 +119,30 @@ def parse(text: str, *, scale: int = 100, currency: str = "KES") -> Command:
         return Command("unknown", suggestion=_suggest(typed))
     name, language = KEYWORDS[keyword]
     rest = match["rest"]
-    args = _tokens(rest)
+    loans = _loan_patterns(loan_prefix)
+    args = _tokens(rest, loans)
     command = Command(name, keyword_language=language)
     if name == "lend":
-        return _lend(command, args, scale=scale, currency=currency)
+        return _lend(command, args, loans, scale=scale, currency=currency)
     if name in ("yes", "no"):
         return _confirmation(command, args)
     if name == "status":
-        loan = normalise_loan(args[0]) if args else None
+        loan = normalise_loan(args[0], loan_prefix) if args else None
         return replace(command, loan=loan, error=None if loan else "sms.status_usage")
     if name == "lang":
-        chosen = LANGUAGES.get(args[0]) if args else None
+        chosen = LANGUAGE_WORDS.get(args[0]) if args else None
         return replace(command, language=chosen, error=None if chosen else "sms.lang_usage")
     if name == "dispute":
-        return _dispute(command, rest)
+        return _dispute(command, rest, loans)
     return command
 
 
-def normalise_loan(token: str) -> str | None:
-    """`L1042` for `1042`, `l1042`, `L-1042`, `#L1042`; None when the token is not a loan number."""
-    match = _LOAN.fullmatch(token)
-    return f"L{match['digits']}" if match else None
+def normalise_loan(token: str, prefix: str = "L") -> str | None:
+    """`L1042` for `1042`, `l1042`, `L-1042`, `#L1042`; None when the token is not a
+    loan number. A token is one word: no spaces inside."""
+    if any(ch.isspace() for ch in token):
+        return None
+    return normalise_loan_number(token, prefix)
 
 
 def _suggest(typed: str) -> str | None:
@@ -132,21 +153,22 @@ def _suggest(typed: str) -> str | None:
     return close[0].upper() if close else None
 
 
-def _tokens(rest: str) -> list[str]:
+def _tokens(rest: str, loans: _LoanPatterns) -> list[str]:
     """Argument words, lower-cased, punctuation trimmed, `L 1042` joined into `l1042`."""
     words = (word.lstrip(_LEADING_NOISE).rstrip(_TRAILING_NOISE).lower() for word in rest.split())
     tokens: list[str] = []
     for word in filter(None, words):
-        if tokens and _LOAN_PREFIX_ALONE.fullmatch(tokens[-1]) and _DIGITS.fullmatch(word):
+        if tokens and loans.alone.fullmatch(tokens[-1]) and _DIGITS.fullmatch(word):
             tokens[-1] += word
         else:
             tokens.append(word)
     return tokens
 
 
-def _lend(command: Command, args: list[str], *, scale: int, currency: str) -> Command:
+def _lend(command: Command, args: list[str], loans: _LoanPatterns, *, scale: int,
+          currency: str) -> Command:
     """LEND <loan> <amount>, or <amount> <loan> when the loan is written with its `L`."""
-    split = _split_loan_and_amount(args)
+    split = _split_loan_and_amount(args, loans)
     if split is None:
         return replace(command, error="sms.lend_usage")
     loan, amount_words = split
@@ -157,19 +179,21 @@ def _lend(command: Command, args: list[str], *, scale: int, currency: str) -> Co
     return replace(command, loan=loan, amount=amount)
 
 
-def _split_loan_and_amount(args: list[str]) -> tuple[str, list[str]] | None:
+def _split_loan_and_amount(args: list[str], loans: _LoanPatterns
+                           ) -> tuple[str, list[str]] | None:
     """The loan number and the words of the amount, or None when either is missing or ambiguous."""
-    prefixed = [i for i, arg in enumerate(args) if (m := _LOAN.fullmatch(arg)) and m["prefix"]]
+    pattern = loan_number_pattern(loans.prefix)
+    prefixed = [i for i, arg in enumerate(args) if (m := pattern.fullmatch(arg)) and m["prefix"]]
     if len(prefixed) > 1:
         return None
     if prefixed:
         position = prefixed[0]
         if position not in (0, len(args) - 1) or len(args) < 2:
             return None
-        loan = normalise_loan(args[position])
+        loan = normalise_loan(args[position], loans.prefix)
         amount_words = args[:position] + args[position + 1 :]
     else:
-        loan = normalise_loan(args[0]) if len(args) >= 2 else None
+        loan = normalise_loan(args[0], loans.prefix) if len(args) >= 2 else None
         amount_words = args[1:]
     return (loan, amount_words) if loan else None
 
@@ -183,10 +207,10 @@ def _confirmation(command: Command, args: list[str]) -> Command:
     return replace(command, code=match["code"])
 
 
-def _dispute(command: Command, rest: str) -> Command:
+def _dispute(command: Command, rest: str, loans: _LoanPatterns) -> Command:
     """DISPUTE <loan> <text>: the text is kept as the person wrote it."""
-    match = _DISPUTE.match(rest)
-    loan = normalise_loan("".join(match["loan"].split())) if match else None
+    match = loans.dispute.match(rest)
+    loan = normalise_loan("".join(match["loan"].split()), loans.prefix) if match else None
     reason = match["text"].strip() if match else ""
     if loan is None or not any(ch.isalnum() for ch in reason):
         return replace(command, loan=loan, error="sms.dispute_usage")

@@ -80,25 +80,20 @@ class World:
     def member(self, name: str = "Amina Otieno", *, roles: str = "borrower,lender",
                verified: bool = True, language: str = "en", phone: str | None = None,
                pin: str | None = PIN, terms: bool = True) -> Member:
-        with self.uow() as uow:
-            agent_id = self.agent().id if verified else None
-            reg = members.register(uow, phone=phone or self.next_phone(), name=name,
-                                   national_id=str(next(self._ids)), language=language,
-                                   roles=roles, pin=pin, agent_id=agent_id,
-                                   accept_terms=terms, now=self.now)
-            uow.commit()
-            return reg.member
+        agent_id = self.agent().id if verified else None
+        return members.register(self.uow(), phone=phone or self.next_phone(), name=name,
+                                national_id=str(next(self._ids)), language=language,
+                                roles=roles, pin=pin, agent_id=agent_id, accept_terms=terms,
+                                now=self.now).member
 
     _agent: Member | None = None
 
     def agent(self) -> Member:
         if self._agent is None:
-            with self.uow() as uow:
-                reg = members.register(uow, phone=self.next_phone(), name="Grace Agent",
-                                       national_id=str(next(self._ids)), roles="agent",
-                                       pin=PIN, accept_terms=True, now=self.now)
-                uow.commit()
-                self._agent = reg.member
+            self._agent = members.register(
+                self.uow(), phone=self.next_phone(), name="Grace Agent",
+                national_id=str(next(self._ids)), roles="agent", pin=PIN, accept_terms=True,
+                now=self.now).member
         return self._agent
 
     def top_up(self, member: Member, amount: int) -> None:
@@ -106,26 +101,18 @@ class World:
 
     def pay(self, reference: str, amount: int, *, phone: str | None = None,
             transaction_id: str | None = None) -> Any:
-        with self.uow() as uow:
-            receipt = repayments.record_payment(
-                uow, provider="mpesa", transaction_id=transaction_id or f"TX{next(self._tx)}",
-                phone=phone or reference, amount=amount, currency=self.settings.app.currency,
-                reference=reference, occurred_at=self.now, now=self.now)
-            uow.commit()
-            return receipt.payment
+        return repayments.record_payment(
+            self.uow(), provider="mpesa", transaction_id=transaction_id or f"TX{next(self._tx)}",
+            phone=phone or reference, amount=amount, currency=self.settings.app.currency,
+            reference=reference, occurred_at=self.now, now=self.now).payment
 
     def listed_loan(self, borrower: Member | None = None, amount: int = 300_000,
                     term_weeks: int = 4, purpose: str = "stock") -> Loan:
         borrower = borrower or self.member("Wanjiru Kamau", roles="borrower")
-        with self.uow() as uow:
-            loan, _ = loans.request_loan(uow, borrower_id=borrower.id, amount=amount,
-                                         term_weeks=term_weeks, purpose=purpose, now=self.now)
-            uow.commit()
-        with self.uow() as uow:
-            loan = loans.list_loan(uow, borrower_id=borrower.id, number=loan.number or "",
-                                   pin=PIN, now=self.now)
-            uow.commit()
-            return loan
+        loan, _ = loans.request_loan(self.uow(), borrower_id=borrower.id, amount=amount,
+                                     term_weeks=term_weeks, purpose=purpose, now=self.now)
+        return loans.list_loan(self.uow(), borrower_id=borrower.id, number=loan.number or "",
+                               pin=PIN, now=self.now)
 
     def lender(self, balance: int = 1_000_000, name: str = "Otieno Lender") -> Member:
         lender = self.member(name, roles="lender")
@@ -134,14 +121,11 @@ class World:
         return lender
 
     def pledge(self, lender: Member, loan: Loan, amount: int, *, confirm: bool = True) -> Pledge:
-        with self.uow() as uow:
-            pledge = pledges.propose_pledge(uow, lender_id=lender.id, number=loan.number or "",
-                                          amount=amount, now=self.now)
-            uow.commit()
+        pledge = pledges.propose_pledge(self.uow(), lender_id=lender.id,
+                                        number=loan.number or "", amount=amount, now=self.now)
         if confirm:
-            with self.uow() as uow:
-                pledges.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=self.now)
-                uow.commit()
+            pledges.confirm_pledge(self.uow(), phone=lender.phone, code=pledge.code,
+                                   now=self.now)
         return pledge
 
     def funded_loan(self, lenders: int = 2, amount: int = 300_000, **kw: Any) -> Loan:
@@ -155,9 +139,7 @@ class World:
         return self.disburse(self.funded_loan(**kw))
 
     def disburse(self, loan: Loan) -> Loan:
-        with self.uow() as uow:
-            loans.disburse(uow, loan_id=loan.id, payout=self.services.payouts, now=self.now)
-            uow.commit()
+        loans.disburse(self.uow(), loan_id=loan.id, payout=self.services.payouts, now=self.now)
         return self.loan(loan.number or "")
 
     def loan(self, number: str) -> Loan:

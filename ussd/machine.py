@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 NODES = Node.registry
 # Errors that close the session rather than re-ask.
-FINAL_ERRORS = ("member.suspended", "pin.locked", "member.exists")
+FINAL_ERRORS = ("member.suspended", "pin.locked", "pin.wrong_locked", "member.exists")
 
 
 def step(state: State, new_input: str | None, port: Port) -> tuple[State, Screen]:

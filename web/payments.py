@@ -57,12 +57,10 @@ def payment_hook() -> tuple[Response, int]:
     if occurred is None:
         return _bad("occurred_at must be an ISO 8601 time")
     try:
-        with svc.uow() as uow:
-            receipt = repayments.record_payment(
-                uow, provider=body["provider"], transaction_id=body["transaction_id"],
-                phone=phone, amount=amount, currency=body["currency"],
-                reference=body["reference"], occurred_at=occurred, now=now)
-            uow.commit()
+        receipt = repayments.record_payment(
+            svc.uow(), provider=body["provider"], transaction_id=body["transaction_id"],
+            phone=phone, amount=amount, currency=body["currency"],
+            reference=body["reference"], occurred_at=occurred, now=now)
     except Conflict as exc:
         return _bad(text(exc.key, "en", **exc.params), 409)
     except DomainError as exc:

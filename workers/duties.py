@@ -7,16 +7,13 @@ Each duty is idempotent: running `tick` twice at the same moment sends nothing t
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from redis import RedisError
-from sqlalchemy import text as sql
 
 from core import delivery, inbox, loans, pledges, reminders, repayments
-from core.db import UnitOfWork
 from core.errors import DomainError
 from runtime.jobs import SEND_BATCH
 from runtime.services import Services
@@ -43,9 +40,7 @@ def send_outbox(svc: Services, ids: Sequence[int], gateway: SmsGateway | None = 
     """Claim the given rows, send them (one request per text, many phones) and record
     each answer as soon as it comes, so a crash resends as little as possible."""
     report = SendReport()
-    with svc.uow() as uow:
-        claimed = delivery.claim(uow, ids, svc.now())
-        uow.commit()
+    claimed = delivery.claim(svc.uow(), ids, svc.now())
     report.claimed = len(claimed)
     if not claimed:
         return report
@@ -59,9 +54,7 @@ def send_outbox(svc: Services, ids: Sequence[int], gateway: SmsGateway | None = 
             setattr(report, outcome.state, getattr(report, outcome.state) + 1)
             results.append(delivery.Result(row.id, outcome.state, outcome.message_id,
                                            outcome.cost, outcome.detail))
-        with svc.uow() as uow:
-            delivery.record(uow, results, svc.now())
-            uow.commit()
+        delivery.record(svc.uow(), results, svc.now())
     return report
 
 
@@ -83,10 +76,7 @@ def _bulk(rows: Sequence[delivery.Claimed]) -> list[tuple[str, list[delivery.Cla
 
 def tell_lenders_of(svc: Services, payment_id: int) -> int:
     """Write the notices of one repayment's lenders (sent after commit, as any row)."""
-    with svc.uow() as uow:
-        told = repayments.tell_lenders(uow, payment_id, svc.now())
-        uow.commit()
-    return told
+    return repayments.tell_lenders(svc.uow(), payment_id, svc.now())
 
 
 def tell_lenders(svc: Services, now: datetime) -> int:
@@ -94,8 +84,7 @@ def tell_lenders(svc: Services, now: datetime) -> int:
     tell them from here. Returns the number of repayments done."""
     done = 0
     for _ in range(50):  # at most 5,000 repayments a tick; the next tick goes on
-        with svc.uow() as uow:
-            ids = repayments.untold_payments(uow, now - SWEEP_GRACE, limit=100)
+        ids = repayments.untold_payments(svc.uow(), now - SWEEP_GRACE, limit=100)
         for payment_id in ids:
             tell_lenders_of(svc, payment_id)
         done += len(ids)
@@ -105,7 +94,7 @@ def tell_lenders(svc: Services, now: datetime) -> int:
 
 
 def answer_sms(svc: Services, inbound_id: int) -> str:
-    return handlers.answer(svc.uow, inbound_id, svc.now())
+    return handlers.answer(svc.uow(), inbound_id, svc.now())
 
 
 # ---------------------------------------------------------------- periodic duties
@@ -114,14 +103,11 @@ def sweep_outbox(svc: Services, now: datetime, *, inline_if_redis_down: bool = T
     """Retake rows whose sender died, apply early delivery reports, and re-enqueue due
     rows that no job holds (Redis lost them, or their backoff ended). When Redis is
     down the rows are sent from here instead."""
-    with svc.uow() as uow:
-        released = delivery.release_stuck(uow, now)
-        delivery.apply_pending_reports(uow, now)
-        uow.commit()
+    released = delivery.release_stuck(svc.uow(), now)
+    delivery.apply_pending_reports(svc.uow(), now)
     if released:
         log.warning("outbox: %d rows were stuck in sending; queued again", len(released))
-    with svc.uow() as uow:
-        ids = sorted(set(released) | set(delivery.due_ids(uow, now - SWEEP_GRACE)))
+    ids = sorted(set(released) | set(delivery.due_ids(svc.uow(), now - SWEEP_GRACE)))
     if not ids:
         return 0
     try:
@@ -138,28 +124,25 @@ def sweep_outbox(svc: Services, now: datetime, *, inline_if_redis_down: bool = T
 def sweep_inbound(svc: Services, now: datetime) -> int:
     """Answer incoming SMS that no handler job answered (the queue was down, or the
     handler failed and may succeed now)."""
-    with svc.uow() as uow:
-        ids = inbox.waiting_ids(uow, now)
+    ids = inbox.waiting_ids(svc.uow(), now)
     for inbound_id in ids:
-        handlers.answer(svc.uow, inbound_id, now)
+        handlers.answer(svc.uow(), inbound_id, now)
     return len(ids)
 
 
 def lapse_pledges(svc: Services, now: datetime) -> int:
-    return _until_done(svc, lambda uow: pledges.lapse_pledges(uow, now))
+    return _until_done(lambda: pledges.lapse_pledges(svc.uow(), now))
 
 
 def expire_loans(svc: Services, now: datetime) -> int:
-    return _until_done(svc, lambda uow: len(loans.expire_loans(uow, now)))
+    return _until_done(lambda: len(loans.expire_loans(svc.uow(), now)))
 
 
-def _until_done(svc: Services, step: Callable[[UnitOfWork], int], rounds: int = 50) -> int:
+def _until_done(step: Callable[[], int], rounds: int = 50) -> int:
     """Run a batched use case until a batch comes back empty (each batch one commit)."""
     total = 0
     for _ in range(rounds):
-        with svc.uow() as uow:
-            done = step(uow)
-            uow.commit()
+        done = step()
         total += done
         if not done:
             break
@@ -168,14 +151,11 @@ def _until_done(svc: Services, step: Callable[[UnitOfWork], int], rounds: int = 
 
 def disburse_funded(svc: Services, now: datetime) -> int:
     """Pay out every funded loan (each its own transaction; one failure stops none)."""
-    with svc.uow() as uow:
-        ids = loans.funded_awaiting_payout(uow)
+    ids = loans.funded_awaiting_payout(svc.uow())
     paid = 0
     for loan_id in ids:
         try:
-            with svc.uow() as uow:
-                loans.disburse(uow, loan_id=loan_id, payout=svc.payouts, now=now)
-                uow.commit()
+            loans.disburse(svc.uow(), loan_id=loan_id, payout=svc.payouts, now=now)
             paid += 1
         except DomainError as exc:
             log.warning("loan %s not disbursed: %s", loan_id, exc.key)
@@ -183,34 +163,18 @@ def disburse_funded(svc: Services, now: datetime) -> int:
 
 
 def mark_arrears(svc: Services, now: datetime) -> int:
-    with svc.uow() as uow:
-        changed = repayments.mark_arrears(uow, now)
-        uow.commit()
-    return len(changed)
+    return len(repayments.mark_arrears(svc.uow(), now))
 
 
 def send_reminders(svc: Services, now: datetime) -> int:
     """Today's repayment reminders (one of each kind per installment, ever)."""
-    with svc.uow() as uow:
-        if not _exclusive(uow, "reminders"):
-            log.info("reminders: another run holds the lock; skipping")
-            return 0
-        run = reminders.queue_reminders(uow, now)
-        uow.commit()
-    if run.queued:
+    run = reminders.queue_reminders(svc.uow(), now)
+    if run.skipped:
+        log.info("reminders: another run holds the lock; skipping")
+    elif run.queued:
         held = f", held until {run.held_until:%H:%M} UTC" if run.held_until else ""
         log.info("reminders: %d written%s", run.queued, held)
     return run.queued
-
-
-def _exclusive(uow: UnitOfWork, name: str) -> bool:
-    """On PostgreSQL, one run of a duty at a time (a transaction-scoped advisory lock);
-    SQLite serialises writers by itself."""
-    if not uow.is_postgres:
-        return True
-    key = zlib.crc32(f"harambee:{name}".encode())
-    return bool(uow.session.execute(sql("SELECT pg_try_advisory_xact_lock(:k)"),
-                                    {"k": key}).scalar())
 
 
 DUTIES: dict[str, Callable[[Services, datetime], int]] = {

@@ -275,6 +275,9 @@ def test_a_wrong_pin_says_how_many_tries_are_left_and_a_locked_pin_when_it_unloc
     p.run("1", "3000", "1", "1", "1")
     assert "2 tries left" in p.press("1357")
     assert "1 tries left" in p.press("1357")
-    locked = p.press("1357")
+    last = p.press("1357")
+    assert last.startswith("END Wrong PIN") and "locked until 12:30" in last
+    p.run("1", "3000", "1", "1", "1")
+    locked = p.press(PIN)  # even the right one, until it unlocks
     assert locked.startswith("END PIN locked") and "Try again after 12:30" in locked
     assert count(world, Loan, Loan.status == LoanStatus.LISTED) == 0

@@ -71,11 +71,9 @@ def fifty_lenders_race(world, database: Database, amounts: list[int]) -> None:
         lender = world.lender(balance=amount, name=f"Lender {chr(65 + i % 26)}")
         pledge = world.pledge(lender, loan, amount, confirm=False)
         if i % 5 == 0:  # the wallet shrinks after proposing: the hold must be refused
-            with world.uow() as uow:
-                repayments.withdraw(uow, member_id=lender.id, amount=rng.randint(1, amount),
-                                    pin=PIN, payout=world.services.payouts,
-                                    request_key=f"shrink:{i}", now=world.now)
-                uow.commit()
+            repayments.withdraw(world.uow(), member_id=lender.id, amount=rng.randint(1, amount),
+                                pin=PIN, payout=world.services.payouts,
+                                request_key=f"shrink:{i}", now=world.now)
         lenders.append(lender)
         jobs.append(confirm_job(lender.phone, pledge.code, world.now))
     assert sum(amounts) > loan.amount

@@ -44,10 +44,16 @@ def snapshot(world):
 
 
 def run(world, use_case, **kw):
+    """One use case in its own transaction, as every channel calls it."""
+    return use_case(world.uow(), **kw)
+
+
+def ledger_transfer(world, **kw):
+    """The ledger's primitive inside a transaction of the test's own."""
     with world.uow() as uow:
-        result = use_case(uow, **kw)
+        done = ledger.transfer(uow, **kw)
         uow.commit()
-        return result
+        return done
 
 
 def test_record_payment_same_txid_is_one_receipt(world):
@@ -193,19 +199,19 @@ def test_ledger_transfer_same_key_same_fields_and_different_fields(world):
         uow.commit()
     move = ledger.Movement(key="gift:1", debit_id=wa.id, credit_id=wb.id, amount=1_000,
                            code=TransferCode.REFUND)
-    first = run(world, ledger.transfer, move=move, now=world.now)
+    first = ledger_transfer(world, move=move, now=world.now)
     before = snapshot(world)
-    again = run(world, ledger.transfer, move=move, now=world.now)
+    again = ledger_transfer(world, move=move, now=world.now)
     assert again.id == first.id
     assert snapshot(world) == before
     for changed in (dict(amount=1_001), dict(credit_id=wa.id, debit_id=wb.id),
                     dict(code=TransferCode.FEE)):
         with pytest.raises(Conflict) as err:
-            run(world, ledger.transfer, move=ledger.Movement(**{**move.__dict__, **changed}),
-                now=world.now)
+            ledger_transfer(world, move=ledger.Movement(**{**move.__dict__, **changed}),
+                            now=world.now)
         assert err.value.key == "ledger.key_reused"
     with pytest.raises(Conflict):  # the same key as a hold instead of a posted transfer
-        run(world, ledger.transfer, move=move, now=world.now, pending=True)
+        ledger_transfer(world, move=move, now=world.now, pending=True)
     assert snapshot(world) == before
 
 

@@ -6,7 +6,7 @@ def test_account_view_shows_wallet_holds_and_open_loan(world):
     lender = world.lender(balance=200_000)
     world.pledge(lender, loan, 50_000)
     with world.uow() as uow:
-        view = queries.account(uow, lender, world.now)
+        view = queries.account(uow, lender.id, world.now)
         status = queries.loan_status(uow, loan.number, world.now)
         page = queries.listed(uow, world.now)
     assert (view.wallet_balance, view.wallet_available, view.held) == (200_000, 150_000, 50_000)

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from core.config import load_settings
 from core.errors import InvalidInput
-from core.loans import normalise_number, percent_of, quote, schedule
+from core.loans import percent_of, quote, schedule
+from core.numbers import normalise_loan_number
 
 START = date(2026, 3, 2)
 
@@ -71,5 +72,11 @@ def test_percent_of_is_exact_and_rounds_down():
     ("L1042", "L1042"), ("l1042", "L1042"), ("1042", "L1042"), ("#L-1042", "L1042"),
     (" l 1042 ", "L1042"), ("X1042", None), ("", None), ("L", None), ("+254712345678", None),
 ])
-def test_loan_numbers_typed_any_way(product, raw, expected):
-    assert normalise_number(product, raw) == expected
+def test_loan_numbers_typed_any_way(raw, expected):
+    assert normalise_loan_number(raw, "L") == expected
+
+
+def test_loan_numbers_follow_the_configured_letter():
+    assert normalise_loan_number("k1042", "K") == "K1042"
+    assert normalise_loan_number("L1042", "K") is None
+    assert normalise_loan_number("1042", "K") == "K1042"

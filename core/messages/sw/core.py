@@ -9,6 +9,7 @@ TEXTS = {
     "wallet.insufficient": "Pochi yako ina {available}. Ongeza pesa au chagua kiasi kidogo.",
     "pin.locked": "PIN imefungwa baada ya majaribio mengi. Jaribu tena baada ya {until}.",
     "pin.wrong": "PIN si sahihi. Majaribio {tries_left} yamebaki.",
+    "pin.wrong_locked": "PIN si sahihi. PIN yako imefungwa hadi saa {until}.",
     "pin.invalid": "PIN iwe tarakimu {length}.",
     "pin.mismatch": "PIN mbili hazilingani. Tafadhali anza tena.",
     "pin.not_set": "Weka PIN kwanza.",
