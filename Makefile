@@ -19,9 +19,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Style, types, and who may import whom (the contracts in pyproject.toml).
 lint: $(STAMP)
-	$(BIN)/ruff check core ussd sms workers web cli.py
-	$(BIN)/mypy core ussd sms workers
+	$(BIN)/ruff check core runtime ussd sms workers web cli tests bench wsgi.py
+	$(BIN)/mypy core runtime ussd sms workers web cli
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/ledger.py

@@ -30,6 +30,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from runtime import processes  # noqa: E402
+
 KEY = "bench-webhook-key"
 PIN = "2580"
 # Simulated sessions: dial, then hops. "menus": moving through menus with the caller
@@ -264,13 +266,7 @@ def main() -> None:
                   f"mean {statistics.mean(counts.values()):.2f} (target <= 4): "
                   + " ".join(str(v) for v in counts.values()))
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        processes.stop(servers)
         redis.Redis.from_url(redis_url).flushdb()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))

@@ -123,6 +123,7 @@ def demo(host: str, port: int, no_seed: bool) -> None:
     """The whole service on embedded defaults: SQLite, embedded Redis, console gateways."""
     from core.demo import seed
     from core.migrate import upgrade
+    from runtime import processes
     from runtime.redis import start_embedded
     from runtime.services import build_services
 
@@ -159,14 +160,7 @@ def demo(host: str, port: int, no_seed: bool) -> None:
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        processes.stop(children)
         if redis_handle is not None:
             redis_handle.close()
         click.echo("demo stopped")

@@ -110,6 +110,14 @@ def find_loan(uow: UnitOfWork, number: str, *, lock: bool = False) -> Loan:
     return loan
 
 
+def _own_loan(uow: UnitOfWork, borrower_id: int, number: str) -> Loan:
+    """The borrower's loan with this number, locked; NotAllowed when it is another's."""
+    loan = find_loan(uow, number, lock=True)
+    if loan.borrower_id != borrower_id:
+        raise NotAllowed("loan.not_yours", number=loan.number)
+    return loan
+
+
 def require_active(member: Member, role: Role) -> None:
     if member.status == MemberStatus.SUSPENDED:
         raise NotAllowed("member.suspended")
@@ -186,9 +194,7 @@ def list_loan(uow: UnitOfWork, *, borrower_id: int, number: str, pin: str,
     check_pin(uow, borrower_id, pin, now)
     settings = uow.settings
     with uow:
-        loan = find_loan(uow, number, lock=True)
-        if loan.borrower_id != borrower_id:
-            raise NotAllowed("loan.not_yours", number=loan.number)
+        loan = _own_loan(uow, borrower_id, number)
         if loan.status == LoanStatus.LISTED:
             return loan
         if loan.status != LoanStatus.DRAFT:
@@ -282,9 +288,7 @@ def _release(uow: UnitOfWork, loan: Loan, now: datetime, *, status: LoanStatus,
 def cancel_loan(uow: UnitOfWork, *, borrower_id: int, number: str, now: datetime) -> Loan:
     """The borrower withdraws a draft or listed loan; every hold is voided."""
     with uow:
-        loan = find_loan(uow, number, lock=True)
-        if loan.borrower_id != borrower_id:
-            raise NotAllowed("loan.not_yours", number=loan.number)
+        loan = _own_loan(uow, borrower_id, number)
         if loan.status == LoanStatus.CANCELLED:
             return loan
         if loan.status not in (LoanStatus.DRAFT, LoanStatus.LISTED):

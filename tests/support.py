@@ -3,6 +3,8 @@ loans through the real use cases (like Flask's tutorial AuthActions)."""
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +33,28 @@ def run_worker(svc: Services) -> None:
                      connection=connection).work(burst=True, logging_level="WARNING")
     finally:
         jobs.bind(None)
+
+
+def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run each call in its own thread, all released together by a barrier; return each
+    call's result or the exception it raised, in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = calls[index]()
+        except Exception as exc:  # noqa: BLE001 - reported back to the test
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a call hung"
+    return results
 
 
 class Clock:

@@ -6,7 +6,6 @@ PostgreSQL runs them truly in parallel (row locks decide); SQLite serialises wri
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,33 +16,14 @@ from core import checks, pledges, repayments
 from core.db import Database, UnitOfWork
 from core.errors import DomainError
 from core.models import Account, Loan, LoanStatus, Pledge, PledgeStatus
-from tests.support import PIN
+from tests.support import PIN, all_at_once
 
 REFUSALS = {"wallet.insufficient", "pledge.over_open", "loan.not_listed"}
 
 
 def race(database: Database, jobs: list[Callable[[UnitOfWork], Any]]) -> list[Any]:
-    """Run each job in its own thread and transaction, all released at once; return
-    each job's result or the exception it raised."""
-    barrier = threading.Barrier(len(jobs))
-    results: list[Any] = [None] * len(jobs)
-
-    def worker(index: int) -> None:
-        barrier.wait()
-        try:
-            with UnitOfWork(database) as uow:
-                results[index] = jobs[index](uow)
-                uow.commit()
-        except Exception as exc:  # noqa: BLE001 - reported back to the test
-            results[index] = exc
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a confirmation hung"
-    return results
+    """Each job given a unit of work of its own, all at once (`all_at_once`)."""
+    return all_at_once([lambda job=job: job(UnitOfWork(database)) for job in jobs])
 
 
 @pytest.fixture

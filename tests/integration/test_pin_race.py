@@ -6,7 +6,6 @@ serialises writers (BEGIN IMMEDIATE). Both must give the answers of some serial 
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from core import members
 from core.db import Database, UnitOfWork
 from core.errors import PinLocked, WrongPin
 from core.models import Member
-from tests.support import PIN
+from tests.support import PIN, all_at_once
 
 WRONG = "9137"
 
@@ -31,25 +30,11 @@ def wide_database(services):
 
 def guess_all_at_once(database: Database, member_id: int, now: Any,
                       pins: list[str]) -> list[Any]:
-    """Each PIN guessed in its own thread and unit of work, released together; each
-    result is None (right) or the exception raised."""
-    barrier = threading.Barrier(len(pins))
-    results: list[Any] = [None] * len(pins)
-
-    def guess(index: int) -> None:
-        barrier.wait()
-        try:
-            members.check_pin(UnitOfWork(database), member_id, pins[index], now)
-        except Exception as exc:  # noqa: BLE001 - reported back to the test
-            results[index] = exc
-
-    threads = [threading.Thread(target=guess, args=(i,)) for i in range(len(pins))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a guess hung"
-    return results
+    """Each PIN guessed in its own unit of work, all at once; each result is None (right)
+    or the exception raised."""
+    return all_at_once([
+        lambda pin=pin: members.check_pin(UnitOfWork(database), member_id, pin, now)
+        for pin in pins])
 
 
 def kinds(results: list[Any], which: Callable[[Any], bool]) -> int:
