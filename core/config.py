@@ -302,7 +302,7 @@ def _validate(s: Settings) -> None:
     need(s.pin.max_tries >= 1, "pin.max_tries", "at least 1")
     need(s.gateway.sms in ("console", "africastalking"), "gateway.sms",
          "console or africastalking")
-    need(s.gateway.payout in ("console",), "gateway.payout", "console (more to come)")
+    need(s.gateway.payout in ("console",), "gateway.payout", "console")
     need(s.gateway.sms != "africastalking" or bool(s.gateway.api_key), "gateway.api_key",
          "required when gateway.sms is africastalking (or set AT_API_KEY)")
     need(len(s.security.webhook_key) >= 8, "security.webhook_key", "at least 8 characters")

@@ -78,6 +78,23 @@ def schedule(total: int, count: int, start: date, every_weeks: int) -> list[tupl
     return dues
 
 
+def amount_bounds(settings: Settings, credit_limit: int) -> tuple[int, int]:
+    """The smallest and largest loan a borrower with this credit limit may ask for."""
+    return (settings.minor(settings.loan.min_amount),
+            min(settings.minor(settings.loan.max_amount), credit_limit))
+
+
+def check_amount(settings: Settings, amount: int, credit_limit: int) -> None:
+    """Raise the reason a borrower with this limit may not ask for `amount`: beyond
+    their limit (but within the product), or outside what they may ask for at all."""
+    low, high = amount_bounds(settings, credit_limit)
+    if low <= amount <= high:
+        return
+    if credit_limit < amount <= settings.minor(settings.loan.max_amount):
+        raise InvalidInput("loan.over_limit", limit=settings.fmt(credit_limit))
+    raise InvalidInput("loan.amount_range", min=settings.fmt(low), max=settings.fmt(high))
+
+
 def quote(settings: Settings, amount: int, term_weeks: int, start: date) -> Quote:
     """Price a loan: fee to the platform, interest to lenders, equal installments."""
     product = settings.loan
@@ -171,9 +188,8 @@ def request_loan(uow: UnitOfWork, *, borrower_id: int, amount: int, term_weeks: 
         require_may_borrow(borrower, current, settings)
         if purpose not in PURPOSES:
             raise InvalidInput("loan.purpose_invalid")
+        check_amount(settings, amount, borrower.credit_limit)
         facts = quote(settings, amount, term_weeks, now.astimezone(settings.zone).date())
-        if amount > borrower.credit_limit:
-            raise InvalidInput("loan.over_limit", limit=settings.fmt(borrower.credit_limit))
         if current is not None:  # a draft: a newer one replaces an unsent one
             current.status = LoanStatus.CANCELLED
             current.closed_at = now

@@ -158,13 +158,13 @@ def pledge_bounds(settings: Settings, *, open_amount: int, available: int) -> tu
 def check_pledge_amount(settings: Settings, amount: int, *, open_amount: int, available: int,
                         number: str) -> None:
     """Raise the reason `amount` cannot be pledged to loan `number` now."""
-    low, _ = pledge_bounds(settings, open_amount=open_amount, available=available)
+    low, high = pledge_bounds(settings, open_amount=open_amount, available=available)
     if amount < low:
         raise InvalidInput("pledge.too_small", min=settings.fmt(low))
-    if amount > open_amount:
+    if amount > high:  # say which bound binds: the wallet, or what is left on the loan
+        if available < open_amount:
+            raise ledger.InsufficientFunds(available=settings.fmt(available))
         raise InvalidInput("pledge.over_open", open=settings.fmt(open_amount), number=number)
-    if amount > available:
-        raise ledger.InsufficientFunds(available=settings.fmt(available))
 
 
 def _pledge_by_code(uow: UnitOfWork, phone: str, code: str) -> tuple[Member, Pledge]:

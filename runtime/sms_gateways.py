@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 SENT, RETRY, INVALID = "sent", "retry", "invalid"
 
-# Africa's Talking recipient statusCode -> what we do (PROTOCOLS.md).
+# Africa's Talking recipient statusCode -> what we do (docs/protocols.md).
 AT_STATUS: dict[int, str] = {
     100: SENT, 101: SENT, 102: SENT,  # Processed, Sent, Queued
     401: RETRY,  # RiskHold

@@ -1,5 +1,5 @@
 """The SMS webhooks: incoming messages and delivery reports (Africa's Talking's form
-fields, PROTOCOLS.md). Both store first and answer at once; replies go out through the
+fields, docs/protocols.md). Both store first and answer at once; replies go out through the
 outbox from a job."""
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from core.loans import PURPOSES
+from core.loans import PURPOSES, amount_bounds, check_amount
 from core.messages import format_date
 from core.models import LoanStatus
 from core.queries import LoanView
@@ -28,26 +28,17 @@ from ussd.screen import Screen, squeeze
 from ussd.state import State
 
 
-def _limits(st: State, port: Port) -> tuple[int, int]:
-    settings = port.settings
-    assert st.caller is not None
-    low = settings.minor(settings.loan.min_amount)
-    high = min(settings.minor(settings.loan.max_amount), st.caller.limit)
-    return low, high
-
-
 class LoanAmount(Node):
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
-        low, high = _limits(st, port)
+        low, high = amount_bounds(port.settings, st.caller.limit)
         return Screen(title=t(st, "ussd.loan.limit", limit=fmt(port, st.caller.limit)),
                       body=t(st, "ussd.loan.amount", min=fmt(port, low), max=fmt(port, high)))
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
+        assert st.caller is not None
         amount = read_amount(value, port)
-        low, high = _limits(st, port)
-        if not low <= amount <= high:
-            raise Reask("ussd.loan.amount_range", min=fmt(port, low), max=fmt(port, high))
+        check_amount(port.settings, amount, st.caller.limit)
         st.data["amount"] = amount
         return "loan.purpose"
 

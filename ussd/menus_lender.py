@@ -6,6 +6,7 @@ from typing import Any
 
 from core.errors import InsufficientFunds
 from core.models import PledgeStatus
+from core.pledges import check_pledge_amount, pledge_bounds
 from core.queries import LoanView
 from ussd.menus_borrower import Paged
 from ussd.nodes import NAV_MORE, Info, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
@@ -51,20 +52,14 @@ class Browse(Paged):
         return "lend.amount"
 
 
-def _bounds(st: State, port: Port) -> tuple[int, int]:
-    settings = port.settings
-    open_amount, available = int(st.data["open"]), int(st.data["available"])
-    low = max(1, min(settings.minor(settings.loan.min_pledge), open_amount))
-    return low, min(open_amount, available)
-
-
 class PledgeAmount(Node):
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
         loan, available = port.pledge_offer(st.caller.id, st.data["loan"])
         st.data.update(open=loan.open_amount, available=available,
                        name=shorten(loan.borrower_first_name, 20))
-        low, high = _bounds(st, port)
+        low, high = pledge_bounds(port.settings, open_amount=loan.open_amount,
+                                  available=available)
         if high < low:
             key = "ussd.lend.closed" if loan.open_amount <= 0 else "ussd.lend.empty_wallet"
             return Screen(t(st, key, available=fmt(port, available), number=loan.number,
@@ -77,13 +72,8 @@ class PledgeAmount(Node):
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         amount = read_amount(value, port)
-        low, high = _bounds(st, port)
-        if amount < low:
-            raise Reask("pledge.too_small", min=fmt(port, low))
-        if amount > int(st.data["available"]):
-            raise Reask("wallet.insufficient", available=fmt(port, int(st.data["available"])))
-        if amount > high:
-            raise Reask("pledge.over_open", open=fmt(port, high), number=st.data["loan"])
+        check_pledge_amount(port.settings, amount, open_amount=int(st.data["open"]),
+                            available=int(st.data["available"]), number=st.data["loan"])
         st.data["amount"] = amount
         return "lend.pin"
 

@@ -57,7 +57,6 @@ TEXTS = {
     # borrowing
     "ussd.loan.limit": "Your limit is {limit}.",
     "ussd.loan.amount": "Amount to borrow ({min} to {max}):",
-    "ussd.loan.amount_range": "Amount must be {min} to {max}.",
     "ussd.loan.purpose": "What is the loan for?",
     "ussd.loan.term": "Repay over:",
     "ussd.facts": "Loan {number}: {amount}\nCost {cost}, total to repay {total}\n{plan}\nFirst due {first_due}",

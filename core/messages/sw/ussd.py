@@ -52,7 +52,6 @@ TEXTS = {
     "ussd.resume.restart": "Anza upya",
     "ussd.loan.limit": "Kikomo chako ni {limit}.",
     "ussd.loan.amount": "Kiasi cha kukopa ({min} hadi {max}):",
-    "ussd.loan.amount_range": "Kiasi kiwe {min} hadi {max}.",
     "ussd.loan.purpose": "Mkopo ni wa nini?",
     "ussd.loan.term": "Lipa kwa muda wa:",
     "ussd.facts": "Mkopo {number}: {amount}\nGharama {cost}, jumla ya kulipa {total}\n{plan}\nKwanza {first_due}",
