@@ -1,0 +1,96 @@
+"""SQLAlchemy 2 typed models: the domain objects and their tables, one module per concept.
+
+Money columns are BigInteger minor units. Times are timezone-aware UTC; `UtcDateTime`
+stores them naive-UTC on SQLite and `timestamptz` on PostgreSQL and always hands back
+aware datetimes. Status, kind and purpose columns are enums stored as text (`EnumText`).
+Import models from here: `from core.models import Loan, LoanStatus`.
+"""
+from __future__ import annotations
+
+from core.models.base import (
+    NAMING,
+    Base,
+    EnumText,
+    Money,
+    UtcDateTime,
+)
+from core.models.disputes import (
+    Dispute,
+    DisputeStatus,
+)
+from core.models.ledger import (
+    Account,
+    AccountKind,
+    HoldState,
+    Transfer,
+    TransferCode,
+    TransferKind,
+)
+from core.models.loans import (
+    BEING_REPAID,
+    OPEN_LOAN_STATES,
+    OWING,
+    PAID_OUT,
+    Installment,
+    Loan,
+    LoanStatus,
+    Pledge,
+    PledgeStatus,
+)
+from core.models.members import (
+    Member,
+    MemberStatus,
+    Role,
+)
+from core.models.messaging import (
+    DeliveryReport,
+    InboundSms,
+    InboundStatus,
+    OutboxMessage,
+    OutboxStatus,
+    Purpose,
+)
+from core.models.payments import (
+    Payment,
+    PaymentKind,
+    Payout,
+    PayoutPurpose,
+)
+
+__all__ = [
+    "Account",
+    "AccountKind",
+    "BEING_REPAID",
+    "Base",
+    "DeliveryReport",
+    "Dispute",
+    "DisputeStatus",
+    "EnumText",
+    "HoldState",
+    "InboundSms",
+    "InboundStatus",
+    "Installment",
+    "Loan",
+    "LoanStatus",
+    "Member",
+    "MemberStatus",
+    "Money",
+    "NAMING",
+    "OPEN_LOAN_STATES",
+    "OWING",
+    "OutboxMessage",
+    "OutboxStatus",
+    "PAID_OUT",
+    "Payment",
+    "PaymentKind",
+    "Payout",
+    "PayoutPurpose",
+    "Pledge",
+    "PledgeStatus",
+    "Purpose",
+    "Role",
+    "Transfer",
+    "TransferCode",
+    "TransferKind",
+    "UtcDateTime",
+]
