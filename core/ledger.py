@@ -8,7 +8,8 @@ The one place that moves money. Rules enforced here and nowhere else:
   its `hold_state` decides races);
 - an account with `no_overdraft` refuses any change that would leave
   debits_pending + debits_posted > credits_posted (checked in the same UPDATE that
-  changes it, so concurrent writers cannot both pass);
+  changes it, so concurrent writers cannot both pass; `_covered` is the condition,
+  written once for every such UPDATE);
 - counters are updated in ascending account id order, so PostgreSQL row locks are
   always taken in one order and writers cannot deadlock on accounts;
 - both accounts of a transfer exist: the counter updates must each change one row, or
@@ -36,6 +37,15 @@ from core.models import Account, AccountKind, HoldState, Transfer, TransferKind
 
 _TRANSFERS = Transfer.__table__
 _ACCOUNTS = Account.__table__
+
+
+def _covered(debits: str, credits: str | None = None) -> str:
+    """The no-overdraft rule, as the SQL condition of an UPDATE of `accounts` that adds
+    `debits` to the account's debits (pending or posted) and `credits` to its posted
+    credits: the one place it is written."""
+    covered = f"debits_pending + debits_posted + {debits} <= credits_posted"
+    return f"(NOT no_overdraft OR {covered}{f' + {credits}' if credits else ''})"
+
 
 FEES = "platform:fees"
 SUSPENSE = "platform:suspense"
@@ -294,17 +304,12 @@ def resolve_holds(uow: UnitOfWork, holds: Sequence[Transfer | Hold], now: dateti
 
 # ---------------------------------------------------------------- internals
 
-_UPDATE_CHECKED = text(
+_UPDATE_COUNTERS = (
     "UPDATE accounts SET debits_pending = debits_pending + :dp, "
     "debits_posted = debits_posted + :dpo, credits_pending = credits_pending + :cp, "
-    "credits_posted = credits_posted + :cpo WHERE id = :id AND (NOT no_overdraft OR "
-    "debits_pending + :dp + debits_posted + :dpo <= credits_posted + :cpo)"
-)
-_UPDATE_PLAIN = text(
-    "UPDATE accounts SET debits_pending = debits_pending + :dp, "
-    "debits_posted = debits_posted + :dpo, credits_pending = credits_pending + :cp, "
-    "credits_posted = credits_posted + :cpo WHERE id = :id"
-)
+    "credits_posted = credits_posted + :cpo WHERE id = :id")
+_UPDATE_PLAIN = text(_UPDATE_COUNTERS)
+_UPDATE_CHECKED = text(f"{_UPDATE_COUNTERS} AND {_covered(':dp + :dpo', ':cpo')}")
 
 
 _BULK = 50  # from this many accounts, PostgreSQL locks them all first, then one statement
