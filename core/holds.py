@@ -74,8 +74,9 @@ def place_hold(uow: UnitOfWork, *, pledge_id: int, loan_id: int, wallet_id: int,
                loan_account_id: int, amount: int, expires_at: datetime | None,
                now: datetime, sms: dict[str, object]) -> Placed:
     """Hold `amount` on the wallet for the pledge, mark it confirmed, add it to the
-    loan, and queue its receipt (`sms`: key, phone, member_id, language, purpose,
-    template, text) — all or, from the first step refused, nothing further."""
+    loan, and queue its receipt (`sms`: its outbox.row_values, of which the statement
+    writes key, phone, member_id, language, purpose, template and text) — all or, from
+    the first step refused, nothing further."""
     row = uow.connection.execute(_PLACE, {
         "amount": amount, "wallet_id": wallet_id, "loan_account_id": loan_account_id,
         "key": f"hold:{pledge_id}", "pending": str(TransferKind.PENDING),

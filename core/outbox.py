@@ -40,12 +40,15 @@ def sms_to(member: Member, key: str, template: str, purpose: Purpose,
                purpose=purpose, params=params, member_id=member.id, not_before=not_before)
 
 
-def row_values(message: Sms) -> dict[str, object]:
-    """The outbox columns one message fills (its text rendered in its language)."""
+def row_values(message: Sms, now: datetime) -> dict[str, object]:
+    """The outbox row one message is written as: its text rendered in its language,
+    queued to go at once (or from `not_before`)."""
     lang = language_or_default(message.language)
     return {"key": message.key, "phone": message.phone, "member_id": message.member_id,
             "language": lang, "purpose": str(message.purpose), "template": message.template,
-            "text": text(message.template, lang, **message.params)}
+            "text": text(message.template, lang, **message.params),
+            "status": str(OutboxStatus.QUEUED), "attempts": 0, "not_before": message.not_before,
+            "next_attempt_at": message.not_before or now, "created_at": now}
 
 
 def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
@@ -56,14 +59,7 @@ def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
         if m.key in seen:
             continue
         seen.add(m.key)
-        lang = language_or_default(m.language)
-        rows.append({
-            "key": m.key, "phone": m.phone, "member_id": m.member_id, "language": lang,
-            "purpose": str(m.purpose), "template": m.template,
-            "text": text(m.template, lang, **m.params), "status": OutboxStatus.QUEUED,
-            "attempts": 0, "not_before": m.not_before, "next_attempt_at": m.not_before or now,
-            "created_at": now,
-        })
+        rows.append(row_values(m, now))
     if not rows:
         return []
     ids: list[int] = insert_rows(uow.session, _OUTBOX, rows, returning="id",

@@ -343,7 +343,7 @@ def _confirm_in_one_statement(uow: UnitOfWork, target: _Target,
     placed = place_hold(uow, pledge_id=target.pledge_id, loan_id=target.loan_id,
                         wallet_id=target.wallet_id, loan_account_id=target.escrow_id,
                         amount=target.amount, expires_at=target.deadline, now=now,
-                        sms=outbox.row_values(_receipt(target, settings)))
+                        sms=outbox.row_values(_receipt(target, settings), now))
     if placed.hold_id is None:
         raise ledger.InsufficientFunds(available=settings.fmt(placed.available))
     if placed.pledged is None:  # cannot happen under the loan's lock; never half-done
