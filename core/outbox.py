@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core import ledger
 from core.bulk import insert_rows
 from core.db import UnitOfWork
 from core.messages import language_or_default, text
@@ -40,6 +41,10 @@ def sms_to(member: Member, key: str, template: str, purpose: Purpose,
                purpose=purpose, params=params, member_id=member.id, not_before=not_before)
 
 
+_COLUMNS = ("key", "phone", "member_id", "language", "purpose", "template", "text", "status",
+            "attempts", "not_before", "next_attempt_at", "created_at")
+
+
 def row_values(message: Sms, now: datetime) -> dict[str, object]:
     """The outbox row one message is written as: its text rendered in its language,
     queued to go at once (or from `not_before`)."""
@@ -66,3 +71,27 @@ def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
                                  skip_existing="key")
     uow.announce(ids)
     return ids
+
+
+def _announce(uow: UnitOfWork, outbox_id: int) -> None:
+    uow.announce([outbox_id])
+
+
+_PARAMS = tuple((f"sms_{column}", column) for column in _COLUMNS)
+
+# One message written with a hold, as the last of the writes that follow it
+# (ledger.place_hold): in the hold's own statement on PostgreSQL. A key already written
+# is skipped, as `queue` skips it; a new row is announced for sending.
+QUEUE_AFTER_HOLD = ledger.Step(
+    "sms",
+    f"INSERT INTO outbox ({', '.join(_COLUMNS)}) "
+    f"SELECT {', '.join(f':{param}' for param, _ in _PARAMS)} WHERE {{after}} "
+    "ON CONFLICT (key) DO NOTHING",
+    types=tuple((param, _OUTBOX.c[column].type) for param, column in _PARAMS),
+    optional=True, written=_announce)
+
+
+def after_hold_values(message: Sms, now: datetime) -> dict[str, object]:
+    """The values QUEUE_AFTER_HOLD writes for this message (`place_hold`'s params)."""
+    row = row_values(message, now)
+    return {param: row[column] for param, column in _PARAMS}
