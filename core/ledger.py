@@ -586,12 +586,6 @@ def _available(uow: UnitOfWork, account_id: int) -> int:
                               .where(Account.id == account_id)) or 0
 
 
-def forget_accounts(uow: UnitOfWork, ids: Iterable[int]) -> None:
-    """Counters changed by a statement outside this module (core.holds): reload any
-    cached account on next use."""
-    _forget(uow, ids)
-
-
 def _forget(uow: UnitOfWork, ids: Iterable[int]) -> None:
     """Counters changed behind the ORM's back: reload cached accounts on next use."""
     for account in uow.loaded(Account, ids):

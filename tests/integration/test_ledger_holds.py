@@ -10,10 +10,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core import checks, ledger, outbox
+from core import checks, ledger, outbox, pledges, repayments
 from core.errors import Conflict, InsufficientFunds, NotFound
-from core.models import Account, Loan, Member, OutboxMessage, Purpose, Transfer
-from tests.support import START
+from core.models import (
+    Account,
+    Loan,
+    Member,
+    OutboxMessage,
+    Pledge,
+    PledgeStatus,
+    Purpose,
+    Transfer,
+)
+from tests.support import PIN, START
 
 BALANCE = 50_000
 EXPIRES = START + timedelta(days=14)
@@ -223,3 +232,57 @@ def test_a_chain_is_checked_when_it_is_built_and_params_cannot_shadow_the_hold(w
         ledger.place_hold(uow, move(wallet_id, wallet_id + 1, 1), START, expires_at=None,
                           then=ledger.Then(NOTE_HOLD),
                           params={"amount": 2, "member_id": lender.id})
+
+
+# ---------------------------------------------------------------- through confirm_pledge
+
+@pytest.mark.parametrize("completes", [False, True])
+def test_a_confirmation_beyond_the_wallet_says_what_it_holds_and_changes_nothing(
+        world, completes):
+    """The pledge's hold is the same primitive on both backends, for a pledge that leaves
+    the loan open and for the one that completes it."""
+    loan = world.listed_loan(amount=300_000)
+    amount, left = (300_000, 100_000) if completes else (100_000, 60_000)
+    lender = world.lender(balance=amount)
+    pledge = world.pledge(lender, loan, amount, confirm=False)
+    with world.uow() as uow:  # the wallet shrinks after the pledge was proposed
+        repayments.withdraw(uow, member_id=lender.id, amount=amount - left, pin=PIN,
+                            payout=world.services.payouts, request_key="shrink",
+                            now=world.now)
+        uow.commit()
+    wallet_id = world.wallet(lender).id
+    with world.uow() as uow:
+        before = books(uow, wallet_id, loan.account_id)
+    with world.uow() as uow, pytest.raises(InsufficientFunds) as refused:
+        pledges.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=world.now)
+    assert refused.value.params == {"available": world.settings.fmt(left)}
+    with world.uow() as uow:
+        assert books(uow, wallet_id, loan.account_id) == before
+        assert uow.session.get(Pledge, pledge.id).status == PledgeStatus.PROPOSED
+        assert uow.session.get(Loan, loan.id).pledged == 0
+
+
+def test_a_confirmation_holds_claims_adds_and_tells_in_one_go(world):
+    loan = world.listed_loan(amount=300_000)
+    lender = world.lender(balance=100_000)
+    pledge = world.pledge(lender, loan, 100_000, confirm=False)
+    wallet_id = world.wallet(lender).id
+    with world.uow() as uow:
+        done = pledges.confirm_pledge(uow, phone=lender.phone, code=pledge.code, now=world.now)
+        announced = list(uow.outbox_ids)
+        uow.commit()
+    assert done.status == PledgeStatus.CONFIRMED and not done.funded
+    with world.uow() as uow:
+        s = uow.session
+        claimed = s.get(Pledge, pledge.id)
+        hold = s.get(Transfer, claimed.hold_id)
+        assert (claimed.status, claimed.confirmed_at) == (PledgeStatus.CONFIRMED, world.now)
+        assert (hold.key, hold.amount, hold.debit_account_id, hold.credit_account_id,
+                hold.hold_state, hold.expires_at) == (
+            f"hold:{pledge.id}", 100_000, wallet_id, loan.account_id,
+            "pending", loan.deadline)
+        assert s.get(Loan, loan.id).pledged == 100_000
+        told = s.execute(select(OutboxMessage).where(
+            OutboxMessage.key == f"confirmed:{pledge.id}")).scalar_one()
+        assert announced == [told.id]
+        assert checks.check(uow) == []
