@@ -370,7 +370,7 @@ def lapse_pledges(uow: UnitOfWork, now: datetime, *, limit: int = 500) -> int:
     settings = uow.settings
     due = list(uow.session.scalars(select(Pledge).where(
         Pledge.status == PledgeStatus.PROPOSED, Pledge.confirm_by <= now).order_by(Pledge.id)
-        .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
+        .limit(limit).with_for_update(skip_locked=True)))  # SQLite renders no FOR UPDATE
     for pledge in due:
         pledge.status = PledgeStatus.LAPSED
         pledge.closed_at = now
