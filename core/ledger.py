@@ -437,7 +437,7 @@ class Then:
         if len(set(tables)) != len(tables):
             raise ValueError(f"each step writes a table of its own: {tables}")
         self.steps = steps
-        self.together = (_together(steps, credit_first=False),
+        self.together = (_together(steps, credit_first=False),  # indexed by credit_first
                          _together(steps, credit_first=True))
         self.apart = tuple(_apart(step, after="true", hold_id=":hold_id") for step in steps)
 
@@ -465,15 +465,15 @@ def place_hold(uow: UnitOfWork, move: Movement, now: datetime, *,
     time.
     """
     _validate(move)
+    if params and not params.keys().isdisjoint(_HOLD_VALUES):
+        raise ValueError(f"params may not name the hold's own values {_HOLD_VALUES}")
     values = {**(params or {}), "key": move.key, "debit_id": move.debit_id,
               "credit_id": move.credit_id, "amount": move.amount, "code": move.code,
               "loan_id": move.loan_id, "payment_id": move.payment_id,
               "expires_at": expires_at, "now": now}
-    if params and not params.keys().isdisjoint(_HOLD_VALUES):
-        raise ValueError(f"params may not name the hold's own values {_HOLD_VALUES}")
     if uow.is_postgres:
-        statement = then.together[move.credit_id < move.debit_id]
-        hold_id, *returned = uow.connection.execute(statement, values).one()
+        credit_first = move.credit_id < move.debit_id
+        hold_id, *returned = uow.connection.execute(then.together[credit_first], values).one()
     else:
         hold_id, returned = _one_at_a_time(uow, then, values)
     if hold_id is None:
