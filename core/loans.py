@@ -322,7 +322,7 @@ def expire_loans(uow: UnitOfWork, now: datetime, *, limit: int = 200) -> list[st
     with uow:
         due = list(uow.session.scalars(select(Loan).where(
             Loan.status == LoanStatus.LISTED, Loan.deadline <= now).order_by(Loan.id)
-            .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
+            .limit(limit).with_for_update(skip_locked=True)))  # SQLite renders no FOR UPDATE
         for loan in due:
             _release(uow, loan, now, status=LoanStatus.EXPIRED, hold_state=HoldState.EXPIRED,
                      lender_template="sms.loan_expired_lender",

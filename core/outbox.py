@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core import ledger
 from core.bulk import insert_rows
 from core.db import UnitOfWork
 from core.messages import language_or_default, text
@@ -40,12 +41,19 @@ def sms_to(member: Member, key: str, template: str, purpose: Purpose,
                purpose=purpose, params=params, member_id=member.id, not_before=not_before)
 
 
-def row_values(message: Sms) -> dict[str, object]:
-    """The outbox columns one message fills (its text rendered in its language)."""
+_COLUMNS = ("key", "phone", "member_id", "language", "purpose", "template", "text", "status",
+            "attempts", "not_before", "next_attempt_at", "created_at")
+
+
+def row_values(message: Sms, now: datetime) -> dict[str, object]:
+    """The outbox row one message is written as: its text rendered in its language,
+    queued to go at once (or from `not_before`)."""
     lang = language_or_default(message.language)
     return {"key": message.key, "phone": message.phone, "member_id": message.member_id,
             "language": lang, "purpose": str(message.purpose), "template": message.template,
-            "text": text(message.template, lang, **message.params)}
+            "text": text(message.template, lang, **message.params),
+            "status": str(OutboxStatus.QUEUED), "attempts": 0, "not_before": message.not_before,
+            "next_attempt_at": message.not_before or now, "created_at": now}
 
 
 def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
@@ -56,17 +64,34 @@ def queue(uow: UnitOfWork, messages: Iterable[Sms], now: datetime) -> list[int]:
         if m.key in seen:
             continue
         seen.add(m.key)
-        lang = language_or_default(m.language)
-        rows.append({
-            "key": m.key, "phone": m.phone, "member_id": m.member_id, "language": lang,
-            "purpose": str(m.purpose), "template": m.template,
-            "text": text(m.template, lang, **m.params), "status": OutboxStatus.QUEUED,
-            "attempts": 0, "not_before": m.not_before, "next_attempt_at": m.not_before or now,
-            "created_at": now,
-        })
+        rows.append(row_values(m, now))
     if not rows:
         return []
     ids: list[int] = insert_rows(uow.session, _OUTBOX, rows, returning="id",
                                  skip_existing="key")
     uow.announce(ids)
     return ids
+
+
+def _announce(uow: UnitOfWork, outbox_id: int) -> None:
+    uow.announce([outbox_id])
+
+
+_PARAMS = tuple((f"sms_{column}", column) for column in _COLUMNS)
+
+# One message written with a hold, as the last of the writes that follow it
+# (ledger.place_hold): in the hold's own statement on PostgreSQL. A key already written
+# is skipped, as `queue` skips it; a new row is announced for sending.
+QUEUE_AFTER_HOLD = ledger.Step(
+    "sms",
+    f"INSERT INTO outbox ({', '.join(_COLUMNS)}) "
+    f"SELECT {', '.join(f':{param}' for param, _ in _PARAMS)} WHERE {{after}} "
+    "ON CONFLICT (key) DO NOTHING",
+    types=tuple((param, _OUTBOX.c[column].type) for param, column in _PARAMS),
+    optional=True, written=_announce)
+
+
+def after_hold_values(message: Sms, now: datetime) -> dict[str, object]:
+    """The values QUEUE_AFTER_HOLD writes for this message (`place_hold`'s params)."""
+    row = row_values(message, now)
+    return {param: row[column] for param, column in _PARAMS}

@@ -16,7 +16,6 @@ from core.bulk import rowcount, set_rows
 from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from core.holds import place_hold
 from core.loans import find_loan, require_active
 from core.members import check_pin, find_by_phone, get_member
 from core.models import (
@@ -209,6 +208,23 @@ def _locked_target(uow: UnitOfWork, phone: str, code: str) -> _Target:
     return _Target(*found)
 
 
+# The writes that stand or fall with a pledge's hold, built once (the hot path of
+# `YES <code>`); on PostgreSQL they go in the hold's own statement. The pledge, still
+# proposed, claims the hold: lapse_pledges does not take the loan lock, so the pledge
+# row decides that race.
+_CLAIM = ledger.Step(
+    "pledge", "UPDATE pledges SET status = :confirmed, confirmed_at = :now, "
+              "hold_id = {hold_id} WHERE id = :pledge_id AND status = :proposed AND {after}")
+_ADD_TO_LOAN = ledger.Step(
+    "loan", "UPDATE loans SET pledged = pledged + :amount "
+            "WHERE id = :loan_id AND pledged + :amount <= amount AND {after}")
+_CLAIMED = {"confirmed": str(PledgeStatus.CONFIRMED), "proposed": str(PledgeStatus.PROPOSED)}
+# A pledge that leaves the loan open: its hold, the claim, the loan's total, the receipt.
+_CONFIRMED = ledger.Then(_CLAIM, _ADD_TO_LOAN, outbox.QUEUE_AFTER_HOLD)
+# The pledge that completes the loan: its hold and the claim; funding does the rest.
+_CLAIMED_TO_FUND = ledger.Then(_CLAIM)
+
+
 def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Confirmation:
     """`YES <code>` from the lender's own phone: the hold is placed on their wallet.
 
@@ -231,45 +247,38 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
         if target.amount > target.open_amount:
             raise InvalidInput("pledge.over_open", open=settings.fmt(target.open_amount),
                                number=target.loan_number)
-        funded = target.amount == target.open_amount
         wallet_id = target.wallet_id or ledger.wallet_id(uow, target.lender_id)
-        if funded:
+        if target.amount == target.open_amount:
             done = _confirm_and_fund(uow, target, wallet_id, now)
-        elif uow.is_postgres and target.wallet_id is not None:
-            done = _confirm_in_one_statement(uow, target, now)
         else:
-            _hold_and_claim(uow, target, wallet_id, now)
-            uow.session.execute(
-                update(Loan).where(Loan.id == target.loan_id)
-                .values(pledged=Loan.pledged + target.amount)
-                .execution_options(synchronize_session=False))
+            _place_hold(uow, target, wallet_id, now, then=_CONFIRMED,
+                        **outbox.after_hold_values(_receipt(target, settings), now))
             _reload_if_loaded(uow, [target.pledge_id], target.loan_id)
-            outbox.queue(uow, [_receipt(target, settings)], now)
             done = target.confirmation(PledgeStatus.CONFIRMED, target.loan_status)
         uow.commit()
         return done
 
 
-def _hold_and_claim(uow: UnitOfWork, target: _Target, wallet_id: int,
-                    now: datetime) -> Transfer:
-    """The pledge's hold through the ledger, then the pledge (still proposed) claims it."""
+def _place_hold(uow: UnitOfWork, target: _Target, wallet_id: int, now: datetime, *,
+                then: ledger.Then, **params: object) -> ledger.Hold:
+    """The pledge's hold on the lender's wallet towards the loan, then `then`'s writes
+    (with `params` besides the claim's own); each refusal in the lender's terms."""
     try:
-        hold = ledger.transfer(uow, ledger.Movement(
-            key=f"hold:{target.pledge_id}", debit_id=wallet_id,
-            credit_id=target.escrow_id, amount=target.amount, code=TransferCode.PLEDGE_HOLD,
-            loan_id=target.loan_id), now, pending=True, expires_at=target.deadline, fresh=True)
+        return ledger.place_hold(uow, ledger.Movement(
+            key=f"hold:{target.pledge_id}", debit_id=wallet_id, credit_id=target.escrow_id,
+            amount=target.amount, code=TransferCode.PLEDGE_HOLD, loan_id=target.loan_id), now,
+            expires_at=target.deadline, then=then,
+            params={"pledge_id": target.pledge_id, **_CLAIMED, **params})
     except ledger.InsufficientFunds as exc:
         raise ledger.InsufficientFunds(
             available=uow.settings.fmt(int(exc.params["available"]))) from None
-    # lapse_pledges does not take the loan lock: the pledge row decides that race.
-    claimed = rowcount(uow.session.execute(
-        update(Pledge).where(Pledge.id == target.pledge_id,
-                             Pledge.status == PledgeStatus.PROPOSED)
-        .values(status=PledgeStatus.CONFIRMED, confirmed_at=now, hold_id=hold.id)
-        .execution_options(synchronize_session=False)))
-    if claimed != 1:  # SQLite only reaches here unlocked; the row lock forbids it
-        raise NotAllowed("pledge.done", code=target.code, status=target.status)
-    return hold
+    except ledger.Unfollowed as exc:
+        # Neither can happen under the loan's and the pledge's row locks; raising (the
+        # use case rolls back) leaves nothing half-done if it ever does.
+        if exc.step == "pledge":
+            raise NotAllowed("pledge.done", code=target.code, status=target.status) from None
+        raise InvalidInput("pledge.over_open", open=uow.settings.fmt(target.open_amount),
+                           number=target.loan_number) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +290,7 @@ class _Backer:
     lender_id: int
     phone: str
     language: str
-    hold: ledger.Hold | Transfer
+    hold: ledger.Hold
 
 
 _BACKERS = (
@@ -305,7 +314,7 @@ def _confirm_and_fund(uow: UnitOfWork, target: _Target, wallet_id: int,
     # so two fundings sharing lenders cannot deadlock.
     ledger.lock_accounts(uow, [wallet_id, target.escrow_id,
                                *(b.hold.debit_account_id for b in backers)])
-    hold = _hold_and_claim(uow, target, wallet_id, now)
+    hold = _place_hold(uow, target, wallet_id, now, then=_CLAIMED_TO_FUND)
     backers.append(_Backer(target.pledge_id, target.amount, target.lender_id, target.phone,
                            target.language, hold))
     backers.sort(key=lambda b: b.pledge_id)
@@ -356,28 +365,6 @@ def _receipt(target: _Target, settings: Settings) -> outbox.Sms:
                               "percent": pledged * 100 // target.loan_amount})
 
 
-def _confirm_in_one_statement(uow: UnitOfWork, target: _Target,
-                              now: datetime) -> Confirmation:
-    """PostgreSQL, a pledge that does not complete the loan: core.holds does the hold,
-    the pledge, the loan total and the receipt in one round trip."""
-    settings = uow.settings
-    assert target.wallet_id is not None
-    placed = place_hold(uow, pledge_id=target.pledge_id, loan_id=target.loan_id,
-                        wallet_id=target.wallet_id, loan_account_id=target.escrow_id,
-                        amount=target.amount, expires_at=target.deadline, now=now,
-                        sms=outbox.row_values(_receipt(target, settings)))
-    if placed.hold_id is None:
-        raise ledger.InsufficientFunds(available=settings.fmt(placed.available))
-    if placed.pledged is None:  # cannot happen under the loan's lock; never half-done
-        raise InvalidInput("pledge.over_open", open=settings.fmt(target.open_amount),
-                           number=target.loan_number)
-    ledger.forget_accounts(uow, [target.wallet_id, target.escrow_id])
-    _reload_if_loaded(uow, [target.pledge_id], target.loan_id)
-    if placed.sms_id is not None:
-        uow.announce([placed.sms_id])
-    return target.confirmation(PledgeStatus.CONFIRMED, target.loan_status)
-
-
 def decline_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Pledge:
     """`NO <code>`: a proposed pledge is dropped; nothing was held."""
     with uow:
@@ -408,7 +395,7 @@ def lapse_pledges(uow: UnitOfWork, now: datetime, *, limit: int = 500) -> int:
     with uow:
         due = list(uow.session.scalars(select(Pledge).where(
             Pledge.status == PledgeStatus.PROPOSED, Pledge.confirm_by <= now).order_by(Pledge.id)
-            .limit(limit).with_for_update(skip_locked=uow.is_postgres)))
+            .limit(limit).with_for_update(skip_locked=True)))  # SQLite renders no FOR UPDATE
         for pledge in due:
             pledge.status = PledgeStatus.LAPSED
             pledge.closed_at = now
