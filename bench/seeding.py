@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Integer, bindparam, insert, select, update
 
-from core import ledger, loans, members, pledges
+from core import disbursements, ledger, loans, members, pledges
 from core.db import UnitOfWork
 from core.models import (
     Account,
@@ -26,8 +26,10 @@ from core.models import (
     Pledge,
     PledgeStatus,
     Transfer,
+    TransferCode,
 )
 from core.payouts import PayoutGateway
+from workers.payouts import send_payout
 
 PIN = "2580"
 _PLEDGES = Pledge.__table__
@@ -114,10 +116,10 @@ def crowd_funded_loan(uow_factory: Callable[[], UnitOfWork], payouts: PayoutGate
         held = list(zip(pledge_ids[:-1], lender_ids[:-1], strict=True))
         ledger.transfer_many(uow, [
             ledger.Movement(key=f"hold:{pid}", debit_id=wallets[mid], credit_id=loan.account_id,
-                            amount=pledge, code="pledge_hold", loan_id=loan.id)
+                            amount=pledge, code=TransferCode.PLEDGE_HOLD, loan_id=loan.id)
             for pid, mid in held], now, pending=True, expires_at=loan.deadline)
         hold_ids = dict(uow.session.execute(select(Transfer.key, Transfer.id).where(
-            Transfer.loan_id == loan.id, Transfer.code == "pledge_hold")).tuples().all())
+            Transfer.loan_id == loan.id, Transfer.code == TransferCode.PLEDGE_HOLD)).tuples().all())
         if held:
             uow.session.execute(
                 update(_PLEDGES).where(_PLEDGES.c.id == bindparam("pid", type_=Integer))
@@ -135,9 +137,10 @@ def crowd_funded_loan(uow_factory: Callable[[], UnitOfWork], payouts: PayoutGate
         assert done.funded
         uow.commit()
     if disburse:
-        with uow_factory() as uow:
-            loans.disburse(uow, loan_id=loan_id, payout=payouts, now=now)
-            uow.commit()
+        payout = disbursements.disburse(uow_factory(), loan_id=loan_id,
+                                        provider=payouts.provider, now=now)
+        assert payout is not None
+        send_payout(uow_factory, payouts, payout.id, now)
     return Crowd(loan_id, number, lender_ids, [pledge] * lenders)
 
 

@@ -121,7 +121,7 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--no-seed", is_flag=True, help="Do not add the demo world.")
 def demo(host: str, port: int, no_seed: bool) -> None:
     """The whole service on embedded defaults: SQLite, embedded Redis, console gateways."""
-    from core.demo import seed
+    from cli.demo_world import seed
     from core.migrate import upgrade
     from runtime import processes
     from runtime.redis import start_embedded
@@ -145,7 +145,7 @@ def demo(host: str, port: int, no_seed: bool) -> None:
     signal.signal(signal.SIGINT, stop)
     try:
         svc = build_services(load_settings(env=env))
-        if not no_seed and seed(svc.uow, svc.payouts, svc.now()):
+        if not no_seed and seed(svc, svc.now()):
             click.echo("seeded the demo world (PIN 2580 for everyone)")
         svc.db.dispose()
         children.append(subprocess.Popen(

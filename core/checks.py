@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, exists, func, literal, select
+from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import aliased
 
 from core.db import UnitOfWork
 from core.models import (
+    PAYOUTS_IN_FLIGHT,
     Account,
     HoldState,
     Loan,
@@ -19,6 +20,7 @@ from core.models import (
     PaymentKind,
     Payout,
     PayoutPurpose,
+    PayoutStatus,
     Pledge,
     PledgeStatus,
     Transfer,
@@ -216,19 +218,40 @@ def _external(uow: UnitOfWork) -> list[Violation]:
     out += [Violation(6, f"receipt transfer {tid} has no payment") for (tid,) in s.execute(
         select(Transfer.id).where(Transfer.code == TransferCode.RECEIPT,
                                   Transfer.payment_id.is_(None)))]
-    out += [Violation(6, f"{code} transfer {tid} has no payout record") for tid, code in s.execute(
+    return out + _payouts(uow)
+
+
+# What a payout's hold must be in each of its states (legacy payouts, paid at once
+# before payouts were held, have a single posted transfer instead).
+_PAYOUT_HOLDS = {
+    PayoutStatus.PAID: (HoldState.POSTED,),
+    PayoutStatus.FAILED: (HoldState.VOIDED,),
+    **{status: (HoldState.PENDING,) for status in PAYOUTS_IN_FLIGHT},
+}
+
+
+def _payouts(uow: UnitOfWork) -> list[Violation]:
+    """Every payout has exactly one hold, keyed by it, of its amount, in the state its
+    own state says (posted once paid, voided once failed, pending while in flight)."""
+    s = uow.session
+    payout_codes = [p.code for p in PayoutPurpose]
+    out = [Violation(6, f"{code} transfer {tid} has no payout record") for tid, code in s.execute(
         select(Transfer.id, Transfer.code).where(
-            Transfer.code.in_([p.code for p in PayoutPurpose]),
-            Transfer.id.not_in(select(Payout.transfer_id))))]
-    out += [Violation(6, f"payout {pid}: transfer key {key} is not its payout's key")
-            for pid, key in s.execute(
-                select(Payout.id, Transfer.key).join(Transfer, Transfer.id == Payout.transfer_id)
-                .where(Transfer.key != literal("payout:") + Payout.key))]
-    out += [Violation(6, f"payout {pid}: paid {paid} but its transfer moved {moved}")
-            for pid, paid, moved in s.execute(
-                select(Payout.id, Payout.amount, Transfer.amount)
-                .join(Transfer, Transfer.id == Payout.transfer_id)
-                .where(Payout.amount != Transfer.amount))]
+            Transfer.code.in_(payout_codes),
+            Transfer.kind.in_([TransferKind.PENDING, TransferKind.POSTED]),
+            Transfer.id.not_in(select(Payout.hold_id))))]
+    rows = s.execute(select(Payout.id, Payout.key, Payout.amount, Payout.status, Transfer.key,
+                            Transfer.amount, Transfer.kind, Transfer.hold_state)
+                     .join(Transfer, Transfer.id == Payout.hold_id))
+    for pid, key, amount, status, hold_key, held, kind, state in rows:
+        if hold_key != f"payout:{key}":
+            out.append(Violation(6, f"payout {pid}: its hold's key {hold_key} is not its own"))
+        if held != amount:
+            out.append(Violation(6, f"payout {pid}: paid {amount} but its hold is {held}"))
+        legacy = kind == TransferKind.POSTED and status == PayoutStatus.PAID
+        if not legacy and (kind != TransferKind.PENDING or state not in _PAYOUT_HOLDS[status]):
+            out.append(Violation(6, f"payout {pid} is {status} but its hold is {kind} "
+                                    f"{state or ''}".rstrip()))
     return out
 
 

@@ -106,6 +106,13 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class PayoutSettings:
+    max_attempts: int = 3  # tries of one disbursement before it waits for an operator
+    result_wait_minutes: int = 5  # after this with no result, the provider is asked
+    ask_every_minutes: int = 10  # and asked again this often while it stays unsure
+
+
+@dataclass(frozen=True)
 class PaymentSettings:
     paybill: str = "247247"
     providers: tuple[str, ...] = ("mpesa",)
@@ -131,6 +138,7 @@ class Settings:
     pin: PinSettings = field(default_factory=PinSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     payments: PaymentSettings = field(default_factory=PaymentSettings)
+    payouts: PayoutSettings = field(default_factory=PayoutSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     def fmt(self, minor: int) -> str:
@@ -299,6 +307,9 @@ def _validate(s: Settings) -> None:
          "positive and not above credit.cap")
     need(s.credit.raise_factor >= 1, "credit.raise_factor", "at least 1")
     need(4 <= s.pin.length <= 6, "pin.length", "4 to 6 digits")
+    need(s.payouts.max_attempts >= 1, "payouts.max_attempts", "at least 1")
+    need(s.payouts.result_wait_minutes >= 1, "payouts.result_wait_minutes", "at least 1")
+    need(s.payouts.ask_every_minutes >= 1, "payouts.ask_every_minutes", "at least 1")
     need(s.pin.max_tries >= 1, "pin.max_tries", "at least 1")
     need(s.gateway.sms in ("console", "africastalking"), "gateway.sms",
          "console or africastalking")

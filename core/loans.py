@@ -1,6 +1,6 @@
-"""Loan lifecycle up to the money reaching the borrower: quote, request, list,
-disburse, cancel, expire. Pledges and funding are in core/pledges.py, repayments in
-core/repayments.py.
+"""Loan lifecycle up to funding: quote, request, list, cancel, expire. Pledges and
+funding are in core/pledges.py, the payout to the borrower in core/disbursements.py,
+repayments in core/repayments.py.
 """
 from __future__ import annotations
 
@@ -15,16 +15,14 @@ from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.members import check_pin, get_member
-from core.messages import format_date, text
+from core.messages import format_date
 from core.models import (
     OPEN_LOAN_STATES,
     HoldState,
-    Installment,
     Loan,
     LoanStatus,
     Member,
     MemberStatus,
-    PayoutPurpose,
     Pledge,
     PledgeStatus,
     Purpose,
@@ -32,7 +30,6 @@ from core.models import (
     Transfer,
 )
 from core.numbers import loan_number, normalise_loan_number
-from core.payouts import PayoutGateway, pay_out
 
 PURPOSES = ("stock", "farm", "school", "health", "transport", "other")
 
@@ -86,9 +83,12 @@ def amount_bounds(settings: Settings, credit_limit: int) -> tuple[int, int]:
 
 def check_amount(settings: Settings, amount: int, credit_limit: int) -> None:
     """Raise the reason a borrower with this limit may not ask for `amount`: beyond
-    their limit (but within the product), or outside what they may ask for at all."""
+    their limit (but within the product), outside what they may ask for at all, or
+    not in whole currency units."""
     low, high = amount_bounds(settings, credit_limit)
     if low <= amount <= high:
+        if amount % settings.app.minor_scale:  # paid out by M-Pesa, which sends no cents
+            raise InvalidInput("loan.whole_units", currency=settings.app.currency)
         return
     if credit_limit < amount <= settings.minor(settings.loan.max_amount):
         raise InvalidInput("loan.over_limit", limit=settings.fmt(credit_limit))
@@ -231,47 +231,6 @@ def list_loan(uow: UnitOfWork, *, borrower_id: int, number: str, pin: str,
         return loan
 
 
-def disburse(uow: UnitOfWork, *, loan_id: int, payout: PayoutGateway, now: datetime) -> Loan:
-    """Send a funded loan to the borrower's phone and start the repayment schedule.
-
-    Idempotent: the payout is keyed by the loan number, and a loan already disbursed
-    is returned as it is.
-    """
-    settings = uow.settings
-    with uow:
-        loan = uow.session.get(Loan, loan_id, with_for_update=True)
-        if loan is None:
-            raise NotFound("loan.not_found", number=str(loan_id))
-        if loan.status != LoanStatus.FUNDED:
-            if loan.disbursed_at is not None:
-                return loan
-            raise Conflict("loan.not_funded", number=loan.number)
-        assert loan.account_id is not None and loan.number is not None
-        sent = pay_out(uow, payout, key=f"disburse:{loan.number}",
-                       purpose=PayoutPurpose.DISBURSEMENT, member=loan.borrower,
-                       amount=loan.amount, debit_id=loan.account_id, now=now, loan_id=loan.id)
-        start = now.astimezone(settings.zone).date()
-        dues = schedule(loan.total_due, loan.installment_count, start,
-                        settings.loan.installment_every_weeks)
-        for seq, (due_on, amount) in enumerate(dues, start=1):
-            uow.session.add(Installment(loan_id=loan.id, seq=seq, due_on=due_on, amount=amount,
-                                        paid=0, late=False))
-        loan.status = LoanStatus.DISBURSED
-        loan.disbursed_at = now
-        loan.payout_reference = sent.reference
-        borrower = loan.borrower
-        every = settings.loan.installment_every_weeks
-        period = ("period.week", {}) if every == 1 else ("period.weeks", {"n": every})
-        outbox.queue(uow, [outbox.sms_to(
-            borrower, f"disbursed:{loan.id}", "sms.loan_disbursed", Purpose.RECEIPT,
-            amount=settings.fmt(loan.amount), loan=loan.number,
-            installment=settings.fmt(dues[0][1]),
-            period=text(period[0], borrower.language, **period[1]),
-            first_due=format_date(dues[0][0]), paybill=settings.payments.paybill)], now)
-        uow.commit()
-        return loan
-
-
 # ---------------------------------------------------------------- closing unfunded
 
 def _release(uow: UnitOfWork, loan: Loan, now: datetime, *, status: LoanStatus,
@@ -329,10 +288,3 @@ def expire_loans(uow: UnitOfWork, now: datetime, *, limit: int = 200) -> list[st
                      borrower_template="sms.loan_expired_borrower")
         uow.commit()
         return [loan.number or "" for loan in due]
-
-
-def funded_awaiting_payout(uow: UnitOfWork, *, limit: int = 100) -> list[int]:
-    """Funded loans not yet paid out, oldest first."""
-    with uow:
-        return list(uow.session.scalars(select(Loan.id).where(Loan.status == LoanStatus.FUNDED)
-                                        .order_by(Loan.id).limit(limit)))

@@ -13,9 +13,9 @@ from core import ledger, outbox
 from core.allocation import largest_remainder
 from core.bulk import add_to_rows
 from core.db import UnitOfWork
-from core.errors import Conflict, InvalidInput, NotAllowed
+from core.errors import Conflict, InvalidInput
 from core.loans import find_loan
-from core.members import after_loan_repaid, check_pin, freeze_limit, get_member
+from core.members import after_loan_repaid, freeze_limit, get_member
 from core.models import (
     BEING_REPAID,
     OWING,
@@ -25,11 +25,8 @@ from core.models import (
     Loan,
     LoanStatus,
     Member,
-    MemberStatus,
     Payment,
     PaymentKind,
-    Payout,
-    PayoutPurpose,
     Pledge,
     PledgeStatus,
     Purpose,
@@ -37,7 +34,6 @@ from core.models import (
     TransferCode,
 )
 from core.numbers import normalise_loan_number
-from core.payouts import PayoutGateway, find_payout, pay_out
 from core.phones import try_normalise
 
 _PLEDGES = Pledge.__table__
@@ -350,37 +346,3 @@ def mark_arrears(uow: UnitOfWork, now: datetime) -> list[str]:
                 changed.append(loan.number or "")
         uow.commit()
         return changed
-
-
-def withdraw(uow: UnitOfWork, *, member_id: int, amount: int, pin: str, payout: PayoutGateway,
-             request_key: str, now: datetime) -> Payout:
-    """Send wallet money to the member's phone (PIN required, idempotent by key)."""
-    settings = uow.settings
-    key = f"withdraw:{request_key}"
-    check_pin(uow, member_id, pin, now)
-    with uow:
-        done = find_payout(uow, key)
-        if done is not None:
-            if (done.member_id, done.amount) != (member_id, amount):
-                raise Conflict("ledger.key_reused")
-            return done
-        member = get_member(uow, member_id)
-        if member.status == MemberStatus.SUSPENDED:
-            raise NotAllowed("member.suspended")
-        if amount <= 0:
-            raise InvalidInput("ledger.amount_not_positive")
-        wallet = ledger.wallet(uow, member.id)
-        if amount > wallet.available:
-            raise ledger.InsufficientFunds(available=settings.fmt(wallet.available))
-        try:
-            sent = pay_out(uow, payout, key=key, purpose=PayoutPurpose.WITHDRAWAL,
-                           member=member, amount=amount, debit_id=wallet.id, now=now)
-        except ledger.InsufficientFunds:
-            raise ledger.InsufficientFunds(available=settings.fmt(
-                ledger.wallet(uow, member.id).available)) from None
-        outbox.queue(uow, [outbox.sms_to(
-            member, f"withdrawal:{sent.id}", "sms.withdrawal", Purpose.RECEIPT,
-            amount=settings.fmt(amount),
-            balance=settings.fmt(ledger.wallet(uow, member.id).available))], now)
-        uow.commit()
-        return sent

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import redis
 from rq import Queue
 
+from core import payouts
 from core.db import Committed
 from core.repayments import TELL_LENDERS
 
@@ -27,7 +28,8 @@ SEND_BATCH = 200  # outbox rows per send job (rows with the same text go in one 
 SEND_JOB = "workers.jobs.send_outbox"
 ANSWER_JOB = "workers.jobs.answer_sms"
 # core's follow-ups (UnitOfWork.follow_up) by name -> the job that does each
-FOLLOW_UP_JOBS = {TELL_LENDERS: "workers.jobs.tell_lenders"}
+FOLLOW_UP_JOBS = {TELL_LENDERS: "workers.jobs.tell_lenders",
+                  payouts.SEND: "workers.jobs.send_payout"}
 KEEP_FAILED = 86_400  # seconds a failed job stays inspectable
 
 

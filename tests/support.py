@@ -12,12 +12,13 @@ from typing import Any
 from rq import Queue, SimpleWorker
 from sqlalchemy import text
 
-from core import ledger, loans, members, pledges, repayments
+from core import disbursements, ledger, loans, members, pledges, repayments, withdrawals
 from core.db import Database
 from core.models import Base, Loan, Member, Pledge
 from runtime.jobs import QUEUES
 from runtime.services import Services
 from workers import jobs
+from workers.payouts import send_payout
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 12:00 in Nairobi
 PIN = "2580"
@@ -163,8 +164,23 @@ class World:
         return self.disburse(self.funded_loan(**kw))
 
     def disburse(self, loan: Loan) -> Loan:
-        loans.disburse(self.uow(), loan_id=loan.id, payout=self.services.payouts, now=self.now)
+        """Pay a funded loan out and run its payout as a worker would."""
+        payout = disbursements.disburse(self.uow(), loan_id=loan.id,
+                                        provider=self.services.payouts.provider, now=self.now)
+        assert payout is not None
+        send_payout(self.services.uow, self.services.payouts, payout.id, self.now)
         return self.loan(loan.number or "")
+
+    def withdraw(self, member: Member, amount: int, *, key: str, pin: str = PIN,
+                 send: bool = True) -> Any:
+        """A withdrawal from the member's wallet, and (unless `send` is False) its payout
+        run as a worker would."""
+        payout = withdrawals.withdraw(self.uow(), member_id=member.id, amount=amount, pin=pin,
+                                      provider=self.services.payouts.provider,
+                                      request_key=key, now=self.now)
+        if send:
+            send_payout(self.services.uow, self.services.payouts, payout.id, self.now)
+        return payout
 
     def loan(self, number: str) -> Loan:
         with self.uow() as uow:

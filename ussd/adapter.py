@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 from sqlalchemy import select
 
-from core import loans, members, pledges, queries, repayments
+from core import loans, members, pledges, queries, withdrawals
 from core.db import UnitOfWork
 from core.loans import Quote
 from core.models import Member
@@ -143,5 +143,6 @@ class CorePort:
         return queries.pledges_of(self._uow(), member_id, offset=offset, limit=limit)
 
     def withdraw(self, *, member_id: int, amount: int, pin: str, key: str) -> None:
-        repayments.withdraw(self._uow(), member_id=member_id, amount=amount, pin=pin,
-                            payout=self.services.payouts, request_key=key, now=self.now())
+        withdrawals.withdraw(self._uow(), member_id=member_id, amount=amount, pin=pin,
+                             provider=self.services.payouts.provider, request_key=key,
+                             now=self.now())

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from redis import RedisError
 
 from core import delivery, inbox, loans, pledges, reminders, repayments
-from core.errors import DomainError
 from runtime.jobs import SEND_BATCH
 from runtime.services import Services
 from runtime.sms_gateways import SmsGateway
 from sms import handlers
+from workers import payouts
 
 log = logging.getLogger(__name__)
 
@@ -149,19 +149,6 @@ def _until_done(step: Callable[[], int], rounds: int = 50) -> int:
     return total
 
 
-def disburse_funded(svc: Services, now: datetime) -> int:
-    """Pay out every funded loan (each its own transaction; one failure stops none)."""
-    ids = loans.funded_awaiting_payout(svc.uow())
-    paid = 0
-    for loan_id in ids:
-        try:
-            loans.disburse(svc.uow(), loan_id=loan_id, payout=svc.payouts, now=now)
-            paid += 1
-        except DomainError as exc:
-            log.warning("loan %s not disbursed: %s", loan_id, exc.key)
-    return paid
-
-
 def mark_arrears(svc: Services, now: datetime) -> int:
     return len(repayments.mark_arrears(svc.uow(), now))
 
@@ -180,16 +167,18 @@ def send_reminders(svc: Services, now: datetime) -> int:
 DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "lapse_pledges": lapse_pledges,
     "expire_loans": expire_loans,
-    "disburse_funded": disburse_funded,
+    "disburse_funded": payouts.disburse_funded,
+    "payouts": payouts.send_payouts,
+    "payout_float": payouts.ask_float,
     "mark_arrears": mark_arrears,
     "reminders": send_reminders,
     "inbound_sweep": sweep_inbound,
     "tell_lenders": tell_lenders,
     "outbox_sweep": sweep_outbox,
 }
-FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "inbound_sweep",
+FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "payouts", "inbound_sweep",
             "tell_lenders", "outbox_sweep")
-DAILY = ("mark_arrears", "reminders")
+DAILY = ("mark_arrears", "reminders", "payout_float")
 
 
 @dataclass

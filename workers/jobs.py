@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from runtime.services import Services, build_services
-from workers import duties
+from workers import duties, payouts
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,12 @@ def send_outbox(ids: list[int]) -> dict[str, int]:
 def tell_lenders(payment_id: int) -> int:
     """Write the lenders' notices of one repayment (a no-op once written)."""
     return duties.tell_lenders_of(services(), payment_id)
+
+
+def send_payout(payout_id: int) -> str:
+    """Send one held payout to its provider (a no-op unless it is pending)."""
+    svc = services()
+    return payouts.send_payout(svc.uow, svc.payouts, payout_id, svc.now())
 
 
 def answer_sms(inbound_id: int) -> str:

@@ -51,10 +51,15 @@ from core.models.messaging import (
     Purpose,
 )
 from core.models.payments import (
+    PAYOUTS_IN_FLIGHT,
     Payment,
     PaymentKind,
     Payout,
     PayoutPurpose,
+    PayoutStatus,
+    ProviderFloat,
+    StkRequest,
+    StkStatus,
 )
 
 __all__ = [
@@ -83,8 +88,13 @@ __all__ = [
     "PAID_OUT",
     "Payment",
     "PaymentKind",
+    "PAYOUTS_IN_FLIGHT",
     "Payout",
     "PayoutPurpose",
+    "PayoutStatus",
+    "ProviderFloat",
+    "StkRequest",
+    "StkStatus",
     "Pledge",
     "PledgeStatus",
     "Purpose",

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core import checks, pledges, repayments
+from core import checks, pledges
 from core.db import Database, UnitOfWork
 from core.errors import DomainError
 from core.models import Account, Loan, LoanStatus, Pledge, PledgeStatus
-from tests.support import PIN, all_at_once
+from tests.support import all_at_once
 
 REFUSALS = {"wallet.insufficient", "pledge.over_open", "loan.not_listed"}
 
@@ -51,9 +51,7 @@ def fifty_lenders_race(world, database: Database, amounts: list[int]) -> None:
         lender = world.lender(balance=amount, name=f"Lender {chr(65 + i % 26)}")
         pledge = world.pledge(lender, loan, amount, confirm=False)
         if i % 5 == 0:  # the wallet shrinks after proposing: the hold must be refused
-            repayments.withdraw(world.uow(), member_id=lender.id, amount=rng.randint(1, amount),
-                                pin=PIN, payout=world.services.payouts,
-                                request_key=f"shrink:{i}", now=world.now)
+            world.withdraw(lender, rng.randint(1, amount // 100) * 100, key=f"shrink:{i}")
         lenders.append(lender)
         jobs.append(confirm_job(lender.phone, pledge.code, world.now))
     assert sum(amounts) > loan.amount

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core import checks, ledger, loans, members, pledges, repayments
+from core import checks, disbursements, ledger, loans, members, pledges, withdrawals
 from core.errors import Conflict, InvalidInput
 from core.models import (
     Account,
@@ -17,6 +17,7 @@ from core.models import (
     OutboxMessage,
     Payment,
     Payout,
+    PayoutStatus,
     Pledge,
     PledgeStatus,
     Transfer,
@@ -159,36 +160,44 @@ def test_confirm_of_the_funding_pledge_twice_funds_once(world):
 
 def test_disburse_twice_pays_once(world):
     loan = world.funded_loan()
-    run(world, loans.disburse, loan_id=loan.id, payout=world.services.payouts, now=world.now)
+    provider = world.services.payouts.provider
+    first = run(world, disbursements.disburse, loan_id=loan.id, provider=provider,
+                now=world.now)
     before = snapshot(world)
-    again = run(world, loans.disburse, loan_id=loan.id, payout=world.services.payouts,
+    again = run(world, disbursements.disburse, loan_id=loan.id, provider=provider,
                 now=world.now + timedelta(hours=1))
-    assert again.status == LoanStatus.DISBURSED
-    assert snapshot(world) == before
+    assert again.id == first.id and snapshot(world) == before  # in flight: the same payout
+    world.disburse(loan)
+    paid = run(world, disbursements.disburse, loan_id=loan.id, provider=provider,
+               now=world.now + timedelta(hours=2))
+    assert paid.id == first.id and paid.status == PayoutStatus.PAID
+    assert world.loan(loan.number).status == LoanStatus.DISBURSED
     with world.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Payout)) == 1
 
 
 def test_withdraw_with_the_same_request_key_pays_once(world):
     lender = world.lender(balance=100_000)
-    kw = dict(member_id=lender.id, amount=30_000, pin=PIN, payout=world.services.payouts,
-              request_key="ussd:s1:withdraw", now=world.now)
-    first = run(world, repayments.withdraw, **kw)
+    kw = dict(member_id=lender.id, amount=30_000, pin=PIN,
+              provider=world.services.payouts.provider, request_key="ussd:s1:withdraw",
+              now=world.now)
+    first = run(world, withdrawals.withdraw, **kw)
     before = snapshot(world)
-    again = run(world, repayments.withdraw, **kw)
-    assert again.id == first.id and again.reference == first.reference
+    again = run(world, withdrawals.withdraw, **kw)
+    assert again.id == first.id and again.hold_id == first.hold_id
     assert snapshot(world) == before
     assert world.wallet(lender).available == 70_000
 
 
 def test_withdraw_key_reused_for_another_amount_conflicts(world):
     lender = world.lender(balance=100_000)
-    kw = dict(member_id=lender.id, amount=30_000, pin=PIN, payout=world.services.payouts,
-              request_key="ussd:s2:withdraw", now=world.now)
-    run(world, repayments.withdraw, **kw)
+    kw = dict(member_id=lender.id, amount=30_000, pin=PIN,
+              provider=world.services.payouts.provider, request_key="ussd:s2:withdraw",
+              now=world.now)
+    run(world, withdrawals.withdraw, **kw)
     before = snapshot(world)
     with pytest.raises(Conflict):
-        run(world, repayments.withdraw, **{**kw, "amount": 40_000})
+        run(world, withdrawals.withdraw, **{**kw, "amount": 40_000})
     assert snapshot(world) == before
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core import checks, ledger, outbox, pledges, repayments
+from core import checks, ledger, outbox, pledges
 from core.errors import Conflict, InsufficientFunds, NotFound
 from core.models import (
     Account,
@@ -22,7 +22,7 @@ from core.models import (
     Purpose,
     Transfer,
 )
-from tests.support import PIN, START
+from tests.support import START
 
 BALANCE = 50_000
 EXPIRES = START + timedelta(days=14)
@@ -246,8 +246,7 @@ def test_a_confirmation_beyond_the_wallet_says_what_it_holds_and_changes_nothing
     lender = world.lender(balance=amount)
     pledge = world.pledge(lender, loan, amount, confirm=False)
     # the wallet shrinks after the pledge was proposed
-    repayments.withdraw(world.uow(), member_id=lender.id, amount=amount - left, pin=PIN,
-                        payout=world.services.payouts, request_key="shrink", now=world.now)
+    world.withdraw(lender, amount - left, key="shrink")
     wallet_id = world.wallet(lender).id
     with world.uow() as uow:
         before = books(uow, wallet_id, loan.account_id)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from core import checks, loans, members, pledges, repayments
+from core import checks, loans, members, pledges
 from core.errors import InsufficientFunds, InvalidInput, NotAllowed, PinLocked, WrongPin
 from core.models import LoanStatus, Member, OutboxMessage, Pledge, PledgeStatus
 from tests.support import PIN
@@ -58,12 +58,11 @@ def test_three_wrong_pins_lock_for_thirty_minutes_and_the_lock_survives_rollback
 
 def test_a_locked_pin_blocks_withdrawals(world, clock):
     lender = world.lender(balance=50_000)
-    kw = dict(member_id=lender.id, amount=1_000, payout=world.services.payouts, now=clock())
     for i in range(3):
         with pytest.raises(WrongPin):
-            repayments.withdraw(world.uow(), pin="9137", request_key=f"w{i}", **kw)
+            world.withdraw(lender, 1_000, pin="9137", key=f"w{i}")
     with pytest.raises(PinLocked):
-        repayments.withdraw(world.uow(), pin=PIN, request_key="w-right", **kw)
+        world.withdraw(lender, 1_000, key="w-right")
     assert world.wallet(lender).available == 50_000
 
 

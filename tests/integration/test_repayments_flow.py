@@ -121,7 +121,7 @@ def test_a_payment_to_a_loan_not_yet_disbursed_goes_to_the_borrowers_wallet(worl
 @pytest.mark.parametrize("lenders", [1, 3])
 @pytest.mark.parametrize("kind", ["one", "prime", "whole"])
 def test_a_repayment_allocates_every_unit(world, lenders, kind):
-    loan = world.disbursed_loan(lenders=lenders, amount=100_003)
+    loan = world.disbursed_loan(lenders=lenders, amount=100_300)
     total = loan.total_due
     amount = {"one": 1, "prime": 10_007, "whole": total}[kind]
     payment = world.pay(loan.number, amount)

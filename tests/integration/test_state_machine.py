@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
-from core import checks, ledger, loans, members, pledges, repayments
+from core import checks, disbursements, ledger, loans, members, pledges, repayments, withdrawals
 from core.allocation import largest_remainder
 from core.db import Database
 from core.errors import (
@@ -42,6 +42,7 @@ from core.models import Account, Installment, Loan, Member, Pledge
 from runtime.services import Services
 from tests.conftest import make_settings
 from tests.support import PIN, START, Clock, clean_database
+from workers.payouts import send_payout
 
 FEE, INTEREST = 5, 3  # percent, as configured below
 REPAYABLE = {"disbursed", "repaying", "in_arrears", "defaulted"}
@@ -137,6 +138,14 @@ class LedgerMachine(RuleBasedStateMachine):
         """One use case in its own transaction, as every channel calls it."""
         return use_case(self.svc.uow(), **kw)
 
+    def send(self, payout_id: int) -> str:
+        """A held payout sent as a worker sends it (the console gateway pays at once)."""
+        return send_payout(self.svc.uow, self.svc.payouts, payout_id, self.now())
+
+    def svc_loan(self, number: str):
+        with self.svc.uow() as uow:
+            return loans.find_loan(uow, number)
+
     def pick(self, items: list, index: int):
         return items[index % len(items)]
 
@@ -210,37 +219,46 @@ class LedgerMachine(RuleBasedStateMachine):
             assert not self.run(repayments.record_payment, amount=amount, **kw).created
 
     @precondition(lambda self: self.members)
-    @rule(who=st.integers(0, 99), amount=st.integers(1, 300_000), right_pin=st.booleans())
+    @rule(who=st.integers(0, 99), right_pin=st.booleans(),
+          amount=st.one_of(st.integers(1, 3_000).map(lambda n: n * 100),
+                           st.integers(1, 300_000)))
     def withdraw(self, who: int, amount: int, right_pin: bool) -> None:
         member = self.pick(list(self.members.values()), who)
         self.tx += 1
         kw = dict(member_id=member.id, amount=amount, pin=PIN if right_pin else "9137",
-                  payout=self.svc.payouts, request_key=f"w{self.tx}", now=self.now())
+                  provider=self.svc.payouts.provider, request_key=f"w{self.tx}",
+                  now=self.now())
         locked = member.locked_until is not None and member.locked_until > self.now()
         if locked:
             with pytest.raises(PinLocked):
-                self.run(repayments.withdraw, **kw)
+                self.run(withdrawals.withdraw, **kw)
         elif not right_pin:
             member.failures += 1
             if member.failures >= 3:
                 member.failures, member.locked_until = 0, self.now() + timedelta(minutes=30)
             with pytest.raises(WrongPin):  # the last try says it is now locked
-                self.run(repayments.withdraw, **kw)
+                self.run(withdrawals.withdraw, **kw)
         elif amount > member.balance - member.held:
             with pytest.raises(InsufficientFunds):
-                self.run(repayments.withdraw, **kw)
+                self.run(withdrawals.withdraw, **kw)
             member.failures = 0  # the right PIN counts even when the wallet is short
+        elif amount % 100:
+            with pytest.raises(InvalidInput):  # M-Pesa pays whole shillings only
+                self.run(withdrawals.withdraw, **kw)
+            member.failures = 0
         else:
-            payout = self.run(repayments.withdraw, **kw)
+            payout = self.run(withdrawals.withdraw, **kw)
             assert payout.amount == amount
+            assert self.send(payout.id) == "settled"
             member.balance -= amount
             member.failures, member.locked_until = 0, None
             self.paid_out += amount
 
     # ------------------------------------------------------------ loans and pledges
     @precondition(lambda self: any(m.borrower for m in self.members.values()))
-    @rule(who=st.integers(0, 99), amount=st.integers(40_000, 800_000),
-          term=st.sampled_from([4, 8, 5]))
+    @rule(who=st.integers(0, 99), term=st.sampled_from([4, 8, 5]),
+          amount=st.one_of(st.integers(400, 8_000).map(lambda n: n * 100),
+                           st.integers(40_000, 800_000)))
     def request_and_list(self, who: int, amount: int, term: int) -> None:
         borrower = self.pick([m for m in self.members.values() if m.borrower], who)
         current = [loan for loan in self.loans_in(*OPEN) if loan.borrower == borrower.id]
@@ -250,7 +268,7 @@ class LedgerMachine(RuleBasedStateMachine):
             with pytest.raises(NotAllowed):
                 self.run(loans.request_loan, **kw)
             return
-        if not 50_000 <= amount <= borrower.limit or term == 5:
+        if not 50_000 <= amount <= borrower.limit or term == 5 or amount % 100:
             with pytest.raises(InvalidInput):
                 self.run(loans.request_loan, **kw)
             return
@@ -370,9 +388,11 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(which=st.integers(0, 99))
     def disburse(self, which: int) -> None:
         loan = self.pick(list(self.loans.values()), which)
-        kw = dict(loan_id=loan.id, payout=self.svc.payouts, now=self.now())
+        kw = dict(loan_id=loan.id, provider=self.svc.payouts.provider, now=self.now())
         if loan.status == "funded":
-            assert self.run(loans.disburse, **kw).status == "disbursed"
+            payout = self.run(disbursements.disburse, **kw)
+            assert self.send(payout.id) == "settled"
+            assert self.svc_loan(loan.number).status == "disbursed"
             total = loan.amount + loan.fee + loan.amount * INTEREST // 100
             start = self.today()
             each = total // loan.count
@@ -382,10 +402,10 @@ class LedgerMachine(RuleBasedStateMachine):
             loan.status = "disbursed"
             self.paid_out += loan.amount
         elif loan.status in REPAYABLE or loan.status == "repaid":
-            self.run(loans.disburse, **kw)  # a replay: nothing happens
+            assert self.run(disbursements.disburse, **kw).status == "paid"  # a replay
         else:
             with pytest.raises(DomainError):
-                self.run(loans.disburse, **kw)
+                self.run(disbursements.disburse, **kw)
 
     # ------------------------------------------------------------ repayments and time
     @precondition(lambda self: self.loans)

@@ -2,15 +2,14 @@
 and lenders with wallet money, and loans listed, funded, repaying and repaid."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from core import loans, members, pledges, repayments
-from core.db import UnitOfWork
+from core import disbursements, loans, members, pledges, repayments
 from core.models import Member
-from core.payouts import PayoutGateway
+from runtime.services import Services
+from workers.payouts import send_payout
 
 PIN = "2580"
 AGENT = ("+254700000001", "Grace Wanjiku", "agent")
@@ -27,13 +26,15 @@ LENDERS = [
 ]
 
 
-def seed(uow: Callable[[], UnitOfWork], payout: PayoutGateway, now: datetime) -> bool:
-    """Seed once (`uow` makes a unit of work); returns False when members already exist.
-    Every step goes through the real use cases, each its own transaction."""
+def seed(svc: Services, now: datetime) -> bool:
+    """Seed once; returns False when members already exist. Every step goes through
+    the real use cases, each its own transaction; payouts go through the configured
+    gateway as a worker would send them."""
+    uow = svc.uow
     with uow() as u:
         if u.session.scalar(select(func.count()).select_from(Member)):
             return False
-    currency = uow().settings.app.currency
+    currency = svc.settings.app.currency
     agent = members.register(uow(), phone=AGENT[0], name=AGENT[1], national_id="10000001",
                              roles="agent,admin", pin=PIN, accept_terms=True, now=now).member
     borrowers = [members.register(
@@ -61,11 +62,13 @@ def seed(uow: Callable[[], UnitOfWork], payout: PayoutGateway, now: datetime) ->
                                    now=at)
         pledges.confirm_pledge(uow(), phone=lender.phone, code=p.code, now=at)
 
-    def disburse(number: str, at: datetime) -> int:
+    def disburse(number: str, at: datetime) -> None:
         with uow() as u:
             loan_id = loans.find_loan(u, number).id
-        loans.disburse(uow(), loan_id=loan_id, payout=payout, now=at)
-        return loan_id
+        payout = disbursements.disburse(uow(), loan_id=loan_id, provider=svc.payouts.provider,
+                                        now=at)
+        assert payout is not None
+        send_payout(svc.uow, svc.payouts, payout.id, at)
 
     # Repaying: funded three weeks ago, two installments paid.
     repaying = listed(borrowers[0], 400_000, 4, "stock", earlier)
