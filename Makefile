@@ -21,8 +21,8 @@ test: $(STAMP)
 
 # Style, types, and who may import whom (the contracts in pyproject.toml).
 lint: $(STAMP)
-	$(BIN)/ruff check core runtime ussd sms workers web cli tests bench wsgi.py
-	$(BIN)/mypy core runtime ussd sms workers web cli
+	$(BIN)/ruff check core runtime ussd sms workers web cli mpesa tests bench wsgi.py
+	$(BIN)/mypy core runtime ussd sms workers web cli mpesa
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

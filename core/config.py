@@ -6,7 +6,9 @@ Every key is documented in `config.example.toml`. A bad file fails at start with
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,6 +120,41 @@ class PaymentSettings:
     providers: tuple[str, ...] = ("mpesa",)
 
 
+# Words Safaricom refuses in callback URLs (C2B register URL); every callback URL of ours
+# is built from mpesa.callback_base_url, so it is checked once, at start.
+DARAJA_FORBIDDEN_URL_WORDS = ("m-pesa", "mpesa", "safaricom", "exe", "cmd", "sql", "query")
+B2C_COMMANDS = ("BusinessPayment", "SalaryPayment", "PromotionPayment")
+
+
+@dataclass(frozen=True)
+class MpesaSettings:
+    """Safaricom's Daraja API (M-Pesa): credentials, short codes, callbacks, limits.
+
+    Secrets are left out of the repr, so a logged Settings never shows them.
+    """
+
+    base_url: str = "https://sandbox.safaricom.co.ke"
+    consumer_key: str = field(default="", repr=False)
+    consumer_secret: str = field(default="", repr=False)
+    shortcode: str = "174379"  # the paybill people pay (C2B, STK push)
+    passkey: str = field(default="", repr=False)  # Lipa na M-Pesa Online passkey
+    initiator_name: str = ""  # API operator for B2C, status and balance queries
+    security_credential: str = field(default="", repr=False)  # its password, encrypted
+    b2c_shortcode: str = ""  # empty: the same as shortcode
+    b2c_command: str = "BusinessPayment"
+    callback_base_url: str = ""  # our public base URL, e.g. https://harambee.example
+    callback_token: str = field(default="dev-callback-token", repr=False)
+    allowed_ips: tuple[str, ...] = ()  # callers allowed on the callbacks; empty: any
+    trusted_proxies: int = 0  # proxies in front of us whose X-Forwarded-For we believe
+    timeout_seconds: int = 10
+    max_amount: int = 250_000  # whole shillings per transaction
+
+    @property
+    def b2c_party(self) -> str:
+        """The short code B2C payments, status and balance queries are made from."""
+        return self.b2c_shortcode or self.shortcode
+
+
 @dataclass(frozen=True)
 class ReminderSettings:
     quiet_start: time = time(20, 0)
@@ -139,6 +176,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     payments: PaymentSettings = field(default_factory=PaymentSettings)
     payouts: PayoutSettings = field(default_factory=PayoutSettings)
+    mpesa: MpesaSettings = field(default_factory=MpesaSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     def fmt(self, minor: int) -> str:
@@ -175,6 +213,14 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "AT_USERNAME": ("gateway", "username"),
     "AT_API_KEY": ("gateway", "api_key"),
     "HARAMBEE_INSTANCE": ("app", "instance_dir"),
+    "MPESA_BASE_URL": ("mpesa", "base_url"),
+    "MPESA_CONSUMER_KEY": ("mpesa", "consumer_key"),
+    "MPESA_CONSUMER_SECRET": ("mpesa", "consumer_secret"),
+    "MPESA_SHORTCODE": ("mpesa", "shortcode"),
+    "MPESA_PASSKEY": ("mpesa", "passkey"),
+    "MPESA_INITIATOR_NAME": ("mpesa", "initiator_name"),
+    "MPESA_SECURITY_CREDENTIAL": ("mpesa", "security_credential"),
+    "MPESA_CALLBACK_TOKEN": ("mpesa", "callback_token"),
 }
 
 
@@ -317,3 +363,37 @@ def _validate(s: Settings) -> None:
     need(s.gateway.sms != "africastalking" or bool(s.gateway.api_key), "gateway.api_key",
          "required when gateway.sms is africastalking (or set AT_API_KEY)")
     need(len(s.security.webhook_key) >= 8, "security.webhook_key", "at least 8 characters")
+    _validate_mpesa(s.mpesa)
+
+
+def _validate_mpesa(m: MpesaSettings) -> None:
+    def need(ok: bool, key: str, reason: str) -> None:
+        if not ok:
+            raise ConfigError(f"mpesa.{key}", reason)
+
+    need(_is_http_url(m.base_url), "base_url", "an http(s) URL such as https://api.safaricom.co.ke")
+    need(re.fullmatch(r"[0-9]{5,9}", m.shortcode) is not None, "shortcode", "5 to 9 digits")
+    need(m.b2c_shortcode == "" or re.fullmatch(r"[0-9]{5,9}", m.b2c_shortcode) is not None,
+         "b2c_shortcode", "5 to 9 digits, or empty for the same as mpesa.shortcode")
+    need(m.b2c_command in B2C_COMMANDS, "b2c_command", "one of " + ", ".join(B2C_COMMANDS))
+    need(m.callback_base_url == "" or _is_http_url(m.callback_base_url), "callback_base_url",
+         "an http(s) URL such as https://harambee.example, or empty")
+    lowered = m.callback_base_url.lower()
+    for word in DARAJA_FORBIDDEN_URL_WORDS:
+        need(word not in lowered, "callback_base_url",
+             f"Daraja refuses callback URLs containing {word!r}")
+    need(re.fullmatch(r"[A-Za-z0-9_-]{8,128}", m.callback_token) is not None, "callback_token",
+         "8 to 128 letters, digits, '-' or '_' (it is a path segment)")
+    for entry in m.allowed_ips:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError("mpesa.allowed_ips",
+                              f"not an IP address or network: {entry!r}") from None
+    need(0 <= m.trusted_proxies <= 5, "trusted_proxies", "0 to 5")
+    need(1 <= m.timeout_seconds <= 120, "timeout_seconds", "1 to 120 seconds")
+    need(m.max_amount >= 1, "max_amount", "at least 1 (whole shillings)")
+
+
+def _is_http_url(url: str) -> bool:
+    return re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url) is not None

@@ -74,3 +74,42 @@ def test_bad_config_stops_the_cli_without_a_traceback(tmp_path):
     assert result.exit_code != 0
     assert "ussd.max_chars" in result.output
     assert "Traceback" not in result.output
+
+
+def test_mpesa_secrets_come_from_the_environment_and_stay_out_of_the_repr():
+    env = {"MPESA_CONSUMER_KEY": "ck-from-env", "MPESA_CONSUMER_SECRET": "cs-from-env",
+           "MPESA_PASSKEY": "pk-from-env", "MPESA_SECURITY_CREDENTIAL": "sc-from-env",
+           "MPESA_CALLBACK_TOKEN": "token-from-env", "MPESA_BASE_URL": "https://api.safaricom.co.ke",
+           "MPESA_SHORTCODE": "600999", "MPESA_INITIATOR_NAME": "harambee-api",
+           "HARAMBEE_MPESA__ALLOWED_IPS": "196.201.214.200,196.201.212.0/24"}
+    m = load_settings(env=env).mpesa
+    assert (m.consumer_key, m.consumer_secret, m.passkey, m.security_credential) == (
+        "ck-from-env", "cs-from-env", "pk-from-env", "sc-from-env")
+    assert (m.callback_token, m.base_url, m.shortcode, m.initiator_name) == (
+        "token-from-env", "https://api.safaricom.co.ke", "600999", "harambee-api")
+    assert m.allowed_ips == ("196.201.214.200", "196.201.212.0/24")
+    assert m.b2c_party == "600999"  # b2c_shortcode empty: the paybill
+    shown = repr(load_settings(env=env))
+    for secret in ("ck-from-env", "cs-from-env", "pk-from-env", "sc-from-env", "token-from-env"):
+        assert secret not in shown
+
+
+@pytest.mark.parametrize("body, key", [
+    ("[mpesa]\nbase_url = 'sandbox'\n", "mpesa.base_url"),
+    ("[mpesa]\nshortcode = '17a379'\n", "mpesa.shortcode"),
+    ("[mpesa]\nb2c_shortcode = '12'\n", "mpesa.b2c_shortcode"),
+    ("[mpesa]\nb2c_command = 'Salary'\n", "mpesa.b2c_command"),
+    ("[mpesa]\ncallback_base_url = 'https://pay.example/mpesa'\n", "mpesa.callback_base_url"),
+    ("[mpesa]\ncallback_base_url = 'https://SAFARICOM-hooks.example'\n", "mpesa.callback_base_url"),
+    ("[mpesa]\ncallback_base_url = 'ftp://x.example'\n", "mpesa.callback_base_url"),
+    ("[mpesa]\ncallback_token = 'short'\n", "mpesa.callback_token"),
+    ("[mpesa]\ncallback_token = 'has/a/slash'\n", "mpesa.callback_token"),
+    ("[mpesa]\nallowed_ips = ['196.201.214.200', 'somewhere']\n", "mpesa.allowed_ips"),
+    ("[mpesa]\ntrusted_proxies = -1\n", "mpesa.trusted_proxies"),
+    ("[mpesa]\ntimeout_seconds = 0\n", "mpesa.timeout_seconds"),
+    ("[mpesa]\nmax_amount = 0\n", "mpesa.max_amount"),
+])
+def test_bad_mpesa_settings_name_the_key(tmp_path, body, key):
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, body), env={})
+    assert err.value.key == key

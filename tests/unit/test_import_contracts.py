@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("core", "runtime", "ussd", "sms", "workers", "web", "cli")
+PACKAGES = ("core", "runtime", "ussd", "sms", "workers", "web", "cli", "mpesa")
 LINT = Path(sys.executable).with_name("lint-imports")
 
 
@@ -48,6 +48,9 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("core.loans", "import runtime.services", "Layers"),  # core is lowest
     ("workers.duties", "import web.app", "Layers"),  # only entry points import the app
     ("core.ledger", "import redis", "Core talks to neither"),
+    ("mpesa.daraja", "import runtime.services", "Layers"),  # the adapter sits below runtime
+    ("core.repayments", "import mpesa.callbacks", "Layers"),  # and above core
+    ("mpesa.fake", "import core.money", "standalone"),  # the fake runs on its own
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, statement: str,
                                               contract: str) -> None:
