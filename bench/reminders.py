@@ -64,7 +64,8 @@ def bench_url() -> tuple[str, Any]:
 def settings_for(url: str) -> Any:
     return load_settings(env={}, overrides={
         "database": {"url": url}, "redis": {"url": os.environ.get("REDIS_URL", "")},
-        "app": {"instance_dir": tempfile.gettempdir() + "/harambee-bench"}})
+        "app": {"instance_dir": tempfile.gettempdir() + "/harambee-bench",
+                "environment": "development"}})
 
 
 def seed(url: str, n: int) -> None:

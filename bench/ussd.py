@@ -221,7 +221,7 @@ def main() -> None:
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT),
            "DATABASE_URL": url.set(database=db_name).render_as_string(hide_password=False)
            .replace("postgresql+psycopg://", "postgresql://"),
-           "REDIS_URL": redis_url, "HARAMBEE_WEBHOOK_KEY": KEY,
+           "REDIS_URL": redis_url, "HARAMBEE_WEBHOOK_KEY": KEY, "HARAMBEE_ENV": "development",
            "HARAMBEE_PIN__HASH_COST": "8",
            "HARAMBEE_USSD__RATE_LIMIT_PER_MINUTE": "1000000"}
     phones = [f"+2547110{n:05d}" for n in range(args.sessions)]

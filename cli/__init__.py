@@ -127,6 +127,7 @@ def demo(host: str, port: int, no_seed: bool) -> None:
     from runtime.redis import start_embedded
     from runtime.services import build_services
 
+    os.environ["HARAMBEE_ENV"] = "development"  # the demo is never production
     settings = _settings()
     upgrade(settings)
     redis_handle = None if settings.redis.url else start_embedded(

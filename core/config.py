@@ -34,6 +34,9 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class AppSettings:
+    # production refuses to start while a secret is missing or still at its default,
+    # or while a gateway only pretends (see production_gaps); development does not
+    environment: str = "production"
     currency: str = "KES"
     minor_scale: int = 100
     default_region: str = "KE"
@@ -55,6 +58,7 @@ class RedisSettings:
 @dataclass(frozen=True)
 class SecuritySettings:
     webhook_key: str = "dev-webhook-key"
+    trusted_proxies: int = 0  # reverse proxies in front of us whose X-Forwarded-For we believe
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ class PinSettings:
 @dataclass(frozen=True)
 class GatewaySettings:
     sms: str = "console"  # console | africastalking
-    payout: str = "console"
+    payout: str = "console"  # console | daraja: the mobile-money rail (payouts, prompts)
     username: str = "sandbox"
     api_key: str = ""
     sender_id: str = ""
@@ -117,7 +121,11 @@ class PayoutSettings:
 @dataclass(frozen=True)
 class PaymentSettings:
     paybill: str = "247247"
-    providers: tuple[str, ...] = ("mpesa",)
+    # Providers allowed on the generic POST /hooks/payments (M-Pesa has its own hooks),
+    # each signing its calls with its own secret.
+    providers: tuple[str, ...] = ()
+    secrets: dict[str, str] = field(default_factory=dict)
+    max_amount: int = 250_000  # whole units per transaction on that hook
 
 
 # Words Safaricom refuses in callback URLs (C2B register URL); every callback URL of ours
@@ -145,7 +153,6 @@ class MpesaSettings:
     callback_base_url: str = ""  # our public base URL, e.g. https://harambee.example
     callback_token: str = field(default="dev-callback-token", repr=False)
     allowed_ips: tuple[str, ...] = ()  # callers allowed on the callbacks; empty: any
-    trusted_proxies: int = 0  # proxies in front of us whose X-Forwarded-For we believe
     timeout_seconds: int = 10
     max_amount: int = 250_000  # whole shillings per transaction
 
@@ -205,6 +212,41 @@ class Settings:
         return url
 
 
+ENVIRONMENTS = ("production", "development")
+STRONG = 16  # characters a secret needs in production
+
+
+def production_gaps(s: Settings) -> list[str]:
+    """What keeps these settings from running in production: each a setting and what
+    it needs. Empty in development, where the defaults and the console gateways serve
+    the demo and the tests."""
+    if s.app.environment != "production":
+        return []
+    gaps = []
+
+    def need(ok: bool, key: str, reason: str) -> None:
+        if not ok:
+            gaps.append(f"{key}: {reason}")
+
+    defaults = Settings()
+    need(s.security.webhook_key != defaults.security.webhook_key
+         and len(s.security.webhook_key) >= STRONG, "security.webhook_key",
+         f"a secret of {STRONG}+ characters, not the default (HARAMBEE_WEBHOOK_KEY)")
+    need(s.gateway.sms == "africastalking", "gateway.sms",
+         "africastalking (console sends nothing)")
+    need(s.gateway.payout == "daraja", "gateway.payout", "daraja (console pays nobody)")
+    m, md = s.mpesa, defaults.mpesa
+    need(m.callback_token != md.callback_token and len(m.callback_token) >= STRONG,
+         "mpesa.callback_token",
+         f"a secret of {STRONG}+ characters, not the default (MPESA_CALLBACK_TOKEN)")
+    for key in ("consumer_key", "consumer_secret", "passkey", "initiator_name",
+                "security_credential"):
+        need(bool(getattr(m, key)), f"mpesa.{key}", f"set (MPESA_{key.upper()})")
+    need(m.callback_base_url.startswith("https://"), "mpesa.callback_base_url",
+         "our public https:// address")
+    return gaps
+
+
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DATABASE_URL": ("database", "url"),
     "REDIS_URL": ("redis", "url"),
@@ -213,6 +255,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "AT_USERNAME": ("gateway", "username"),
     "AT_API_KEY": ("gateway", "api_key"),
     "HARAMBEE_INSTANCE": ("app", "instance_dir"),
+    "HARAMBEE_ENV": ("app", "environment"),
     "MPESA_BASE_URL": ("mpesa", "base_url"),
     "MPESA_CONSUMER_KEY": ("mpesa", "consumer_key"),
     "MPESA_CONSUMER_SECRET": ("mpesa", "consumer_secret"),
@@ -310,7 +353,15 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
         if isinstance(default, tuple):
             items = value if isinstance(value, list) else str(value).split(",")
             item_type = type(default[0]) if default else str
-            return tuple(item_type(str(item).strip()) for item in items)
+            return tuple(item_type(str(item).strip()) for item in items if str(item).strip())
+        if isinstance(default, dict):  # a TOML table, or `name=value,name=value`
+            if isinstance(value, dict):
+                pairs = list(value.items())
+            else:
+                pairs = [tuple(p.split("=", 1)) for p in str(value).split(",") if p.strip()]
+                if any(len(p) != 2 for p in pairs):
+                    raise ValueError("expected name=value pairs")
+            return {str(k).strip(): str(v).strip() for k, v in pairs}
         if isinstance(default, str):
             if not isinstance(value, str):
                 raise ValueError("expected text")
@@ -325,6 +376,7 @@ def _validate(s: Settings) -> None:
         if not ok:
             raise ConfigError(key, reason)
 
+    need(s.app.environment in ENVIRONMENTS, "app.environment", " or ".join(ENVIRONMENTS))
     need(len(s.app.currency) == 3 and s.app.currency.isalpha(), "app.currency", "a 3-letter code")
     need(s.app.minor_scale in (1, 10, 100, 1000), "app.minor_scale", "one of 1, 10, 100, 1000")
     need(s.app.default_region in phonenumbers.SUPPORTED_REGIONS, "app.default_region",
@@ -359,10 +411,17 @@ def _validate(s: Settings) -> None:
     need(s.pin.max_tries >= 1, "pin.max_tries", "at least 1")
     need(s.gateway.sms in ("console", "africastalking"), "gateway.sms",
          "console or africastalking")
-    need(s.gateway.payout in ("console",), "gateway.payout", "console")
+    need(s.gateway.payout in ("console", "daraja"), "gateway.payout", "console or daraja")
     need(s.gateway.sms != "africastalking" or bool(s.gateway.api_key), "gateway.api_key",
          "required when gateway.sms is africastalking (or set AT_API_KEY)")
     need(len(s.security.webhook_key) >= 8, "security.webhook_key", "at least 8 characters")
+    need(0 <= s.security.trusted_proxies <= 5, "security.trusted_proxies", "0 to 5")
+    need(s.payments.max_amount >= 1, "payments.max_amount", "at least 1")
+    for name in s.payments.providers:
+        need(name.isalnum() and name.islower() and len(name) <= 20, "payments.providers",
+             f"lower-case letters and digits: {name!r}")
+        need(len(s.payments.secrets.get(name, "")) >= 16, "payments.secrets",
+             f"a secret of at least 16 characters for {name!r}")
     _validate_mpesa(s.mpesa)
 
 
@@ -390,7 +449,6 @@ def _validate_mpesa(m: MpesaSettings) -> None:
         except ValueError:
             raise ConfigError("mpesa.allowed_ips",
                               f"not an IP address or network: {entry!r}") from None
-    need(0 <= m.trusted_proxies <= 5, "trusted_proxies", "0 to 5")
     need(1 <= m.timeout_seconds <= 120, "timeout_seconds", "1 to 120 seconds")
     need(m.max_amount >= 1, "max_amount", "at least 1 (whole shillings)")
 

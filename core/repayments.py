@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import BigInteger, and_, cast, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core import ledger, outbox
 from core.allocation import largest_remainder
@@ -66,19 +67,24 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
         raise InvalidInput("payment.currency", currency=settings.app.currency)
     payer = try_normalise(phone or "", settings.app.default_region)
     with uow:
-        existing = uow.session.scalar(select(Payment).where(
-            Payment.provider == provider, Payment.transaction_id == transaction_id))
+        existing = _payment(uow, provider, transaction_id)
+        if existing is None:
+            payment = Payment(provider=provider, transaction_id=transaction_id, phone=payer,
+                              amount=amount, currency=settings.app.currency,
+                              reference=reference.strip()[:64], kind=PaymentKind.UNMATCHED,
+                              occurred_at=occurred_at, created_at=now, fee_part=0,
+                              lender_part=0, refund_part=0, lenders_told_at=now)
+            try:
+                with uow.session.begin_nested():
+                    uow.session.add(payment)
+                    uow.session.flush()
+            except IntegrityError:  # the same receipt, recorded at this moment by another
+                existing = _payment(uow, provider, transaction_id)
+                assert existing is not None
         if existing is not None:
             if (existing.amount, existing.reference) != (amount, reference.strip()[:64]):
                 raise Conflict("payment.replayed_differently")
             return Receipt(existing, created=False)
-        payment = Payment(provider=provider, transaction_id=transaction_id, phone=payer,
-                          amount=amount, currency=settings.app.currency,
-                          reference=reference.strip()[:64], kind=PaymentKind.UNMATCHED,
-                          occurred_at=occurred_at, created_at=now, fee_part=0, lender_part=0,
-                          refund_part=0, lenders_told_at=now)
-        uow.session.add(payment)
-        uow.session.flush()
         loan = _loan_for_reference(uow, payment.reference)
         member = None if loan else _member_for_reference(uow, payment.reference)
         if loan is not None and loan.status in OWING:
@@ -116,6 +122,27 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
                         "reference": payment.reference[:20]})], now)
         uow.commit()
         return Receipt(payment, created=True)
+
+
+def _payment(uow: UnitOfWork, provider: str, transaction_id: str) -> Payment | None:
+    return uow.session.scalar(select(Payment).where(
+        Payment.provider == provider, Payment.transaction_id == transaction_id))
+
+
+def refusal(uow: UnitOfWork, *, reference: str, amount: int, max_amount: int) -> str | None:
+    """Why a payment with this reference and amount would not be taken, before it is
+    made (M-Pesa's C2B validation): `account` when the reference names neither a loan
+    nor a member, `amount` when it is not from one unit to `max_amount`; None when it
+    would be taken."""
+    if not 1 <= amount <= max_amount:
+        return "amount"
+    with uow:
+        reference = reference.strip()[:64]
+        named = (normalise_loan_number(reference, uow.settings.loan.number_prefix) is not None
+                 and _loan_for_reference(uow, reference) is not None)
+        if not named and _member_for_reference(uow, reference) is None:
+            return "account"
+        return None
 
 
 def _loan_for_reference(uow: UnitOfWork, reference: str) -> Loan | None:

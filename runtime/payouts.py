@@ -9,8 +9,12 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from core.config import Settings
 from core.payouts import NeverReceived, Order, Outcome, PayoutGateway, Taken
 from core.phones import masked
+from core.stk import StkGateway
+from mpesa.daraja import Daraja
+from runtime.mpesa import CallbackUrls, ConsoleStk, DarajaPayouts, DarajaStk
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +41,17 @@ class ConsolePayouts:
         return "CP" + hashlib.sha256(order.originator.encode()).hexdigest()[:8].upper()
 
 
-def payout_gateway(name: str) -> PayoutGateway:
-    """The configured payout gateway (`gateway.payout`)."""
-    if name == "console":
-        return ConsolePayouts()
-    raise ValueError(f"unknown payout gateway {name!r}")
+def payout_gateway(settings: Settings, daraja: Daraja | None) -> PayoutGateway:
+    """The configured payout gateway (`gateway.payout`: console or daraja)."""
+    if settings.gateway.payout == "daraja":
+        assert daraja is not None
+        return DarajaPayouts(daraja, CallbackUrls.of(settings))
+    return ConsolePayouts()
+
+
+def stk_gateway(settings: Settings, daraja: Daraja | None) -> StkGateway:
+    """The gateway for "pay now" prompts: Daraja's STK push with the daraja rail."""
+    if settings.gateway.payout == "daraja":
+        assert daraja is not None
+        return DarajaStk(daraja, CallbackUrls.of(settings))
+    return ConsoleStk()

@@ -15,11 +15,14 @@ from typing import Any
 
 from redis import RedisError
 
-from core.config import Settings, load_settings
+from core.config import ConfigError, Settings, load_settings, production_gaps
 from core.db import Committed, Database, UnitOfWork
 from core.payouts import PayoutGateway
+from core.stk import StkGateway
+from mpesa.daraja import Daraja
 from runtime.jobs import Jobs
-from runtime.payouts import payout_gateway
+from runtime.mpesa import daraja_client
+from runtime.payouts import payout_gateway, stk_gateway
 from runtime.redis import RedisHandle, connect
 from runtime.sms_gateways import SmsGateway, sms_gateway
 
@@ -39,11 +42,16 @@ class Services:
     redis: RedisHandle
     clock: Callable[[], datetime] = utcnow
     jobs: Jobs = field(init=False)
+    daraja: Daraja | None = field(init=False)
     payouts: PayoutGateway = field(init=False)
+    stk: StkGateway = field(init=False)
 
     def __post_init__(self) -> None:
         self.jobs = Jobs(self.redis.client)
-        self.payouts = payout_gateway(self.settings.gateway.payout)
+        self.daraja = (daraja_client(self.settings) if self.settings.gateway.payout == "daraja"
+                       else None)
+        self.payouts = payout_gateway(self.settings, self.daraja)
+        self.stk = stk_gateway(self.settings, self.daraja)
 
     @property
     def sms(self) -> SmsGateway:
@@ -77,4 +85,8 @@ def build_services(settings: Settings | None = None,
                    redis: RedisHandle | None = None) -> Services:
     """Services for this process: settings from the environment unless given."""
     settings = settings or load_settings(overrides=overrides)
+    gaps = production_gaps(settings)
+    if gaps:
+        raise ConfigError("app.environment",
+                          "production refuses to start until these are set: " + "; ".join(gaps))
     return Services(settings=settings, db=Database(settings), redis=redis or connect(settings))

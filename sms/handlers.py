@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core import disputes, inbox, members, pledges, queries
+from core import disputes, inbox, members, pledges, queries, stk
 from core.db import UnitOfWork
 from core.errors import DomainError
 from core.messages import format_date, sms_parts, text
 from core.models import OWING, LoanStatus, Member
 from core.phones import masked
+from runtime.mpesa import PROVIDER
 from sms.parser import Command, parse
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,13 @@ def _status(ctx: Context, command: Command) -> Reply:
 
 
 def _pay(ctx: Context, command: Command) -> Reply:
+    """PAY 500: an M-Pesa prompt for 500 on the borrower's phone; PAY alone: how and
+    how much to pay."""
     assert ctx.member is not None
+    if command.amount is not None:
+        prompt = stk.request(ctx.uow, member_id=ctx.member.id, amount=command.amount,
+                             provider=PROVIDER, key=f"sms:{ctx.inbound_id}", now=ctx.now)
+        return Reply("sms.stk_sent", {"amount": ctx.fmt(prompt.amount), "loan": prompt.account})
     paybill = ctx.uow.settings.payments.paybill
     loan = queries.account(ctx.uow, ctx.member.id, ctx.now).open_loan
     if loan is not None and loan.standing is not None and loan.standing.next_due:

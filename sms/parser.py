@@ -129,6 +129,12 @@ def parse(text: str, *, scale: int = 100, currency: str = "KES",
     if name == "status":
         loan = normalise_loan(args[0], loan_prefix) if args else None
         return replace(command, loan=loan, error=None if loan else "sms.status_usage")
+    if name == "pay" and args:  # PAY 500: a prompt on the phone; PAY alone: how to pay
+        try:
+            return replace(command, amount=parse_amount(" ".join(args), scale=scale,
+                                                        currency=currency))
+        except AmountError as error:
+            return replace(command, error=error.key)
     if name == "lang":
         chosen = LANGUAGE_WORDS.get(args[0]) if args else None
         return replace(command, language=chosen, error=None if chosen else "sms.lang_usage")

@@ -28,6 +28,8 @@ from tests.fake_at import FakeAfricasTalking
 from tests.support import Clock, World, clean_database
 
 ON_POSTGRES = bool(os.environ.get("DATABASE_URL"))
+AIRTEL_SECRET = "test-airtel-signing-secret"
+CALLBACK_TOKEN = "test-callback-token-0123"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -89,9 +91,11 @@ def make_settings(database_url: str, redis_url: str, tmp_root: Path,
     overrides: dict[str, dict[str, Any]] = {
         "database": {"url": database_url},
         "redis": {"url": redis_url},
-        "app": {"instance_dir": str(tmp_root / "instance")},
         "pin": {"hash_cost": 8},
         "security": {"webhook_key": "test-webhook-key"},
+        "app": {"instance_dir": str(tmp_root / "instance"), "environment": "development"},
+        "payments": {"providers": ["airtel"], "secrets": {"airtel": AIRTEL_SECRET}},
+        "mpesa": {"callback_token": CALLBACK_TOKEN},
     }
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)

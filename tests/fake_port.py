@@ -160,6 +160,10 @@ class FakePort:
                            entitled=big * 2, repaid=big * 2 - 1) for i in range(self.loans)]
         return rows[offset:offset + limit]
 
+    def request_stk(self, *, member_id: int, amount: int, key: str) -> str:
+        self.calls.append(f"stk:{key}")
+        return "L1000099"
+
     def withdraw(self, *, member_id: int, amount: int, pin: str, key: str) -> None:
         self.calls.append(f"withdraw:{key}")
         self._pin(pin)

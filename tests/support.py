@@ -3,11 +3,13 @@ loans through the real use cases (like Flask's tutorial AuthActions)."""
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rq import Queue, SimpleWorker
 from sqlalchemy import text
@@ -17,10 +19,12 @@ from core.db import Database
 from core.models import Base, Loan, Member, Pledge
 from runtime.jobs import QUEUES
 from runtime.services import Services
+from web.payments import SIGNATURE, sign
 from workers import jobs
 from workers.payouts import send_payout
 
-START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 12:00 in Nairobi
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+NAIROBI = ZoneInfo("Africa/Nairobi")  # a Monday, 12:00 in Nairobi
 PIN = "2580"
 
 
@@ -56,6 +60,29 @@ def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
         thread.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a call hung"
     return results
+
+
+def post_signed(client: Any, body: Any, *, secret: str, key: str = "test-webhook-key",
+                moment: int | None = None) -> Any:
+    """POST a normalised receipt to /hooks/payments, signed as its provider signs it."""
+    raw = json.dumps(body).encode()
+    return client.post(f"/hooks/payments?key={key}", data=raw, content_type="application/json",
+                       headers={SIGNATURE: sign(secret, raw, moment)})
+
+
+def paybill(client: Any, *, trans_id: str, amount: int, account: str,
+            when: datetime, msisdn: str = "2547****0001",
+            token: str = "test-callback-token-0123") -> Any:
+    """A customer's paybill payment, as Daraja confirms it to our C2B hook (`amount` in
+    minor units, sent as Daraja does: a decimal string of shillings)."""
+    local = when.astimezone(NAIROBI)
+    body = {"TransactionType": "Pay Bill", "TransID": trans_id,
+            "TransTime": local.strftime("%Y%m%d%H%M%S"),
+            "TransAmount": f"{amount // 100}.{amount % 100:02d}", "BusinessShortCode": "174379",
+            "BillRefNumber": account, "InvoiceNumber": "", "OrgAccountBalance": "",
+            "ThirdPartyTransID": "", "MSISDN": msisdn, "FirstName": "Amina",
+            "MiddleName": "", "LastName": "Otieno"}
+    return client.post(f"/hooks/c2b/{token}/confirmation", json=body)
 
 
 class Clock:

@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 from sqlalchemy import select
 
-from core import loans, members, pledges, queries, withdrawals
+from core import loans, members, pledges, queries, stk, withdrawals
 from core.db import UnitOfWork
 from core.loans import Quote
 from core.models import Member
@@ -141,6 +141,12 @@ class CorePort:
 
     def pledges_of(self, member_id: int, *, offset: int, limit: int) -> list[PledgeView]:
         return queries.pledges_of(self._uow(), member_id, offset=offset, limit=limit)
+
+    def request_stk(self, *, member_id: int, amount: int, key: str) -> str:
+        """An M-Pesa prompt on the borrower's phone; the loan number it pays."""
+        return stk.request(self._uow(), member_id=member_id, amount=amount,
+                           provider=self.services.stk.provider, key=key,
+                           now=self.now()).account
 
     def withdraw(self, *, member_id: int, amount: int, pin: str, key: str) -> None:
         withdrawals.withdraw(self._uow(), member_id=member_id, amount=amount, pin=pin,

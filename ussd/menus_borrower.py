@@ -189,13 +189,39 @@ class MyLoans(Paged):
         return loan_line(st, port, row, width)
 
 
-class HowToRepay(Info):
+class HowToRepay(Node):
+    """How to pay by paybill, and, with a loan open, an M-Pesa prompt on this phone."""
+
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
         number = port.open_loan_number(st.caller.id)
         account = number or t(st, "ussd.repay.your_number")
         body = t(st, "ussd.repay.body", paybill=port.settings.payments.paybill, account=account)
-        return Screen(body + "\n" + t(st, "ussd.nav.back"))
+        if number is None:
+            return Screen(body + "\n" + t(st, "ussd.nav.back"))
+        st.data["loan"] = number
+        return menu(st, body, [t(st, "ussd.repay.now")])
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        if "loan" not in st.data:
+            return self.parent
+        pick(value, 1)
+        return "repay.amount"
+
+
+class RepayAmount(Node):
+    """Pay now: the amount, then the M-Pesa prompt on this phone."""
+
+    def show(self, st: State, port: Port) -> Screen:
+        return Screen(t(st, "ussd.repay.amount", loan=st.data.get("loan", "")))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        assert st.caller is not None
+        amount = read_amount(value, port)
+        loan = port.request_stk(member_id=st.caller.id, amount=amount,
+                                key=st.flow_key(f"stk:{amount}"))
+        return Screen(t(st, "ussd.repay.prompted", amount=fmt(port, amount), loan=loan),
+                      end=True)
 
 
 class MyAccount(Info):
@@ -221,4 +247,5 @@ LoanFacts("loan.facts", parent="loan.term", resumable=True)
 LoanPin("loan.pin", parent="loan.facts", resumable=True)
 MyLoans("loans", parent="main")
 HowToRepay("repay", parent="main")
+RepayAmount("repay.amount", parent="repay", resumable=True)
 MyAccount("account", parent="main")

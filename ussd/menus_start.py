@@ -47,7 +47,7 @@ MAIN_ITEMS = (
     Item("ussd.main.settings", "settings", ""),
 )
 # Entering these starts a flow that may move money: its idempotency key is fixed then.
-FLOW_STARTS = ("loan.amount", "lend", "wallet")
+FLOW_STARTS = ("loan.amount", "lend", "wallet", "repay")
 
 
 def main_items(st: State) -> list[Item]:

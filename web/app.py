@@ -5,7 +5,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from mpesa.hooks import bp as mpesa_hooks
 from runtime import http
 from runtime.services import Services, build_services
 from sms.http import bp as sms_hooks
@@ -19,8 +21,12 @@ def create_app(test_config: Mapping[str, Mapping[str, Any]] | None = None, *,
     """Build the app. `test_config` overrides settings by section; tests may pass
     ready-made `services` (sharing a database and Redis with the test)."""
     app = Flask(__name__)
-    http.install(app, services or build_services(overrides=test_config))
+    svc = services or build_services(overrides=test_config)
+    http.install(app, svc)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    for blueprint in (health, payment_hook, ussd_hooks, sms_hooks):
+    proxies = svc.settings.security.trusted_proxies
+    if proxies:  # the caller's address, as the proxies we trust say it
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+    for blueprint in (health, payment_hook, ussd_hooks, sms_hooks, mpesa_hooks):
         app.register_blueprint(blueprint)
     return app

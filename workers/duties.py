@@ -18,7 +18,7 @@ from runtime.jobs import SEND_BATCH
 from runtime.services import Services
 from runtime.sms_gateways import SmsGateway
 from sms import handlers
-from workers import payouts
+from workers import payouts, stk
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +170,15 @@ DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "disburse_funded": payouts.disburse_funded,
     "payouts": payouts.send_payouts,
     "payout_float": payouts.ask_float,
+    "stk_sweep": stk.sweep,
     "mark_arrears": mark_arrears,
     "reminders": send_reminders,
     "inbound_sweep": sweep_inbound,
     "tell_lenders": tell_lenders,
     "outbox_sweep": sweep_outbox,
 }
-FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "payouts", "inbound_sweep",
-            "tell_lenders", "outbox_sweep")
+FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "payouts", "stk_sweep",
+            "inbound_sweep", "tell_lenders", "outbox_sweep")
 DAILY = ("mark_arrears", "reminders", "payout_float")
 
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from runtime.services import Services, build_services
-from workers import duties, payouts
+from workers import duties, payouts, stk
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,12 @@ def send_payout(payout_id: int) -> str:
     """Send one held payout to its provider (a no-op unless it is pending)."""
     svc = services()
     return payouts.send_payout(svc.uow, svc.payouts, payout_id, svc.now())
+
+
+def push_stk(request_id: int) -> str:
+    """Push the M-Pesa prompt of one pay-now request (a no-op unless it is pending)."""
+    svc = services()
+    return stk.push(svc.uow, svc.stk, request_id, svc.now())
 
 
 def answer_sms(inbound_id: int) -> str:

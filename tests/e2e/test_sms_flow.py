@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from core import checks
 from core.models import LoanStatus, OutboxMessage, OutboxStatus, Payment, Pledge, PledgeStatus
-from tests.support import run_worker
+from tests.support import paybill, run_worker
 from web.app import create_app
 from workers import duties
 
@@ -66,10 +66,7 @@ def test_pledge_by_sms_fund_disburse_and_repay(world, at_services, fake_at, cloc
     assert any("sent for loan L1001" in m for m in fake_at.delivered_to(borrower_phone))
 
     clock.advance(days=6)
-    response = client.post(f"/hooks/payments?key={KEY}", json={
-        "provider": "mpesa", "transaction_id": "QKR1", "phone": borrower_phone,
-        "amount": 105_000, "currency": "KES", "reference": "L1001",
-        "occurred_at": clock().isoformat()})
+    response = paybill(client, trans_id="QKR1", amount=105_000, account="L1001", when=clock())
     assert response.status_code == 200
     run_worker(at_services)
     # KES 1,050 repaid: split by what each is owed (fee, then two equal lenders)

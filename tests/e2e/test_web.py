@@ -9,18 +9,23 @@ from core import checks
 from core.models import OutboxMessage, Payment
 from runtime.redis import RedisHandle, client_for
 from runtime.services import Services
-from tests.support import run_worker
+from tests.conftest import AIRTEL_SECRET
+from tests.support import post_signed, run_worker
 from web.app import create_app
 
 KEY = "test-webhook-key"
 
 
 def receipt(**fields):
-    body = {"provider": "mpesa", "transaction_id": "QK1", "phone": "0711000001",
+    body = {"provider": "airtel", "transaction_id": "QK1", "phone": "0711000001",
             "amount": 50_000, "currency": "KES", "reference": "0711000001",
             "occurred_at": "2026-03-02T09:00:00Z"}
     body.update(fields)
     return body
+
+
+def pay(client, body):
+    return post_signed(client, body, secret=AIRTEL_SECRET)
 
 
 def count(world, model):
@@ -53,7 +58,7 @@ def test_metrics_count_loans_by_status(client, world):
 def test_payment_hook_needs_the_key_and_changes_nothing_without_it(client, world):
     member = world.member("Juma Hassan", phone="+254711000001")
     for key in ("", "wrong"):
-        response = client.post(f"/hooks/payments?key={key}", json=receipt())
+        response = post_signed(client, receipt(), secret=AIRTEL_SECRET, key=key)
         assert response.status_code == 403
     assert count(world, Payment) == 0
     assert world.wallet(member).balance == 0
@@ -61,19 +66,19 @@ def test_payment_hook_needs_the_key_and_changes_nothing_without_it(client, world
 
 def test_top_up_by_phone_in_any_form_and_replay_is_harmless(client, world):
     member = world.member("Juma Hassan", phone="+254711000001")
-    first = client.post(f"/hooks/payments?key={KEY}", json=receipt(reference="254 711 000 001"))
-    again = client.post(f"/hooks/payments?key={KEY}", json=receipt(reference="254 711 000 001"))
+    first = pay(client, receipt(reference="254 711 000 001"))
+    again = pay(client, receipt(reference="254 711 000 001"))
     assert first.status_code == 200 and first.json["kind"] == "topup"
     assert again.status_code == 200 and again.json["duplicate"] is True
     assert world.wallet(member).balance == 50_000
-    conflict = client.post(f"/hooks/payments?key={KEY}", json=receipt(amount=1))
+    conflict = pay(client, receipt(amount=1))
     assert conflict.status_code == 409
     assert world.wallet(member).balance == 50_000
 
 
 def test_repayment_by_loan_number_reaches_every_lender(client, world, services):
     loan = world.disbursed_loan(lenders=3, amount=300_000)
-    response = client.post(f"/hooks/payments?key={KEY}", json=receipt(
+    response = pay(client, receipt(
         transaction_id="QK2", reference=loan.number.lower(), amount=loan.installments[0].amount))
     assert response.status_code == 200 and response.json["kind"] == "repayment"
     run_worker(services)  # the job the hook enqueued writes the lenders' notices
@@ -89,7 +94,7 @@ def test_bad_payment_bodies_are_400_not_500(client, world):
            receipt(currency="USD"), receipt(transaction_id=""), receipt(occurred_at="yesterday"),
            receipt(phone=12), receipt(transaction_id="x" * 200), receipt(provider=7)]
     for body in bad:
-        response = client.post(f"/hooks/payments?key={KEY}", json=body)
+        response = pay(client, body)
         assert response.status_code == 400, body
         assert response.json["status"] == "rejected"
     garbage = client.post(f"/hooks/payments?key={KEY}", data=b"\xff\xfe{",
@@ -99,7 +104,7 @@ def test_bad_payment_bodies_are_400_not_500(client, world):
 
 
 def test_unmatched_receipt_is_held_in_suspense(client, world):
-    response = client.post(f"/hooks/payments?key={KEY}", json=receipt(reference="for mama"))
+    response = pay(client, receipt(reference="for mama"))
     assert response.status_code == 200 and response.json["kind"] == "unmatched"
     with world.uow() as uow:
         assert checks.check(uow) == []

@@ -9,7 +9,8 @@ from cli import main
 def env_for(settings) -> dict[str, str]:
     return {"DATABASE_URL": settings.database.url, "REDIS_URL": settings.redis.url,
             "HARAMBEE_WEBHOOK_KEY": settings.security.webhook_key,
-            "HARAMBEE_INSTANCE": settings.app.instance_dir, "HARAMBEE_PIN__HASH_COST": "8"}
+            "HARAMBEE_INSTANCE": settings.app.instance_dir, "HARAMBEE_PIN__HASH_COST": "8",
+            "HARAMBEE_ENV": "development"}
 
 
 def test_the_terminal_phone_dials_shows_screens_and_lists_sms(world, settings):

@@ -33,7 +33,7 @@ def real_clock(clock) -> None:
 def worker_process(svc: Services, fake: FakeAfricasTalking, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARAMBEE_", "AT_"))}
     env.update({"DATABASE_URL": svc.settings.database_url, "REDIS_URL": svc.redis.url,
-                "HARAMBEE_INSTANCE": str(svc.settings.instance_path),
+                "HARAMBEE_INSTANCE": str(svc.settings.instance_path), "HARAMBEE_ENV": "development",
                 "HARAMBEE_GATEWAY": "africastalking", "AT_USERNAME": "harambee",
                 "AT_API_KEY": fake.api_key, "HARAMBEE_GATEWAY__API_BASE_URL": fake.base_url})
     # Its own process group: the worker forks RQ's scheduler, and killing the worker

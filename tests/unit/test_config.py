@@ -105,7 +105,7 @@ def test_mpesa_secrets_come_from_the_environment_and_stay_out_of_the_repr():
     ("[mpesa]\ncallback_token = 'short'\n", "mpesa.callback_token"),
     ("[mpesa]\ncallback_token = 'has/a/slash'\n", "mpesa.callback_token"),
     ("[mpesa]\nallowed_ips = ['196.201.214.200', 'somewhere']\n", "mpesa.allowed_ips"),
-    ("[mpesa]\ntrusted_proxies = -1\n", "mpesa.trusted_proxies"),
+    ("[security]\ntrusted_proxies = -1\n", "security.trusted_proxies"),
     ("[mpesa]\ntimeout_seconds = 0\n", "mpesa.timeout_seconds"),
     ("[mpesa]\nmax_amount = 0\n", "mpesa.max_amount"),
 ])

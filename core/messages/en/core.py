@@ -58,6 +58,8 @@ TEXTS = {
     "ledger.no_account": "That account does not exist. Nothing was changed.",
     "payout.whole_units": "M-Pesa sends whole {currency} only. Please use an amount without cents.",
     "payout.settled_otherwise": "That payout was already settled differently.",
+    "stk.nothing_owed": "You have no loan to repay now.",
+    "stk.amount": "Pay from {min} to {max}, in whole shillings.",
     "loan.not_funded": "Loan {number} is not funded yet.",
     "member.role_invalid": "Role must be borrower, lender, agent or admin.",
     # outgoing SMS (keep each within one 160-character part)
@@ -86,6 +88,8 @@ TEXTS = {
     "sms.topup_receipt": "Received {amount}. Your Harambee wallet now has {balance}.",
     "sms.withdrawal": "{amount} sent to your M-Pesa, ref {receipt}. Your wallet has {balance}.",
     "sms.withdrawal_failed": "We could not send {amount} to your M-Pesa. The money is back in your wallet, which has {balance}.",
+    "sms.stk_cancelled": "You cancelled the M-Pesa prompt for {amount}. Nothing was taken. To pay later: paybill {paybill}, account {loan}.",
+    "sms.stk_failed": "The M-Pesa payment of {amount} for {loan} did not go through. Nothing was taken. Try again, or pay by paybill {paybill}, account {loan}.",
     "sms.payment_unmatched": "We received {amount} ref {reference} but could not match it. Our team will contact you.",
     "sms.arrears": "Loan {loan} is behind by {amount}. Please pay to paybill {paybill}, account {loan}.",
     "period.week": "week",

@@ -13,7 +13,7 @@ TEXTS = {
     "amount.not_positive": "The amount must be more than zero.",
     "amount.too_large": "That amount is too large.",
     # replies to commands (each within one 160-character SMS)
-    "sms.help": "Harambee: BAL balance, LOANS to lend to, LEND <loan> <amount>, STATUS <loan>, PAY, LANG SW, STOP tips, DISPUTE <loan> <text>.",
+    "sms.help": "Harambee: BAL balance, LOANS to lend to, LEND <loan> <amount>, STATUS <loan>, PAY <amount>, LANG SW, STOP tips, DISPUTE <loan> <text>.",
     "sms.unknown": "Sorry, we did not understand. Reply HELP for the list of commands.",
     "sms.unknown_suggest": "Sorry, we did not understand. Did you mean {suggestion}? Reply HELP for the list of commands.",
     "sms.balance": "Wallet: {available} free, {held} held in pledges. {pledges} active pledges. No open loan.",
@@ -27,6 +27,7 @@ TEXTS = {
     "sms.status_other": "Loan {loan} is {state}.",
     "sms.pay_loan": "To repay {loan}: M-Pesa paybill {paybill}, account {loan}. Next {next_amount} by {next_due}.",
     "sms.pay_general": "To repay, use M-Pesa paybill {paybill} with your loan number as account. To fill your wallet use your phone number as account.",
+    "sms.stk_sent": "An M-Pesa prompt for {amount} to repay {loan} is on its way to your phone. Enter your M-Pesa PIN to pay.",
     "sms.lang_set": "Done: Harambee will write to you in English.",
     "sms.tips_stopped": "You will get no more tips. Messages about your loans and pledges still come. Reply START to get tips again.",
     "sms.tips_started": "Tips are on again. Reply STOP to stop them.",
