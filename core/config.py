@@ -356,12 +356,11 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
             return tuple(item_type(str(item).strip()) for item in items if str(item).strip())
         if isinstance(default, dict):  # a TOML table, or `name=value,name=value`
             if isinstance(value, dict):
-                pairs = list(value.items())
-            else:
-                pairs = [tuple(p.split("=", 1)) for p in str(value).split(",") if p.strip()]
-                if any(len(p) != 2 for p in pairs):
-                    raise ValueError("expected name=value pairs")
-            return {str(k).strip(): str(v).strip() for k, v in pairs}
+                return {str(k).strip(): str(v).strip() for k, v in value.items()}
+            pairs = [p.split("=", 1) for p in str(value).split(",") if p.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError("expected name=value pairs")
+            return {k.strip(): v.strip() for k, v in pairs}
         if isinstance(default, str):
             if not isinstance(value, str):
                 raise ValueError("expected text")
