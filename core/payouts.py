@@ -14,10 +14,10 @@ A payout moves in three steps, and the provider is never called inside a transac
 3. The provider's result settles it (`settlement.py`): paid posts the hold, failed
    voids it, each exactly once. A `sent` payout whose result is late, and an
    `unknown` one, are asked about (the provider's status query) and the answer
-   settles them; one the provider never saw goes back to `pending`.
+   settles them; one the provider still has no record of a day later failed.
 
-So a payout is never sent twice unless the provider has said the first request
-failed or never reached it. Before sending, the provider's float (its last reported
+So a payout is sent once: a failed disbursement is tried again as a new payout, with
+a new id, never the same request twice. Before sending, the provider's float (its last reported
 balance less what is already in flight) must cover the payout; when it does not,
 payouts wait (`paused`) and the duty says so.
 """
@@ -292,24 +292,6 @@ def asking(uow: UnitOfWork, payout_id: int, now: datetime, wait: timedelta) -> O
         uow.commit()
         return Order(payout.id, originator_id(payout.id), payout.phone, payout.amount,
                      uow.settings.app.currency, payout.purpose)
-
-
-def never_reached(uow: UnitOfWork, payout_id: int, now: datetime, *, max_attempts: int
-                  ) -> Payout | None:
-    """The provider says it never saw this payout: send it again (`pending`), unless it
-    has been tried `max_attempts` times (then the caller fails it). Returns the payout
-    when it goes back to pending."""
-    with uow:
-        payout = uow.session.get(Payout, payout_id, with_for_update=True)
-        if payout is None or payout.status not in (PayoutStatus.SENT, PayoutStatus.UNKNOWN):
-            return None
-        if payout.attempts >= max_attempts:
-            return None
-        payout.status = PayoutStatus.PENDING
-        payout.next_attempt_at = now
-        payout.last_error = "the provider never received it; sending again"
-        uow.commit()
-        return payout
 
 
 # ---------------------------------------------------------------- step 3: the hold settled

@@ -1,7 +1,8 @@
 """A payout provider's word on a payout, as use cases: the result that settles it
 (paid posts its hold, failed voids it, then its purpose finishes: the loan's schedule
-starts, or the member hears of their withdrawal), and the answer that it never reached
-the provider (it is sent again, or, after its last try, failed).
+starts, or the member hears of their withdrawal), and the answer that the provider has
+no record of it (failed, once it is old enough that no record can still appear; a
+disbursement is then tried again as a new payout, never under the same id).
 
 Every result may come twice (a replayed callback, a status query crossing a late
 callback): a second identical result changes nothing; a contradicting one is refused.
@@ -9,7 +10,7 @@ callback): a second identical result changes nothing; a contradicting one is ref
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core import disbursements, payouts, withdrawals
 from core.db import UnitOfWork
@@ -50,19 +51,18 @@ def settle(uow: UnitOfWork, *, provider: str, originator: str, outcome: Outcome,
 
 def never_received(uow: UnitOfWork, *, provider: str, originator: str,
                    now: datetime) -> Payout | None:
-    """The provider says it has no record of this payout: it goes back to be sent again,
-    or, when its tries are used up, it fails (the hold is voided)."""
+    """The provider says it has no record of this payout. While the payout is young the
+    record may still appear (it may be queued): it is asked about again later. Once its
+    first request is `payouts.give_up_hours` old, it failed: the hold is voided."""
     payout_id = payouts.payout_id_of(originator)
     if payout_id is None:
         return None
-    settings = uow.settings
-    again = payouts.never_reached(uow, payout_id, now,
-                                  max_attempts=settings.payouts.max_attempts)
-    if again is not None:
-        return again
+    give_up = timedelta(hours=uow.settings.payouts.give_up_hours)
     with uow:
         payout = payouts.lock_payout(uow, payout_id)
         if payout is None or payout.status not in (PayoutStatus.SENT, PayoutStatus.UNKNOWN):
             return payout
+        if now - (payout.sent_at or payout.created_at) < give_up:
+            return payout
     return settle(uow, provider=provider, originator=originator, now=now,
-                  outcome=Outcome(paid=False, detail="the provider never received it"))
+                  outcome=Outcome(paid=False, detail="the provider has no record of it"))

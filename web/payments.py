@@ -97,6 +97,8 @@ def payment_hook() -> tuple[Response, int]:
         return _bad("body must be JSON")
     if not isinstance(body, dict):
         return _bad("body must be a JSON object")
+    if any(isinstance(v, str) and "\x00" in v for v in body.values()):
+        return _bad("NUL characters are not allowed")
     provider = body.get("provider")
     if not isinstance(provider, str):
         return _bad("provider must be a string")

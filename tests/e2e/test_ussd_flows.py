@@ -8,7 +8,15 @@ import time
 from sqlalchemy import func, select
 
 from core import checks, pledges
-from core.models import Loan, LoanStatus, Member, MemberStatus, OutboxMessage, Pledge
+from core.models import (
+    Loan,
+    LoanStatus,
+    Member,
+    MemberStatus,
+    OutboxMessage,
+    Pledge,
+    StkRequest,
+)
 from runtime.redis import RedisHandle, client_for
 from runtime.services import Services
 from tests.support import PIN
@@ -281,3 +289,20 @@ def test_a_wrong_pin_says_how_many_tries_are_left_and_a_locked_pin_when_it_unloc
     locked = p.press(PIN)  # even the right one, until it unlocks
     assert locked.startswith("END PIN locked") and "Try again after 12:30" in locked
     assert count(world, Loan, Loan.status == LoanStatus.LISTED) == 0
+
+
+def test_repay_now_by_ussd_prompts_the_phone_once(client, world, services):
+    loan = world.disbursed_loan(amount=100_000)
+    borrower = world.loan(loan.number).borrower
+    p = Phone(client, borrower.phone)
+    menu = p.dial()
+    repay = next(line.split(".")[0] for line in menu.splitlines() if "How to repay" in line)
+    screen = p.press(repay)
+    assert loan.number in screen and "Repay now" in screen
+    assert loan.number in p.press("1")
+    done = p.press("1050")
+    assert done.startswith("END") and "KES 1,050" in done
+    assert p.resend() == done  # a resent hop asks for nothing twice
+    with world.uow() as uow:
+        requests = uow.session.execute(select(StkRequest.amount, StkRequest.account)).all()
+    assert requests == [(105_000, loan.number)]
