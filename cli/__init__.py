@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 
 from cli.background import cron, outbox_command, tick, worker
+from cli.demo import demo, fake_daraja
 from cli.phone import phone
-from core.config import ConfigError, SecuritySettings, Settings, load_settings
+from core.config import ConfigError, Settings, load_settings, production_gaps
 from core.messages import LANGUAGES
 
 log = logging.getLogger("harambee")
@@ -107,7 +104,10 @@ def members_add(phone: str, name: str, roles: tuple[str, ...], national_id: str 
 @click.option("--workers", default=2, type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Run the web service under gunicorn."""
-    _settings()  # fail early on a bad config
+    gaps = production_gaps(_settings())  # fail early, in one line, on a bad config
+    if gaps:
+        raise click.ClickException("production refuses to start until these are set: "
+                                   + "; ".join(gaps))
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
                                "--workers", str(workers), "--access-logfile", "-",
                                # %(U)s is the path without the query: keeps ?key= out of logs
@@ -115,59 +115,7 @@ def serve(host: str, port: int, workers: int) -> None:
                                "--timeout", "30", "wsgi:app"])
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=int(os.environ.get("HARAMBEE_PORT", "8000")), type=int)
-@click.option("--no-seed", is_flag=True, help="Do not add the demo world.")
-def demo(host: str, port: int, no_seed: bool) -> None:
-    """The whole service on embedded defaults: SQLite, embedded Redis, console gateways."""
-    from cli.demo_world import seed
-    from core.migrate import upgrade
-    from runtime import processes
-    from runtime.redis import start_embedded
-    from runtime.services import build_services
-
-    os.environ["HARAMBEE_ENV"] = "development"  # the demo is never production
-    settings = _settings()
-    upgrade(settings)
-    redis_handle = None if settings.redis.url else start_embedded(
-        settings.instance_path / "redis.db")
-    env = dict(os.environ)
-    if redis_handle is not None:
-        env["REDIS_URL"] = redis_handle.url
-    children: list[subprocess.Popen[Any]] = []
-    stopping = False
-
-    def stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        svc = build_services(load_settings(env=env))
-        if not no_seed and seed(svc, svc.now()):
-            click.echo("seeded the demo world (PIN 2580 for everyone)")
-        svc.db.dispose()
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-             "--log-level", "warning", "wsgi:app"], env=env))
-        for name in ("worker", "cron"):
-            children.append(subprocess.Popen([sys.executable, "-m", "cli", name], env=env))
-        default_key = settings.security.webhook_key == SecuritySettings().webhook_key
-        key = settings.security.webhook_key if default_key else "<your webhook key>"
-        click.echo(f"Harambee demo listening on http://{host}:{port}  "
-                   f"(USSD: POST /hooks/ussd?key={key}; try: harambee phone +254711000001)")
-        while not stopping and all(child.poll() is None for child in children):
-            time.sleep(0.2)
-    finally:
-        processes.stop(children)
-        if redis_handle is not None:
-            redis_handle.close()
-        click.echo("demo stopped")
-
-
-for _command in (worker, cron, tick, outbox_command, phone):
+for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja):
     main.add_command(_command)
 
 
