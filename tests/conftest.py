@@ -20,7 +20,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from core.config import Settings, load_settings
-from core.db import Database
+from core import checks
+from core.db import Database, UnitOfWork
 from core.migrate import upgrade
 from runtime.redis import RedisHandle, client_for, start_embedded
 from runtime.services import Services
@@ -158,11 +159,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def services(settings: Settings, database: Database, redis_handle: RedisHandle,
-             clock: Clock) -> Iterator[Services]:
+def services(request: pytest.FixtureRequest, settings: Settings, database: Database,
+             redis_handle: RedisHandle, clock: Clock) -> Iterator[Services]:
     clean_database(database)
     svc = Services(settings=settings, db=database, redis=redis_handle, clock=clock)
     yield svc
+    if request.node.get_closest_marker("corrupts_ledger") is None:
+        # Whatever a test did, the books must still balance afterwards.
+        violations = checks.check(UnitOfWork(database))
+        assert violations == [], f"harambee check after the test: {violations}"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 
-from core.models import Loan, OutboxMessage
+from core.models import Loan, OutboxMessage, Payout, PayoutStatus, ProviderFloat
 from runtime.http import services
 from runtime.metrics import REGISTRY as PROCESS_REGISTRY
 from runtime.services import Services
@@ -50,6 +50,12 @@ class _LedgerCollector:
     def collect(self) -> Any:
         loans = GaugeMetricFamily("harambee_loans", "Loans by status", labels=["status"])
         outbox = GaugeMetricFamily("harambee_outbox", "Outbox rows by status", labels=["status"])
+        payouts = GaugeMetricFamily("harambee_payouts", "Payouts by status", labels=["status"])
+        paused = GaugeMetricFamily("harambee_payouts_paused",
+                                   "Payouts waiting because the provider's float is low")
+        floats = GaugeMetricFamily("harambee_provider_float_minor",
+                                   "The payout provider's last reported float, minor units",
+                                   labels=["provider"])
         try:
             with self.svc.db.sessions() as session:
                 for status, count in session.execute(
@@ -58,10 +64,19 @@ class _LedgerCollector:
                 for status, count in session.execute(
                         select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)):
                     outbox.add_metric([status], count)
+                for status, count in session.execute(
+                        select(Payout.status, func.count()).group_by(Payout.status)):
+                    payouts.add_metric([status], count)
+                paused.add_metric([], session.scalar(
+                    select(func.count()).select_from(Payout).where(
+                        Payout.status == PayoutStatus.PENDING,
+                        Payout.last_error.like("paused%"))) or 0)
+                for provider, available in session.execute(
+                        select(ProviderFloat.provider, ProviderFloat.available)):
+                    floats.add_metric([provider], available)
         except Exception:  # noqa: BLE001 - a scrape must not fail because the DB blinked
             pass
-        yield loans
-        yield outbox
+        yield from (loans, outbox, payouts, paused, floats)
 
 
 @bp.get("/metrics")

@@ -108,3 +108,15 @@ def test_unmatched_receipt_is_held_in_suspense(client, world):
     assert response.status_code == 200 and response.json["kind"] == "unmatched"
     with world.uow() as uow:
         assert checks.check(uow) == []
+
+
+def test_metrics_show_payouts_and_a_pause_for_float(client, world, services):
+    from core import payouts
+
+    lender = world.lender(balance=100_000)
+    payouts.record_float(services.uow(), "console", 1_000, world.now)
+    world.withdraw(lender, 20_000, key="w1")  # the float cannot cover it: it waits
+    body = client.get("/metrics").get_data(as_text=True)
+    assert 'harambee_payouts{status="pending"} 1.0' in body
+    assert "harambee_payouts_paused 1.0" in body
+    assert 'harambee_provider_float_minor{provider="console"} 1000.0' in body

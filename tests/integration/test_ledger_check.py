@@ -51,6 +51,7 @@ CORRUPTIONS = [
 ]
 
 
+@pytest.mark.corrupts_ledger
 @pytest.mark.parametrize("invariant, sql", CORRUPTIONS)
 def test_check_exits_non_zero_naming_the_broken_invariant(world, busy_books, invariant, sql):
     corrupt(world, sql)
@@ -69,6 +70,7 @@ DANGLING = [
 ]
 
 
+@pytest.mark.corrupts_ledger
 @pytest.mark.parametrize("invariant, what, sql", DANGLING)
 def test_check_names_a_transfer_that_points_at_nothing(world, busy_books, invariant, what,
                                                        sql):
