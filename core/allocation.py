@@ -33,3 +33,15 @@ def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     for _, index in remainders[:left]:
         shares[index] += 1
     return shares
+
+
+def largest_remainder_whole(total: int, weights: Sequence[int], unit: int) -> list[int]:
+    """`largest_remainder` in whole `unit`s (shillings of 100 cents): every share is a
+    whole number of units when `total` and every weight are, as all money made by
+    Harambee is (loans, pledges, fees and M-Pesa amounts are whole shillings). When one
+    is not (money with cents from before, or from another provider), the split is to
+    the minor unit, as exact. No unit is ever lost or created."""
+    if unit <= 1 or total % unit or any(w % unit for w in weights):
+        return largest_remainder(total, weights)
+    return [share * unit for share in largest_remainder(total // unit,
+                                                        [w // unit for w in weights])]

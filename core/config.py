@@ -117,6 +117,7 @@ class PayoutSettings:
     result_wait_minutes: int = 5  # after this with no result, the provider is asked
     ask_every_minutes: int = 10  # and asked again this often while it stays unsure
     give_up_hours: int = 24  # unknown to the provider this long after sending: failed
+    min_withdrawal: int = 50  # whole units: the smallest amount a member may withdraw
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,7 @@ def _validate(s: Settings) -> None:
     need(s.payouts.result_wait_minutes >= 1, "payouts.result_wait_minutes", "at least 1")
     need(s.payouts.ask_every_minutes >= 1, "payouts.ask_every_minutes", "at least 1")
     need(s.payouts.give_up_hours >= 1, "payouts.give_up_hours", "at least 1")
+    need(s.payouts.min_withdrawal >= 1, "payouts.min_withdrawal", "at least 1")
     need(s.pin.max_tries >= 1, "pin.max_tries", "at least 1")
     need(s.gateway.sms in ("console", "africastalking"), "gateway.sms",
          "console or africastalking")

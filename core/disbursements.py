@@ -78,7 +78,8 @@ def after_payout(uow: UnitOfWork, payout: Payout, now: datetime) -> None:
         return
     start = now.astimezone(settings.zone).date()
     every = settings.loan.installment_every_weeks
-    dues = schedule(loan.total_due, loan.installment_count, start, every)
+    dues = schedule(loan.total_due, loan.installment_count, start, every,
+                    settings.app.minor_scale)
     for seq, (due_on, amount) in enumerate(dues, start=1):
         uow.session.add(Installment(loan_id=loan.id, seq=seq, due_on=due_on, amount=amount,
                                     paid=0, late=False))

@@ -61,14 +61,17 @@ class Quote:
         return self.schedule[-1][0]
 
 
-def percent_of(amount: int, percent: Fraction | object) -> int:
-    """`percent`% of `amount`, rounded down to the minor unit (exact arithmetic)."""
-    return int(Fraction(amount) * Fraction(str(percent)) / 100)
+def percent_of(amount: int, percent: Fraction | object, unit: int = 1) -> int:
+    """`percent`% of `amount`, rounded down to a whole `unit` (exact arithmetic): a fee
+    on a loan in whole shillings is whole shillings too."""
+    return int(Fraction(amount) * Fraction(str(percent)) / 100 / unit) * unit
 
 
-def schedule(total: int, count: int, start: date, every_weeks: int) -> list[tuple[date, int]]:
-    """Equal installments with the rounding remainder on the last."""
-    each = total // count
+def schedule(total: int, count: int, start: date, every_weeks: int,
+             unit: int = 1) -> list[tuple[date, int]]:
+    """Equal installments in whole `unit`s (what a borrower can pay), the remainder on
+    the last; the first due `every_weeks` after `start`."""
+    each = total // count // unit * unit
     dues = [(start + timedelta(weeks=every_weeks * (i + 1)), each) for i in range(count)]
     last_date, _ = dues[-1]
     dues[-1] = (last_date, total - each * (count - 1))
@@ -104,11 +107,12 @@ def quote(settings: Settings, amount: int, term_weeks: int, start: date) -> Quot
     if term_weeks not in product.terms_weeks:
         raise InvalidInput("loan.term_invalid",
                            terms=", ".join(str(t) for t in product.terms_weeks))
-    fee = percent_of(amount, product.fee_percent)
-    interest = percent_of(amount, product.lender_interest_percent)
+    unit = settings.app.minor_scale
+    fee = percent_of(amount, product.fee_percent, unit)
+    interest = percent_of(amount, product.lender_interest_percent, unit)
     total = amount + fee + interest
     count = term_weeks // product.installment_every_weeks
-    dues = schedule(total, count, start, product.installment_every_weeks)
+    dues = schedule(total, count, start, product.installment_every_weeks, unit)
     return Quote(amount=amount, fee=fee, interest=interest, total=total,
                  installment=dues[0][1], last_installment=dues[-1][1], count=count,
                  term_weeks=term_weeks, schedule=tuple(dues))

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, bindparam, select, update
 
 from core import ledger, outbox
-from core.allocation import largest_remainder
+from core.allocation import largest_remainder_whole
 from core.bulk import rowcount, set_rows
 from core.config import Settings
 from core.db import UnitOfWork
@@ -160,6 +160,8 @@ def check_pledge_amount(settings: Settings, amount: int, *, open_amount: int, av
     low, high = pledge_bounds(settings, open_amount=open_amount, available=available)
     if amount < low:
         raise InvalidInput("pledge.too_small", min=settings.fmt(low))
+    if amount % settings.app.minor_scale:  # lenders are paid back in whole shillings
+        raise InvalidInput("pledge.whole_units", currency=settings.app.currency)
     if amount > high:  # say which bound binds: the wallet, or what is left on the loan
         if available < open_amount:
             raise ledger.InsufficientFunds(available=settings.fmt(available))
@@ -319,8 +321,8 @@ def _confirm_and_fund(uow: UnitOfWork, target: _Target, wallet_id: int,
                            target.language, hold))
     backers.sort(key=lambda b: b.pledge_id)
     ledger.resolve_holds(uow, [b.hold for b in backers], now, to=HoldState.POSTED)
-    shares = largest_remainder(target.loan_amount + target.interest,
-                               [b.amount for b in backers])
+    shares = largest_remainder_whole(target.loan_amount + target.interest,
+                                     [b.amount for b in backers], settings.app.minor_scale)
     set_rows(uow.session, _PLEDGES, "id",
              [{"id": b.pledge_id, "entitled": share} for b, share in zip(backers, shares,
                                                                         strict=True)],

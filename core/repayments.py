@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, and_, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import ledger, outbox
-from core.allocation import largest_remainder
+from core.allocation import largest_remainder_whole
 from core.bulk import add_to_rows
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput
@@ -178,7 +178,8 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None
         .where(Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)
         .order_by(Pledge.id)).all()
     fee_owed = loan.fee - loan.fee_paid
-    shares = largest_remainder(applied, [fee_owed] + [owed for _, owed, _ in lenders])
+    shares = largest_remainder_whole(applied, [fee_owed] + [owed for _, owed, _ in lenders],
+                                     settings.app.minor_scale)
     fee_share, lender_shares = shares[0], shares[1:]
     moves: list[ledger.Movement] = []
     assert loan.account_id is not None

@@ -29,6 +29,9 @@ def withdraw(uow: UnitOfWork, *, member_id: int, amount: int, pin: str, provider
             raise NotAllowed("member.suspended")
         if amount <= 0:
             raise InvalidInput("ledger.amount_not_positive")
+        smallest = settings.minor(settings.payouts.min_withdrawal)
+        if amount < smallest:
+            raise InvalidInput("withdrawal.too_small", min=settings.fmt(smallest))
         wallet = ledger.wallet(uow, member.id)
         if amount > wallet.available:
             raise ledger.InsufficientFunds(available=settings.fmt(wallet.available))

@@ -182,7 +182,9 @@ class World:
 
     def funded_loan(self, lenders: int = 2, amount: int = 300_000, **kw: Any) -> Loan:
         loan = self.listed_loan(amount=amount, **kw)
-        share, rest = divmod(amount, lenders)
+        unit = self.settings.app.minor_scale  # pledges are whole shillings
+        share = amount // lenders // unit * unit
+        rest = amount - share * lenders
         for i in range(lenders):
             self.pledge(self.lender(balance=amount), loan, share + (rest if i == 0 else 0))
         return self.loan(loan.number or "")

@@ -51,7 +51,8 @@ def fifty_lenders_race(world, database: Database, amounts: list[int]) -> None:
         lender = world.lender(balance=amount, name=f"Lender {chr(65 + i % 26)}")
         pledge = world.pledge(lender, loan, amount, confirm=False)
         if i % 5 == 0:  # the wallet shrinks after proposing: the hold must be refused
-            world.withdraw(lender, rng.randint(1, amount // 100) * 100, key=f"shrink:{i}")
+            world.withdraw(lender, rng.randint(50, max(50, amount // 100)) * 100,
+                           key=f"shrink:{i}")
         lenders.append(lender)
         jobs.append(confirm_job(lender.phone, pledge.code, world.now))
     assert sum(amounts) > loan.amount
@@ -86,7 +87,7 @@ def test_fifty_lenders_fund_one_loan_exactly(world, wide_database):
 
 def test_fifty_lenders_with_uneven_pledges(world, wide_database):
     rng = random.Random(11)
-    fifty_lenders_race(world, wide_database, [rng.randrange(5_000, 14_000) for _ in range(50)])
+    fifty_lenders_race(world, wide_database, [rng.randrange(50, 140) * 100 for _ in range(50)])
 
 
 def test_the_same_pledge_confirmed_at_once_is_held_once(world, wide_database):

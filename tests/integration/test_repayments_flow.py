@@ -21,12 +21,13 @@ def paid(world, number):
 
 
 def test_overpayment_fills_the_next_installments(world, clock):
-    loan = world.disbursed_loan(amount=100_000)  # 105,000 due in 4 x 26,250
+    # KES 1,050 due: whole shillings, 262 x 3 and the remainder, 264, last
+    loan = world.disbursed_loan(amount=100_000)
     world.pay(loan.number, 30_000)
-    assert paid(world, loan.number) == [(26_250, 26_250, False), (26_250, 3_750, False),
-                                        (26_250, 0, False), (26_250, 0, False)]
+    assert paid(world, loan.number) == [(26_200, 26_200, False), (26_200, 3_800, False),
+                                        (26_200, 0, False), (26_400, 0, False)]
     world.pay(loan.number, 50_000)
-    assert [p for _, p, _ in paid(world, loan.number)] == [26_250, 26_250, 26_250, 1_250]
+    assert [p for _, p, _ in paid(world, loan.number)] == [26_200, 26_200, 26_200, 1_400]
     assert world.loan(loan.number).status == LoanStatus.REPAYING
     books_clean(world)
 

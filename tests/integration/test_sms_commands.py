@@ -94,7 +94,7 @@ def test_status_of_a_repaying_loan_shows_details_to_its_parties_only(world, clie
     borrower = loan.borrower
     stranger = world.member("Stranger Danger")
     mine = ask(world, client, borrower.phone, f"STATUS {loan.number}")
-    assert mine.startswith(f"{loan.number} is paid out: KES 3,150 left to pay; next KES 787.50")
+    assert mine.startswith(f"{loan.number} is paid out: KES 3,150 left to pay; next KES 787 by")
     assert ask(world, client, stranger.phone, f"STATUS {loan.number}") == (
         f"Loan {loan.number} is paid out.")
     assert ask(world, client, borrower.phone, "PAY").startswith(

@@ -27,7 +27,7 @@ from hypothesis.stateful import (
 from sqlalchemy import select
 
 from core import checks, disbursements, ledger, loans, members, pledges, repayments, withdrawals
-from core.allocation import largest_remainder
+from core.allocation import largest_remainder_whole
 from core.db import Database
 from core.errors import (
     Conflict,
@@ -45,6 +45,11 @@ from tests.support import PIN, START, Clock, clean_database
 from workers.payouts import send_payout
 
 FEE, INTEREST = 5, 3  # percent, as configured below
+
+
+def whole_percent(amount: int, percent: int) -> int:
+    """`percent`% of `amount`, rounded down to the shilling (fees are whole shillings)."""
+    return amount * percent // 100 // 100 * 100
 REPAYABLE = {"disbursed", "repaying", "in_arrears", "defaulted"}
 OPEN = REPAYABLE | {"draft", "listed", "funded"}
 
@@ -80,11 +85,11 @@ class MLoan:
 
     @property
     def fee(self) -> int:
-        return self.amount * FEE // 100
+        return whole_percent(self.amount, FEE)
 
     @property
     def outstanding(self) -> int:
-        return self.amount + self.fee + self.amount * INTEREST // 100 - self.repaid
+        return self.amount + self.fee + whole_percent(self.amount, INTEREST) - self.repaid
 
 
 @dataclass
@@ -238,6 +243,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 member.failures, member.locked_until = 0, self.now() + timedelta(minutes=30)
             with pytest.raises(WrongPin):  # the last try says it is now locked
                 self.run(withdrawals.withdraw, **kw)
+        elif amount < 5_000:
+            with pytest.raises(InvalidInput):  # below the smallest withdrawal, KES 50
+                self.run(withdrawals.withdraw, **kw)
+            member.failures = 0
         elif amount > member.balance - member.held:
             with pytest.raises(InsufficientFunds):
                 self.run(withdrawals.withdraw, **kw)
@@ -273,7 +282,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.run(loans.request_loan, **kw)
             return
         loan, facts = self.run(loans.request_loan, **kw)
-        assert (facts.fee, facts.interest) == (amount * FEE // 100, amount * INTEREST // 100)
+        assert (facts.fee, facts.interest) == (whole_percent(amount, FEE),
+                                               whole_percent(amount, INTEREST))
         for draft in current:  # a newer request replaces an unsent draft
             draft.status = "cancelled"
         model = MLoan(loan.id, loan.number, borrower.id, amount,
@@ -296,13 +306,13 @@ class LedgerMachine(RuleBasedStateMachine):
         lender = self.pick(self.lenders(), who)
         loan = self.pick(list(self.loans.values()), which)
         open_ = loan.amount - loan.pledged
-        amount = {"all": open_, "half": open_ // 2, "third": open_ // 3, "min": 5_000,
-                  "tiny": 4_999, "over": open_ + 1, "odd": odd}[size]
+        amount = {"all": open_, "half": open_ // 200 * 100, "third": open_ // 300 * 100,
+                  "min": 5_000, "tiny": 4_900, "over": open_ + 100, "odd": odd}[size]
         kw = dict(lender_id=lender.id, number=loan.number, amount=amount, now=self.now())
         if loan.status != "listed" or loan.deadline <= self.now():
             with pytest.raises(NotAllowed):
                 self.run(pledges.propose_pledge, **kw)
-        elif amount < min(5_000, open_) or amount <= 0:
+        elif amount < min(5_000, open_) or amount <= 0 or amount % 100:  # whole shillings
             with pytest.raises(InvalidInput):
                 self.run(pledges.propose_pledge, **kw)
         elif amount > min(open_, lender.balance - lender.held):
@@ -350,8 +360,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def fund(self, loan: MLoan) -> None:
         posted = [self.pledges[pid] for pid in sorted(loan.pledges)
                   if self.pledges[pid].status == "confirmed"]
-        shares = largest_remainder(loan.amount + loan.amount * INTEREST // 100,
-                                   [p.amount for p in posted])
+        shares = largest_remainder_whole(loan.amount + whole_percent(loan.amount, INTEREST),
+                                         [p.amount for p in posted], 100)
         for pledge, share in zip(posted, shares, strict=True):
             lender = self.members[pledge.lender]
             pledge.status, pledge.entitled = "posted", share
@@ -393,9 +403,9 @@ class LedgerMachine(RuleBasedStateMachine):
             payout = self.run(disbursements.disburse, **kw)
             assert self.send(payout.id) == "settled"
             assert self.svc_loan(loan.number).status == "disbursed"
-            total = loan.amount + loan.fee + loan.amount * INTEREST // 100
+            total = loan.amount + loan.fee + whole_percent(loan.amount, INTEREST)
             start = self.today()
-            each = total // loan.count
+            each = total // loan.count // 100 * 100  # whole shillings
             loan.installments = [[start + timedelta(weeks=i + 1), each, 0, False]
                                  for i in range(loan.count)]
             loan.installments[-1][1] = total - each * (loan.count - 1)
@@ -430,8 +440,8 @@ class LedgerMachine(RuleBasedStateMachine):
         borrower.balance += amount - applied
         posted = [self.pledges[pid] for pid in sorted(loan.pledges)
                   if self.pledges[pid].status == "posted"]
-        shares = largest_remainder(applied, [loan.fee - loan.fee_paid]
-                                   + [p.entitled - p.repaid for p in posted])
+        shares = largest_remainder_whole(applied, [loan.fee - loan.fee_paid]
+                                         + [p.entitled - p.repaid for p in posted], 100)
         self.fees += shares[0]
         loan.fee_paid += shares[0]
         for pledge, share in zip(posted, shares[1:], strict=True):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.allocation import largest_remainder
+from core.allocation import largest_remainder, largest_remainder_whole
 
 
 def test_splits_exactly_with_ties_to_the_earlier_party():
@@ -99,3 +99,29 @@ def test_one_unit_a_prime_and_the_whole_across_lenders(lenders, kind):
         assert shares == weights
     if kind == "one":
         assert shares.count(1) == 1 and shares.count(0) == lenders - 1
+
+
+def test_whole_units_when_everything_is_whole():
+    # KES 1,000 to three lenders owed 333.33 each would need cents: in shillings it does not
+    assert largest_remainder_whole(100_000, [30_000, 30_000, 30_000], 100) == [
+        33_400, 33_300, 33_300]
+
+
+def test_money_with_cents_is_still_split_exactly_to_the_cent():
+    assert largest_remainder_whole(100_050, [30_000, 30_000, 30_000], 100) == [
+        33_350, 33_350, 33_350]
+    assert largest_remainder_whole(100_000, [30_050, 30_000], 100) == largest_remainder(
+        100_000, [30_050, 30_000])
+
+
+@given(st.integers(0, 10_000), st.lists(st.integers(0, 5_000), min_size=1, max_size=30))
+def test_whole_shares_are_whole_and_sum_exactly(shillings, weights):
+    total, owed = shillings * 100, [w * 100 for w in weights]
+    if sum(owed) == 0:
+        assert largest_remainder_whole(0, owed, 100) == [0] * len(owed)
+        return
+    total = min(total, sum(owed))
+    shares = largest_remainder_whole(total, owed, 100)
+    assert sum(shares) == total
+    assert all(s % 100 == 0 for s in shares)
+    assert all(s <= w for s, w in zip(shares, owed, strict=True))

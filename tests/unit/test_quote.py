@@ -23,13 +23,14 @@ def product():
 
 
 def test_quote_prices_fee_interest_and_equal_installments(product):
-    facts = quote(product, 300_001, 4, START)
-    assert facts.fee == 15_000  # 5% of 3,000.01 rounded down to the cent
-    assert facts.interest == 7_500  # 2.5%
-    assert facts.total == 300_001 + 15_000 + 7_500 == 322_501
+    facts = quote(product, 300_100, 4, START)
+    assert facts.fee == 15_000  # 5% of KES 3,001 is 150.05: rounded down to the shilling
+    assert facts.interest == 7_500  # 2.5% is 75.025: the same
+    assert facts.total == 300_100 + 15_000 + 7_500 == 322_600
     assert facts.count == 4
-    assert [amount for _, amount in facts.schedule] == [80_625, 80_625, 80_625, 80_626]
-    assert facts.installment == 80_625 and facts.last_installment == 80_626
+    # 806.50 a week is no amount to pay: whole shillings, the remainder on the last
+    assert [amount for _, amount in facts.schedule] == [80_600, 80_600, 80_600, 80_800]
+    assert facts.installment == 80_600 and facts.last_installment == 80_800
     assert facts.first_due == START + timedelta(weeks=1)
     assert facts.last_due == START + timedelta(weeks=4)
     assert facts.cost == 22_500
@@ -80,3 +81,12 @@ def test_loan_numbers_follow_the_configured_letter():
     assert normalise_loan_number("k1042", "K") == "K1042"
     assert normalise_loan_number("L1042", "K") is None
     assert normalise_loan_number("1042", "K") == "K1042"
+
+
+@given(st.integers(1, 10_000), st.integers(1, 52))
+def test_installments_are_whole_shillings_summing_to_the_total(shillings, count):
+    total = shillings * 100
+    dues = schedule(total, count, START, 1, 100)
+    assert sum(a for _, a in dues) == total
+    assert all(a % 100 == 0 for _, a in dues)
+    assert len({a for _, a in dues[:-1]}) <= 1 and dues[-1][1] >= dues[0][1]

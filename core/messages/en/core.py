@@ -42,6 +42,8 @@ TEXTS = {
     "loan.not_yours": "Loan {number} is not yours.",
     "loan.not_draft": "Loan {number} was already sent.",
     "pledge.too_small": "The smallest pledge is {min}.",
+    "pledge.whole_units": "Pledges are in whole {currency}: type an amount without cents.",
+    "withdrawal.too_small": "The smallest withdrawal is {min}.",
     "pledge.over_open": "Only {open} is still open on {number}.",
     "pledge.own_loan": "You cannot lend to your own loan.",
     "pledge.code_invalid": "Code {code} is not valid for this phone.",

@@ -41,6 +41,8 @@ TEXTS = {
     "loan.not_yours": "Mkopo {number} si wako.",
     "loan.not_draft": "Mkopo {number} ulishatumwa.",
     "pledge.too_small": "Ahadi ndogo kabisa ni {min}.",
+    "pledge.whole_units": "Ahadi ni za {currency} kamili: andika kiasi bila senti.",
+    "withdrawal.too_small": "Kiasi cha chini kabisa cha kutoa ni {min}.",
     "pledge.over_open": "Ni {open} tu iliyobaki wazi kwa {number}.",
     "pledge.own_loan": "Huwezi kukopesha mkopo wako mwenyewe.",
     "pledge.code_invalid": "Nambari {code} si sahihi kwa simu hii.",
