@@ -19,8 +19,8 @@ import redis as redis_lib
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from core.config import Settings, load_settings
 from core import checks
+from core.config import Settings, load_settings
 from core.db import Database, UnitOfWork
 from core.migrate import upgrade
 from runtime.redis import RedisHandle, client_for, start_embedded
