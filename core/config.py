@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from core import phones
 from core.money import format_amount
 
 
@@ -37,11 +38,13 @@ class AppSettings:
     # production refuses to start while a secret is missing or still at its default,
     # or while a gateway only pretends (see production_gaps); development does not
     environment: str = "production"
-    currency: str = "KES"
+    currency: str = "KES"  # ISO code, as gateways and statements carry it
+    currency_label: str = "Ksh"  # what people read before an amount, as M-Pesa writes it
     minor_scale: int = 100
     default_region: str = "KE"
     timezone: str = "Africa/Nairobi"
     instance_dir: str = "instance"
+    support_phone: str = "+254709000000"  # whom members call when no agent can help
 
 
 @dataclass(frozen=True)
@@ -189,8 +192,9 @@ class Settings:
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     def fmt(self, minor: int) -> str:
-        """An amount as people write it: `KES 1,500`."""
-        return format_amount(minor, currency=self.app.currency, scale=self.app.minor_scale)
+        """An amount as people read it on M-Pesa: `Ksh 1,500`."""
+        return format_amount(minor, currency=self.app.currency_label,
+                             scale=self.app.minor_scale)
 
     def minor(self, major: int) -> int:
         """A configured whole-currency amount in minor units."""
@@ -379,9 +383,13 @@ def _validate(s: Settings) -> None:
 
     need(s.app.environment in ENVIRONMENTS, "app.environment", " or ".join(ENVIRONMENTS))
     need(len(s.app.currency) == 3 and s.app.currency.isalpha(), "app.currency", "a 3-letter code")
+    need(0 < len(s.app.currency_label) <= 4 and s.app.currency_label.isalpha(),
+         "app.currency_label", "1 to 4 letters, such as Ksh")
     need(s.app.minor_scale in (1, 10, 100, 1000), "app.minor_scale", "one of 1, 10, 100, 1000")
     need(s.app.default_region in phonenumbers.SUPPORTED_REGIONS, "app.default_region",
          "an ISO region code such as KE")
+    need(phones.try_normalise(s.app.support_phone, s.app.default_region) == s.app.support_phone,
+         "app.support_phone", "a phone number in E.164 form, such as +254709000000")
     try:
         ZoneInfo(s.app.timezone)
     except (ZoneInfoNotFoundError, ValueError):

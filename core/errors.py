@@ -43,3 +43,8 @@ class PinLocked(DomainError):
 
 class WrongPin(DomainError):
     key = "pin.wrong"
+
+    def __init__(self, key: str | None = None, /, **params: Any) -> None:
+        if key is None and params.get("tries_left") == 1:
+            key = "pin.wrong_one"  # "1 try left", "jaribio 1"
+        super().__init__(key, **params)

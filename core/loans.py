@@ -91,7 +91,7 @@ def check_amount(settings: Settings, amount: int, credit_limit: int) -> None:
     low, high = amount_bounds(settings, credit_limit)
     if low <= amount <= high:
         if amount % settings.app.minor_scale:  # paid out by M-Pesa, which sends no cents
-            raise InvalidInput("loan.whole_units", currency=settings.app.currency)
+            raise InvalidInput("loan.whole_units", currency=settings.app.currency_label)
         return
     if credit_limit < amount <= settings.minor(settings.loan.max_amount):
         raise InvalidInput("loan.over_limit", limit=settings.fmt(credit_limit))
@@ -210,29 +210,51 @@ def request_loan(uow: UnitOfWork, *, borrower_id: int, amount: int, term_weeks: 
 
 def list_loan(uow: UnitOfWork, *, borrower_id: int, number: str, pin: str,
               now: datetime) -> Loan:
-    """The borrower accepts the key facts with their PIN: the loan opens to lenders."""
+    """The borrower accepts the key facts of a draft with their PIN: the loan opens to
+    lenders."""
     check_pin(uow, borrower_id, pin, now)
-    settings = uow.settings
     with uow:
         loan = _own_loan(uow, borrower_id, number)
         if loan.status == LoanStatus.LISTED:
             return loan
         if loan.status != LoanStatus.DRAFT:
             raise NotAllowed("loan.not_draft", number=loan.number)
-        borrower = get_member(uow, borrower_id)
-        account = ledger.ensure_account(uow, f"loan:{loan.id}", ledger.AccountKind.LOAN,
-                                        no_overdraft=True)
-        loan.account_id = account.id
-        loan.status = LoanStatus.LISTED
-        loan.listed_at = now
-        loan.deadline = now + timedelta(days=settings.loan.funding_window_days)
-        outbox.queue(uow, [outbox.sms_to(
-            borrower, f"listed:{loan.id}", "sms.loan_listed", Purpose.NOTICE, loan=loan.number,
-            amount=settings.fmt(loan.amount),
-            deadline=format_date(loan.deadline.astimezone(settings.zone),
-                                 borrower.language))], now)
+        _open_to_lenders(uow, loan, now)
         uow.commit()
         return loan
+
+
+def apply(uow: UnitOfWork, *, borrower_id: int, amount: int, term_weeks: int, purpose: str,
+          pin: str, now: datetime, request_key: str) -> Loan:
+    """The borrower, having seen the key facts (`quote`), accepts them with their PIN:
+    the loan is made and opened to lenders at once, so stopping before the PIN leaves
+    nothing behind. Idempotent by `request_key`."""
+    check_pin(uow, borrower_id, pin, now)
+    with uow:
+        loan, _ = request_loan(uow, borrower_id=borrower_id, amount=amount,
+                               term_weeks=term_weeks, purpose=purpose, now=now,
+                               request_key=request_key)
+        if loan.status == LoanStatus.DRAFT:
+            _open_to_lenders(uow, loan, now)
+        uow.commit()
+        return loan
+
+
+def _open_to_lenders(uow: UnitOfWork, loan: Loan, now: datetime) -> None:
+    """A draft listed: its escrow account, its deadline, and the borrower's SMS."""
+    settings = uow.settings
+    borrower = get_member(uow, loan.borrower_id)
+    account = ledger.ensure_account(uow, f"loan:{loan.id}", ledger.AccountKind.LOAN,
+                                    no_overdraft=True)
+    loan.account_id = account.id
+    loan.status = LoanStatus.LISTED
+    loan.listed_at = now
+    loan.deadline = now + timedelta(days=settings.loan.funding_window_days)
+    outbox.queue(uow, [outbox.sms_to(
+        borrower, f"listed:{loan.id}", "sms.loan_listed", Purpose.NOTICE, loan=loan.number,
+        amount=settings.fmt(loan.amount),
+        deadline=format_date(loan.deadline.astimezone(settings.zone), borrower.language))],
+        now)
 
 
 # ---------------------------------------------------------------- closing unfunded

@@ -17,7 +17,6 @@ from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, PinLocked, WrongPin
 from core.messages import LANGUAGES, format_time
 from core.models import Member, MemberStatus, Purpose, Role
-from core.money import format_amount
 from core.phones import normalise
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z .'-]{1,39}$")
@@ -155,12 +154,9 @@ def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime) -> Memb
         member.status = MemberStatus.VERIFIED
         member.verified_at = now
         member.agent_id = agent.id
-        s = uow.settings
         outbox.queue(uow, [outbox.sms_to(
             member, f"verified:{member.id}", "sms.verified", Purpose.NOTICE,
-            name=member.first_name,
-            limit=format_amount(member.credit_limit, currency=s.app.currency,
-                                scale=s.app.minor_scale))], now)
+            name=member.first_name, limit=uow.settings.fmt(member.credit_limit))], now)
         uow.commit()
         return member
 

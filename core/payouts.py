@@ -152,7 +152,7 @@ def start(uow: UnitOfWork, *, provider: str, key: str, purpose: PayoutPurpose, m
         return done
     settings = uow.settings
     if amount <= 0 or amount % settings.app.minor_scale:
-        raise InvalidInput("payout.whole_units", currency=settings.app.currency)
+        raise InvalidInput("payout.whole_units", currency=settings.app.currency_label)
     out = ledger.system_account(uow, ledger.payout_code(provider))
     hold = ledger.transfer(uow, ledger.Movement(
         key=payout_key(key), debit_id=debit_id, credit_id=out.id, amount=amount,

@@ -52,6 +52,17 @@ def try_normalise(raw: str, region: str = "KE") -> str | None:
         return None
 
 
+def local(e164: str, region: str = "KE") -> str:
+    """A number as people dial it at home: `+254712345678` -> `0712 345678`."""
+    try:
+        number = phonenumbers.parse(e164, region)
+    except phonenumbers.NumberParseException:
+        return e164
+    if phonenumbers.region_code_for_number(number) != region:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
 def masked(e164: str) -> str:
     """For logs at info level: `+2547****5678`."""
     if len(e164) < 8:

@@ -161,7 +161,7 @@ def check_pledge_amount(settings: Settings, amount: int, *, open_amount: int, av
     if amount < low:
         raise InvalidInput("pledge.too_small", min=settings.fmt(low))
     if amount % settings.app.minor_scale:  # lenders are paid back in whole shillings
-        raise InvalidInput("pledge.whole_units", currency=settings.app.currency)
+        raise InvalidInput("pledge.whole_units", currency=settings.app.currency_label)
     if amount > high:  # say which bound binds: the wallet, or what is left on the loan
         if available < open_amount:
             raise ledger.InsufficientFunds(available=settings.fmt(available))

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from core.config import Settings
 from core.errors import Conflict, NotAllowed, PinLocked, WrongPin
-from core.loans import Quote, quote
 from core.members import clean_name
 from core.queries import AccountView, LoanView, PledgeView
 from core.repayments import Standing
@@ -98,16 +97,14 @@ class FakePort:
     # borrowing
     def can_request(self, member_id: int) -> None:
         self.calls.append("can_request")
+        if self.caller_ is not None and self.caller_.status == "pending":
+            raise NotAllowed("member.not_verified")
 
-    def request_loan(self, *, member_id: int, amount: int, term_weeks: int, purpose: str,
-                     key: str) -> tuple[str, Quote]:
-        self.calls.append(f"request_loan:{key}")
-        return "L1000099", quote(self.settings, amount, term_weeks, self.today())
-
-    def list_loan(self, *, member_id: int, number: str, pin: str) -> Listed:
-        self.calls.append("list_loan")
+    def apply(self, *, member_id: int, amount: int, term_weeks: int, purpose: str, pin: str,
+              key: str) -> Listed:
+        self.calls.append(f"apply:{key}")
         self._pin(pin)
-        return Listed(number=number, deadline=NOW + timedelta(days=14))
+        return Listed(number="L1000099", deadline=NOW + timedelta(days=14))
 
     def cancel_loan(self, *, member_id: int, number: str) -> None:
         self.calls.append("cancel_loan")

@@ -4,22 +4,31 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from core import loans, members, pledges, queries, stk, withdrawals
+from core.config import Settings
 from core.db import UnitOfWork
-from core.loans import Quote
 from core.models import Member
+from core.phones import local
 from core.queries import AccountView, LoanView, PledgeView
 from runtime.services import Services
 from ussd.port import Listed, MemberCard
 from ussd.state import Caller
 
 
-def caller_of(member: Member) -> Caller:
+def caller_of(member: Member, settings: Settings, agent: tuple[str, str] | None = None
+              ) -> Caller:
+    """The caller as the session keeps it; `agent` is their agent's name and phone."""
+    region = settings.app.default_region
+    helper, phone = ((agent[0].split()[0], local(agent[1], region)) if agent
+                     else ("", local(settings.app.support_phone, region)))
     return Caller(id=member.id, first_name=member.first_name, roles=sorted(member.role_set),
                   language=member.language, status=member.status,
                   terms=member.terms_accepted_at is not None, pin=member.pin_hash is not None,
-                  limit=member.credit_limit)
+                  limit=member.credit_limit,
+                  locked_until=member.pin_locked_until.isoformat()
+                  if member.pin_locked_until else "", helper=helper, helper_phone=phone)
 
 
 def card_of(member: Member) -> MemberCard:
@@ -52,22 +61,33 @@ class CorePort:
     # ------------------------------------------------------------ members
 
     def caller(self, phone: str) -> Caller | None:
+        agent = aliased(Member)
         with self._uow() as uow:
-            member = uow.session.scalar(select(Member).where(Member.phone == phone))
-            return caller_of(member) if member is not None else None
+            found = uow.session.execute(
+                select(Member, agent.name, agent.phone)
+                .outerjoin(agent, agent.id == Member.agent_id)
+                .where(Member.phone == phone)).first()
+            if found is None:
+                return None
+            member, agent_name, agent_phone = found
+            return caller_of(member, self.settings,
+                             (agent_name, agent_phone) if agent_name else None)
 
     def register_self(self, *, phone: str, name: str, national_id: str, language: str,
                       pin: str) -> Caller:
         reg = members.register(self._uow(), phone=phone, name=name, national_id=national_id,
                                language=language, pin=pin, accept_terms=True, now=self.now())
-        return caller_of(reg.member)
+        return caller_of(reg.member, self.settings)
 
     def send_terms(self, *, phone: str, language: str) -> None:
         """The full terms by SMS, once per phone per day."""
         members.send_terms(self._uow(), phone=phone, language=language, now=self.now())
 
     def accept_terms(self, member_id: int, pin: str | None) -> Caller:
-        return caller_of(members.accept_terms(self._uow(), member_id, self.now(), pin=pin))
+        member = members.accept_terms(self._uow(), member_id, self.now(), pin=pin)
+        found = self.caller(member.phone)
+        assert found is not None
+        return found
 
     def set_language(self, member_id: int, language: str) -> None:
         members.set_language(self._uow(), member_id, language)
@@ -101,17 +121,12 @@ class CorePort:
         """Raise the reason a borrower cannot ask for a loan now, before any typing."""
         loans.check_may_borrow(self._uow(), member_id)
 
-    def request_loan(self, *, member_id: int, amount: int, term_weeks: int, purpose: str,
-                     key: str) -> tuple[str, Quote]:
-        loan, facts = loans.request_loan(self._uow(), borrower_id=member_id, amount=amount,
-                                         term_weeks=term_weeks, purpose=purpose,
-                                         now=self.now(), request_key=key)
-        return loan.number or "", facts
-
-    def list_loan(self, *, member_id: int, number: str, pin: str) -> Listed:
-        loan = loans.list_loan(self._uow(), borrower_id=member_id, number=number, pin=pin,
-                               now=self.now())
-        return Listed(number=loan.number or number, deadline=loan.deadline)
+    def apply(self, *, member_id: int, amount: int, term_weeks: int, purpose: str, pin: str,
+              key: str) -> Listed:
+        loan = loans.apply(self._uow(), borrower_id=member_id, amount=amount,
+                           term_weeks=term_weeks, purpose=purpose, pin=pin, now=self.now(),
+                           request_key=key)
+        return Listed(number=loan.number or "", deadline=loan.deadline)
 
     def cancel_loan(self, *, member_id: int, number: str) -> None:
         loans.cancel_loan(self._uow(), borrower_id=member_id, number=number, now=self.now())

@@ -67,7 +67,10 @@ def enter(st: State, port: Port) -> Screen:
             st.lang = st.caller.language
     if st.caller is not None and st.caller.status == MemberStatus.SUSPENDED:
         return Screen(t(st, "member.suspended"), end=True)
-    return go(st, root_of(st), port)
+    root = root_of(st)
+    if root == "main" and st.caller is not None and st.caller.locked(port.now()):
+        root = "locked"  # said at once, not found at the last step
+    return go(st, root, port)
 
 
 def go(st: State, name: str, port: Port) -> Screen:

@@ -2,10 +2,9 @@
 loans, how to repay, and my account."""
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
-from core.loans import PURPOSES, amount_bounds, check_amount
+from core.loans import PURPOSES, amount_bounds, check_amount, quote
 from core.messages import format_date
 from core.models import LoanStatus
 from core.queries import LoanView
@@ -21,6 +20,7 @@ from ussd.nodes import (
     menu,
     pick,
     read_amount,
+    root_of,
     t,
 )
 from ussd.port import Port
@@ -58,26 +58,28 @@ class LoanTerm(Node):
         return menu(st, t(st, "ussd.loan.term"), [t(st, "ussd.weeks", n=n) for n in terms])
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
-        assert st.caller is not None
         terms = port.settings.loan.terms_weeks
         term = terms[pick(value, len(terms))]
-        amount, purpose = int(st.data["amount"]), str(st.data["purpose"])
-        number, facts = port.request_loan(
-            member_id=st.caller.id, amount=amount, term_weeks=term, purpose=purpose,
-            key=st.flow_key(f"loan:{amount}:{term}:{purpose}"))
-        st.data.update(term=term, number=number, cost=facts.cost, total=facts.total,
+        facts = quote(port.settings, int(st.data["amount"]), term, port.today())
+        st.data.update(term=term, fee=facts.cost, total=facts.total,
                        installment=facts.installment, last=facts.last_installment,
-                       count=facts.count, first_due=facts.first_due.isoformat())
+                       count=facts.count)
         return "loan.facts"
 
 
+def every(st: State, port: Port) -> str:
+    """How often an installment falls due, in words: `week`, `2 weeks`."""
+    n = port.settings.loan.installment_every_weeks
+    return t(st, "period.week") if n == 1 else t(st, "period.weeks", n=n)
+
+
 class LoanFacts(Node):
-    """The key facts the borrower accepts before the loan is listed."""
+    """The key facts the borrower accepts before the loan is asked for. Dates count
+    from the day the money arrives: funding may take days, so no date is promised."""
 
     def show(self, st: State, port: Port) -> Screen:
         d = st.data
-        every = port.settings.loan.installment_every_weeks
-        period = t(st, "period.week") if every == 1 else t(st, "period.weeks", n=every)
+        period = every(st, port)
         if d["last"] == d["installment"]:
             plan = t(st, "ussd.facts.plan", count=d["count"], each=fmt(port, d["installment"]),
                      period=period)
@@ -85,28 +87,31 @@ class LoanFacts(Node):
             plan = t(st, "ussd.facts.plan_last", count=d["count"] - 1,
                      each=fmt(port, d["installment"]), last=fmt(port, d["last"]),
                      period=period)
-        title = t(st, "ussd.facts", number=d["number"], amount=fmt(port, d["amount"]),
-                  cost=fmt(port, d["cost"]), total=fmt(port, d["total"]), plan=plan,
-                  first_due=format_date(date.fromisoformat(d["first_due"])))
+        first = (t(st, "ussd.weeks_one") if port.settings.loan.installment_every_weeks == 1
+                 else t(st, "ussd.weeks", n=port.settings.loan.installment_every_weeks))
+        title = t(st, "ussd.facts", amount=fmt(port, d["amount"]), fee=fmt(port, d["fee"]),
+                  total=fmt(port, d["total"]), plan=plan, first=first)
         labels = [t(st, "ussd.facts.accept"), t(st, "ussd.facts.cancel")]
         return menu(st, title, labels, back=False)
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
-        assert st.caller is not None
         if pick(value, 2) == 0:
             return "loan.pin"
-        port.cancel_loan(member_id=st.caller.id, number=st.data["number"])
-        return Screen(t(st, "ussd.loan.cancelled", number=st.data["number"]), end=True)
+        st.data = {}
+        return root_of(st)  # nothing was asked for: back to the main menu
 
 
 class LoanPin(Node):
     def show(self, st: State, port: Port) -> Screen:
-        return Screen(t(st, "ussd.loan.pin", number=st.data["number"]))
+        return Screen(t(st, "ussd.loan.pin"))
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         assert st.caller is not None
-        listed = port.list_loan(member_id=st.caller.id, number=st.data["number"],
-                                pin=value[:12])
+        d = st.data
+        amount, term, purpose = int(d["amount"]), int(d["term"]), str(d["purpose"])
+        listed = port.apply(member_id=st.caller.id, amount=amount, term_weeks=term,
+                            purpose=purpose, pin=value[:12],
+                            key=st.flow_key(f"loan:{amount}:{term}:{purpose}"))
         deadline = format_date(listed.deadline.astimezone(port.settings.zone)) \
             if listed.deadline else ""
         return Screen(t(st, "ussd.loan.listed", number=listed.number, deadline=deadline),

@@ -4,9 +4,11 @@ dropped session."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from core.errors import NotAllowed
 from core.members import clean_name, clean_national_id, validate_pin
-from core.messages import LANGUAGES
+from core.messages import LANGUAGES, format_time
 from ussd.nodes import (
     SHOW_CURRENT,
     Info,
@@ -48,6 +50,22 @@ MAIN_ITEMS = (
 )
 # Entering these starts a flow that may move money: its idempotency key is fixed then.
 FLOW_STARTS = ("loan.amount", "lend", "wallet", "repay")
+# These end in the PIN: a locked PIN is said before any typing.
+NEEDS_PIN = ("loan.amount", "lend", "wallet")
+
+
+def helper(st: State) -> dict[str, str]:
+    """Who helps the caller: their agent, or Harambee; and the number to call."""
+    caller = st.caller
+    assert caller is not None
+    return {"who": caller.helper or t(st, "ussd.harambee"), "phone": caller.helper_phone}
+
+
+def locked_until(st: State, port: Port) -> str:
+    """When the caller's PIN unlocks, as the clock on the wall says it (HH:MM)."""
+    assert st.caller is not None
+    return format_time(datetime.fromisoformat(st.caller.locked_until)
+                       .astimezone(port.settings.zone))
 
 
 def main_items(st: State) -> list[Item]:
@@ -64,8 +82,15 @@ class Main(Node):
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         assert st.caller is not None
         item = main_items(st)[pick(value, len(main_items(st)))]
+        if item.target in NEEDS_PIN and st.caller.locked(port.now()):
+            return "locked"
         if item.target == "loan.amount":
-            port.can_request(st.caller.id)
+            try:
+                port.can_request(st.caller.id)
+            except NotAllowed as exc:
+                if exc.key != "member.not_verified":
+                    raise
+                return "pending"
         st.data = {}
         if item.target in FLOW_STARTS:
             st.begin_flow()
@@ -73,6 +98,35 @@ class Main(Node):
 
 
 Main("main")
+
+
+class Locked(Node):
+    """The first screen while the caller's PIN is locked: until when, and who helps."""
+
+    def show(self, st: State, port: Port) -> Screen:
+        return menu(st, t(st, "ussd.locked", until=locked_until(st, port), **helper(st)),
+                    [t(st, "ussd.main.menu")], back=False)
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        return "main"
+
+
+Locked("locked", navigable=False)
+
+
+class Pending(Node):
+    """A member not yet verified asked to borrow: who verifies them, and how to reach
+    them."""
+
+    def show(self, st: State, port: Port) -> Screen:
+        return menu(st, t(st, "ussd.pending", **helper(st)), [t(st, "ussd.main.menu")],
+                    back=False)
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        return "main"
+
+
+Pending("pending", navigable=False)
 
 # ---------------------------------------------------------------- strangers
 

@@ -8,7 +8,6 @@ from datetime import date, datetime
 from typing import Protocol
 
 from core.config import Settings
-from core.loans import Quote
 from core.models import MemberStatus
 from core.queries import AccountView, LoanView, PledgeView
 from ussd.state import Caller
@@ -54,10 +53,8 @@ class Port(Protocol):
 
     def can_request(self, member_id: int) -> None: ...
 
-    def request_loan(self, *, member_id: int, amount: int, term_weeks: int, purpose: str,
-                     key: str) -> tuple[str, Quote]: ...
-
-    def list_loan(self, *, member_id: int, number: str, pin: str) -> Listed: ...
+    def apply(self, *, member_id: int, amount: int, term_weeks: int, purpose: str, pin: str,
+              key: str) -> Listed: ...
 
     def cancel_loan(self, *, member_id: int, number: str) -> None: ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 
@@ -19,9 +20,15 @@ class Caller:
     terms: bool  # accepted the terms
     pin: bool  # has a PIN
     limit: int  # credit limit, minor units
+    locked_until: str = ""  # ISO time the PIN is locked until; "" when it is not
+    helper: str = ""  # who helps this member: their agent's first name, or "" (Harambee)
+    helper_phone: str = ""  # and their number, as dialled at home
 
     def has(self, role: str) -> bool:
         return role in self.roles
+
+    def locked(self, now: datetime) -> bool:
+        return bool(self.locked_until) and datetime.fromisoformat(self.locked_until) > now
 
 
 @dataclass

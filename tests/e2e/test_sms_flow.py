@@ -32,14 +32,14 @@ def code_in(message: str) -> str:
 
 def test_pledge_by_sms_fund_disburse_and_repay(world, at_services, fake_at, clock):
     client = create_app(services=at_services).test_client()
-    world.listed_loan(amount=300_000)  # KES 3,000
+    world.listed_loan(amount=300_000)  # Ksh 3,000
     amina, baraka = world.lender(500_000, "Amina Lender"), world.lender(500_000, "Baraka Lender")
 
     response = sms(client, amina.phone, "LEND L1001 1500")
     assert response.status_code == 200 and response.mimetype == "text/plain"
     run_worker(at_services)
     amina_code = code_in(fake_at.delivered_to(amina.phone)[-1])
-    assert "KES 1,500" in fake_at.delivered_to(amina.phone)[-1]
+    assert "Ksh 1,500" in fake_at.delivered_to(amina.phone)[-1]
     assert world.wallet(amina).available == 500_000  # nothing held before YES
 
     assert sms(client, amina.phone, f"yes {amina_code}").status_code == 200
@@ -69,15 +69,15 @@ def test_pledge_by_sms_fund_disburse_and_repay(world, at_services, fake_at, cloc
     response = paybill(client, trans_id="QKR1", amount=105_000, account="L1001", when=clock())
     assert response.status_code == 200
     run_worker(at_services)
-    # KES 1,050 repaid: split by what each is owed (fee, then two equal lenders)
-    shares = [re.search(r"L1001: (KES [\d,]+) to your wallet", fake_at.delivered_to(p)[-1])
+    # Ksh 1,050 repaid: split by what each is owed (fee, then two equal lenders)
+    shares = [re.search(r"L1001: (Ksh [\d,]+) to your wallet", fake_at.delivered_to(p)[-1])
               for p in (amina.phone, baraka.phone)]
     assert all(shares), [fake_at.delivered_to(p)[-1] for p in (amina.phone, baraka.phone)]
     with world.uow() as uow:
         lender_part = uow.session.scalar(select(Payment.lender_part).where(
                 Payment.transaction_id == "QKR1"))
     assert shares[0].group(1) == shares[1].group(1) == world.settings.fmt(lender_part // 2)
-    assert any("Received KES 1,050 for L1001" in m for m in fake_at.delivered_to(borrower_phone))
+    assert any("Received Ksh 1,050 for L1001" in m for m in fake_at.delivered_to(borrower_phone))
     with world.uow() as uow:
         statuses = set(uow.session.scalars(select(OutboxMessage.status)))
         assert statuses == {OutboxStatus.SENT}

@@ -57,7 +57,7 @@ def move(wallet_id: int, escrow_id: int, amount: int, key: str = "hold:test",
 def receipt(lender: Member, key: str = "confirmed:test") -> outbox.Sms:
     return outbox.Sms(key=key, phone=lender.phone, language=lender.language,
                       template="sms.pledge_confirmed", purpose=Purpose.RECEIPT,
-                      member_id=lender.id, params={"amount": "KES 100", "loan": "L1001",
+                      member_id=lender.id, params={"amount": "Ksh 100", "loan": "L1001",
                                                    "percent": 40})
 
 

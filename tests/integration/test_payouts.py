@@ -65,7 +65,7 @@ def books_clean(world: World) -> None:
 
 @pytest.fixture
 def held(world):
-    """A lender's withdrawal of KES 200, held and not yet sent."""
+    """A lender's withdrawal of Ksh 200, held and not yet sent."""
     lender = world.lender(balance=100_000)
     return lender, world.withdraw(lender, 20_000, key="w1", send=False)
 

@@ -21,7 +21,7 @@ def paid(world, number):
 
 
 def test_overpayment_fills_the_next_installments(world, clock):
-    # KES 1,050 due: whole shillings, 262 x 3 and the remainder, 264, last
+    # Ksh 1,050 due: whole shillings, 262 x 3 and the remainder, 264, last
     loan = world.disbursed_loan(amount=100_000)
     world.pay(loan.number, 30_000)
     assert paid(world, loan.number) == [(26_200, 26_200, False), (26_200, 3_800, False),

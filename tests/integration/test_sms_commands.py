@@ -47,9 +47,9 @@ def test_help_and_balance_in_both_languages(world, client):
     member = world.lender(250_000)
     assert ask(world, client, member.phone, "help").startswith("Harambee: BAL")
     assert ask(world, client, member.phone, "BAL") == (
-        "Wallet: KES 2,500 free, KES 0 held in pledges. 0 active pledges. No open loan.")
+        "Wallet: Ksh 2,500 free, Ksh 0 held in pledges. 0 active pledges. No open loan.")
     swahili = world.member("Juma Swahili", language="sw")
-    assert ask(world, client, swahili.phone, "salio").startswith("Pochi: KES 0 huru")
+    assert ask(world, client, swahili.phone, "salio").startswith("Pochi: Ksh 0 huru")
 
 
 def test_unknown_sender_is_told_how_to_join_in_their_keyword_language(world, client):
@@ -74,7 +74,7 @@ def test_bad_arguments_get_the_usage_and_change_nothing(world, client):
     too_large = ask(world, client, lender.phone, "LEND L1001 99999999999999999")
     assert too_large == "That amount is too large."
     assert "smallest pledge" in ask(world, client, lender.phone, "LEND L1001 0.5")
-    assert "Your wallet has KES 1,000" in ask(world, client, lender.phone, "LEND L1001 2000")
+    assert "Your wallet has Ksh 1,000" in ask(world, client, lender.phone, "LEND L1001 2000")
     assert "No loan L9999" in ask(world, client, lender.phone, "LEND L9999 500")
 
 
@@ -82,9 +82,9 @@ def test_loans_and_status(world, client, clock):
     loan = world.listed_loan(amount=300_000, purpose="farm")
     lender = world.lender(100_000)
     listed = ask(world, client, lender.phone, "LOANS")
-    assert listed.startswith("To lend: L1001 KES 3,000 open (Farming)")
+    assert listed.startswith("To lend: L1001 Ksh 3,000 open (Farming)")
     status = ask(world, client, lender.phone, f"status {loan.number}")
-    assert status.startswith("L1001: Farming KES 3,000, 0% funded, KES 3,000 open until")
+    assert status.startswith("L1001: Farming Ksh 3,000, 0% funded, Ksh 3,000 open until")
     assert "LOAN" not in ask(world, client, lender.phone, "status L1")  # no such loan
     assert ask(world, client, lender.phone, "status L1") == "No loan L1."
 
@@ -94,7 +94,7 @@ def test_status_of_a_repaying_loan_shows_details_to_its_parties_only(world, clie
     borrower = loan.borrower
     stranger = world.member("Stranger Danger")
     mine = ask(world, client, borrower.phone, f"STATUS {loan.number}")
-    assert mine.startswith(f"{loan.number} is paid out: KES 3,150 left to pay; next KES 787 by")
+    assert mine.startswith(f"{loan.number} is paid out: Ksh 3,150 left to pay; next Ksh 787 by")
     assert ask(world, client, stranger.phone, f"STATUS {loan.number}") == (
         f"Loan {loan.number} is paid out.")
     assert ask(world, client, borrower.phone, "PAY").startswith(

@@ -42,7 +42,7 @@ def test_each_kind_once_per_installment_however_often_tick_runs(world, services)
                     f"reminder:{second}:before", f"reminder:{first}:late7",
                     f"reminder:{second}:due"]
     texts = {r.key.split(":")[-1]: r.text for r in reminders(world) if str(first) in r.key}
-    assert texts["before"] == ("Wanjiru, KES 787 for loan L1001 is due on 09/03/2026. "
+    assert texts["before"] == ("Wanjiru, Ksh 787 for loan L1001 is due on 09/03/2026. "
                                "Pay to paybill 247247, account L1001. - Grace, your Harambee "
                                "agent")
     assert "is due today" in texts["due"] and "was due on 09/03/2026" in texts["late3"]

@@ -244,7 +244,7 @@ class LedgerMachine(RuleBasedStateMachine):
             with pytest.raises(WrongPin):  # the last try says it is now locked
                 self.run(withdrawals.withdraw, **kw)
         elif amount < 5_000:
-            with pytest.raises(InvalidInput):  # below the smallest withdrawal, KES 50
+            with pytest.raises(InvalidInput):  # below the smallest withdrawal, Ksh 50
                 self.run(withdrawals.withdraw, **kw)
             member.failures = 0
         elif amount > member.balance - member.held:

@@ -42,7 +42,7 @@ def last_text(world, phone: str) -> str:
             OutboxMessage.phone == phone).order_by(OutboxMessage.id.desc())).first()
 
 
-@pytest.mark.parametrize("words", ["PAY 1050", "lipa 1,050", "Pay KES 1050"])
+@pytest.mark.parametrize("words", ["PAY 1050", "lipa 1,050", "Pay Ksh 1050"])
 def test_pay_by_sms_prompts_the_phone_and_the_receipt_repays_once(client, world, services,
                                                                   clock, words):
     loan = world.disbursed_loan(amount=100_000)
@@ -54,7 +54,7 @@ def test_pay_by_sms_prompts_the_phone_and_the_receipt_repays_once(client, world,
     request = the_request(world)
     assert (request.status, request.amount, request.account) == (StkStatus.SENT, 105_000,
                                                                   loan.number)
-    assert "M-Pesa prompt for KES 1,050" in last_text(world, borrower.phone)
+    assert "M-Pesa prompt for Ksh 1,050" in last_text(world, borrower.phone)
     body = callback(request.checkout_request_id, amount=1050, when=clock())
     for _ in range(2):  # the callback, and again
         assert client.post(f"/hooks/stk/{CALLBACK_TOKEN}", json=body).status_code == 200

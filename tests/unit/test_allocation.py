@@ -102,7 +102,7 @@ def test_one_unit_a_prime_and_the_whole_across_lenders(lenders, kind):
 
 
 def test_whole_units_when_everything_is_whole():
-    # KES 1,000 to three lenders owed 333.33 each would need cents: in shillings it does not
+    # Ksh 1,000 to three lenders owed 333.33 each would need cents: in shillings it does not
     assert largest_remainder_whole(100_000, [30_000, 30_000, 30_000], 100) == [
         33_400, 33_300, 33_300]
 

@@ -24,7 +24,7 @@ def product():
 
 def test_quote_prices_fee_interest_and_equal_installments(product):
     facts = quote(product, 300_100, 4, START)
-    assert facts.fee == 15_000  # 5% of KES 3,001 is 150.05: rounded down to the shilling
+    assert facts.fee == 15_000  # 5% of Ksh 3,001 is 150.05: rounded down to the shilling
     assert facts.interest == 7_500  # 2.5% is 75.025: the same
     assert facts.total == 300_100 + 15_000 + 7_500 == 322_600
     assert facts.count == 4

@@ -16,17 +16,17 @@ from workers.duties import BULK_MAX, _bulk
 # The longest values a person realistically sees in each placeholder.
 LONGEST = {
     "name": "Wanjiku", "borrower": "Nyambura", "agent": "Grace Wanjiku Mwangi",
-    "amount": "KES 52,500.50", "available": "KES 100,000.50", "held": "KES 100,000.50",
-    "balance": "KES 100,000.50", "outstanding": "KES 52,500.50", "next_amount": "KES 13,125.50",
-    "installment": "KES 13,125.50", "limit": "KES 100,000", "received": "KES 52,500.50",
-    "entitled": "KES 52,500.50", "refund": "KES 9,999.50", "open": "KES 49,950",
-    "min": "KES 500", "max": "KES 50,000", "loan": "L100999", "code": "4821", "hours": "24",
+    "amount": "Ksh 52,500.50", "available": "Ksh 100,000.50", "held": "Ksh 100,000.50",
+    "balance": "Ksh 100,000.50", "outstanding": "Ksh 52,500.50", "next_amount": "Ksh 13,125.50",
+    "installment": "Ksh 13,125.50", "limit": "Ksh 100,000", "received": "Ksh 52,500.50",
+    "entitled": "Ksh 52,500.50", "refund": "Ksh 9,999.50", "open": "Ksh 49,950",
+    "min": "Ksh 500", "max": "Ksh 50,000", "loan": "L100999", "code": "4821", "hours": "24",
     "percent": "100", "deadline": "28/02/2027", "due": "28/02/2027", "next_due": "28/02/2027",
     "first_due": "28/02/2027", "paybill": "247247", "service_code": "*384*123#",
     "period": "2 weeks", "case": "D10999", "pledges": "12", "reference": "0712345678",
     "state": "umefungwa bila ufadhili", "status": "confirmed", "purpose": "School fees",
     "suggestion": "MALALAMIKO", "fee": "5", "sign": "- Grace, wakala wako wa Harambee",
-    "items": "L100999 KES 49,950 open (School fees); L100998 KES 9,950 open (Transport)",
+    "items": "L100999 Ksh 49,950 open (School fees); L100998 Ksh 9,950 open (Transport)",
     "number": "L100999", "currency": "KES", "tries_left": "2", "until": "14:30", "length": "4",
     "terms": "4, 8, 12", "n": "2", "receipt": "SBK7A1B2C3",
 }
@@ -98,7 +98,7 @@ def test_bulk_groups_same_text_with_distinct_phones():
 
 def test_africas_talking_recipient_codes():
     answer = {"SMSMessageData": {"Recipients": [
-        {"statusCode": 101, "number": "+1", "status": "Success", "cost": "KES 0.8",
+        {"statusCode": 101, "number": "+1", "status": "Success", "cost": "Ksh 0.8",
          "messageId": "ATXid_1"},
         {"statusCode": 405, "number": "+2", "status": "InsufficientBalance", "cost": "0",
          "messageId": "None"},

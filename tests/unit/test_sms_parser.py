@@ -64,7 +64,7 @@ def test_lend_in_english_and_swahili(text: str, language: str) -> None:
         ("1.5K", 150_000),
         ("2k", 200_000),
         ("1m", 100_000_000),
-        ("KES 500", 50_000),
+        ("Ksh 500", 50_000),
         ("Kes500", 50_000),
         ("ksh 500", 50_000),
         ("KSh. 500", 50_000),
@@ -99,7 +99,7 @@ def test_normalise_loan_refuses_what_is_not_a_loan(token: str) -> None:
     assert normalise_loan(token) is None
 
 
-@pytest.mark.parametrize("text", ["LEND 500 L1042", "lend KES 500 L1042", "LEND 1.5k l-1042"])
+@pytest.mark.parametrize("text", ["LEND 500 L1042", "lend Ksh 500 L1042", "LEND 1.5k l-1042"])
 def test_lend_amount_before_a_loan_written_with_its_l(text: str) -> None:
     command = parse(text)
     assert command.loan == "L1042"

@@ -29,8 +29,8 @@ def test_shorten_cuts_at_a_word_with_a_marker_and_squeeze_fits_the_width():
     assert shorten("Wanjiruachieng", 8) == "Wanjiru."
     assert shorten("Amina", 8) == "Amina"
     line = squeeze("{n}. {name}: {amount}", 20, {"n": "1", "name": "Wanjiru Achieng",
-                                                 "amount": "KES 5,000"}, ("name",))
-    assert len(line) <= 20 and line.endswith("KES 5,000") and line.startswith("1. Wanj")
+                                                 "amount": "Ksh 5,000"}, ("name",))
+    assert len(line) <= 20 and line.endswith("Ksh 5,000") and line.startswith("1. Wanj")
 
 
 def test_zero_goes_back_double_zero_home_and_ninety_eight_pages():
@@ -56,11 +56,11 @@ def test_invalid_input_is_asked_again_with_the_reason_in_swahili():
 
 def test_a_pin_never_enters_state_and_the_pledge_key_is_fixed_by_the_flow():
     port = FakePort(SETTINGS, caller_=lender())
-    st, _ = walk(port, "1", "1", "1")  # the fake's loan has KES 1 open
+    st, _ = walk(port, "1", "1", "1")  # the fake's loan has Ksh 1 open
     assert st.node == "lend.pin" and PIN not in st.to_json()
     flow = st.data["flow"]
     done, screen = step(st, PIN, port)
-    assert screen.payload().startswith("END Pledge of KES 1 ") and PIN not in done.to_json()
+    assert screen.payload().startswith("END Pledge of Ksh 1 ") and PIN not in done.to_json()
     assert port.calls[-1] == f"pledge:ussd:{flow}:pledge:L1000000:100"
     # a redial that continues the same dropped flow uses the same key
     offer = resume(State(phone="+254711000001", sid="s2"), resume_point(st))

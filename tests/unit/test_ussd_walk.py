@@ -2,11 +2,13 @@
 product allows, and check every screen a handset can be shown."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from core.config import load_settings
 from core.messages import CATALOG, is_gsm7
-from tests.fake_port import LOCKED_PIN, LONG_FIRST, LONG_NAME, LONG_PLACE, PIN, FakePort
+from tests.fake_port import LOCKED_PIN, LONG_FIRST, LONG_NAME, LONG_PLACE, NOW, PIN, FakePort
 from ussd.machine import NODES, resume, step
 from ussd.screen import Screen
 from ussd.state import Caller, State
@@ -21,10 +23,13 @@ INPUTS = [
 ]
 
 
-def full_member(lang: str, *, terms: bool = True, pin: bool = True) -> Caller:
+def full_member(lang: str, *, terms: bool = True, pin: bool = True,
+                locked: bool = False, status: str = "verified") -> Caller:
     return Caller(id=1, first_name=LONG_FIRST, roles=["agent", "borrower", "lender"],
-                  language=lang, status="verified", terms=terms, pin=pin,
-                  limit=SETTINGS.minor(SETTINGS.credit.cap))
+                  language=lang, status=status, terms=terms, pin=pin,
+                  limit=SETTINGS.minor(SETTINGS.credit.cap),
+                  locked_until=(NOW + timedelta(hours=1)).isoformat() if locked else "",
+                  helper=LONG_FIRST, helper_phone="0712 345678")
 
 
 def check(screen: Screen, where: str) -> None:
@@ -68,7 +73,8 @@ def test_every_screen_fits_is_gsm7_and_every_node_is_reached(lang):
     visited: set[str] = set()
     total = 0
     for caller in (None, full_member(lang), full_member(lang, terms=False, pin=False),
-                   full_member(lang, pin=False)):
+                   full_member(lang, pin=False), full_member(lang, locked=True),
+                   full_member(lang, status="pending")):
         nodes, checked = walk(caller, lang)
         visited |= nodes
         total += checked

@@ -10,6 +10,7 @@ TEXTS = {
     "wallet.insufficient": "Your wallet has {available}. Top up or choose a smaller amount.",
     "pin.locked": "PIN locked after too many tries. Try again after {until}.",
     "pin.wrong": "Wrong PIN. {tries_left} tries left.",
+    "pin.wrong_one": "Wrong PIN. 1 try left.",
     "pin.wrong_locked": "Wrong PIN. Your PIN is now locked until {until}.",
     "pin.invalid": "PIN must be {length} digits.",
     "pin.mismatch": "The two PINs differ. Please start again.",
