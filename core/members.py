@@ -73,6 +73,14 @@ def find_by_phone(uow: UnitOfWork, phone: str) -> Member | None:
     return uow.session.scalar(select(Member).where(Member.phone == e164))
 
 
+def national_id_in_use(uow: UnitOfWork, national_id: str) -> bool:
+    """Whether a member already has this national ID (asked early, so an agent hears it
+    before typing the rest)."""
+    with uow:
+        return uow.session.scalar(select(Member.id).where(
+            Member.national_id == clean_national_id(national_id))) is not None
+
+
 def get_member(uow: UnitOfWork, member_id: int, *, lock: bool = False) -> Member:
     member = uow.session.get(Member, member_id, with_for_update=lock)
     if member is None:
@@ -84,15 +92,18 @@ def register(
     uow: UnitOfWork, *, phone: str, name: str, now: datetime, national_id: str | None = None,
     language: str = "en", roles: str | list[str] | tuple[str, ...] = ("borrower", "lender"),
     pin: str | None = None, agent_id: int | None = None, place: str | None = None,
-    accept_terms: bool = False, by_operator: bool = False,
+    accept_terms: bool = False, by_operator: bool = False, agent_pin: str | None = None,
 ) -> Registration:
     """Register a member: self-registered ones are `pending`; an agent's, or one an
     operator adds (`by_operator`), are `verified`.
 
     Idempotent by phone: registering the same phone with the same national id again
     returns the existing member (created=False); a different one raises member.exists.
+    With `agent_pin`, the agent's PIN is checked first (a phone channel always passes it).
     """
     settings = uow.settings
+    if agent_id is not None and agent_pin is not None:
+        check_pin(uow, agent_id, agent_pin, now)
     e164 = normalise(phone, settings.app.default_region)
     clean_id = clean_national_id(national_id) if national_id else None
     with uow:
@@ -138,8 +149,12 @@ def register(
         return Registration(member, created=True)
 
 
-def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime) -> Member:
-    """A field agent vouches for a self-registered member after meeting them."""
+def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime,
+           agent_pin: str | None = None) -> Member:
+    """A field agent vouches for a self-registered member after meeting them; with
+    `agent_pin`, the agent's PIN is checked first."""
+    if agent_pin is not None:
+        check_pin(uow, agent_id, agent_pin, now)
     with uow:
         agent = get_member(uow, agent_id)
         if not agent.has_role(Role.AGENT):

@@ -29,6 +29,7 @@ class LoanView:
     total_due: int
     deadline: datetime | None
     purpose: str
+    term_weeks: int
     borrower_first_name: str
     borrower_place: str | None
     borrower_on_time: int  # loans repaid with every installment on time
@@ -72,7 +73,8 @@ def loan_view(loan: Loan, today: date) -> LoanView:
         number=loan.number or "", status=loan.status, amount=loan.amount, pledged=loan.pledged,
         funded_percent=loan.pledged * 100 // loan.amount if loan.amount else 0,
         outstanding=loan.outstanding if disbursed else 0, total_due=loan.total_due,
-        deadline=loan.deadline, purpose=loan.purpose, borrower_first_name=borrower.first_name,
+        deadline=loan.deadline, purpose=loan.purpose, term_weeks=loan.term_weeks,
+        borrower_first_name=borrower.first_name,
         borrower_place=borrower.place, borrower_on_time=borrower.loans_repaid_on_time,
         borrower_repaid=borrower.loans_repaid,
         standing=standing(loan, today) if disbursed else None)
@@ -113,16 +115,42 @@ def listed(uow: UnitOfWork, now: datetime, *, offset: int = 0, limit: int = 3,
         return [loan_view(loan, today) for loan in uow.session.scalars(query)]
 
 
-def loans_of(uow: UnitOfWork, borrower_id: int, now: datetime, *, limit: int = 5
-             ) -> list[LoanView]:
+def loans_of(uow: UnitOfWork, borrower_id: int, now: datetime, *, offset: int = 0,
+             limit: int = 5) -> list[LoanView]:
     """A borrower's loans, newest first (drafts left out)."""
     with uow:
         today = _today(uow, now)
         rows = uow.session.scalars(
             select(Loan).where(Loan.borrower_id == borrower_id, Loan.status != LoanStatus.DRAFT)
             .options(selectinload(Loan.installments), selectinload(Loan.borrower))
-            .order_by(Loan.id.desc()).limit(limit))
+            .order_by(Loan.id.desc()).offset(offset).limit(limit))
         return [loan_view(loan, today) for loan in rows]
+
+
+def loan_of(uow: UnitOfWork, borrower_id: int, number: str, now: datetime) -> LoanView:
+    """One of the borrower's own loans; any other number is not found, whoever's it is."""
+    with uow:
+        loan = uow.session.scalar(select(Loan).where(
+            Loan.number == number, Loan.borrower_id == borrower_id,
+            Loan.status != LoanStatus.DRAFT))
+        if loan is None:
+            raise NotFound("loan.not_found", number=number)
+        return loan_view(loan, _today(uow, now))
+
+
+def open_loan(uow: UnitOfWork, member_id: int, now: datetime) -> LoanView | None:
+    """The borrower's open loan, with where its repayment stands, if they have one."""
+    with uow:
+        loan = _open_loan(uow, member_id)
+        return loan_view(loan, _today(uow, now)) if loan is not None else None
+
+
+def _open_loan(uow: UnitOfWork, member_id: int) -> Loan | None:
+    """The borrower's open loan (an unsent draft does not count)."""
+    return uow.session.scalar(
+        select(Loan).where(Loan.borrower_id == member_id, Loan.status.in_(OPEN_LOAN_STATES),
+                           Loan.status != LoanStatus.DRAFT)
+        .order_by(Loan.id.desc()).limit(1))
 
 
 def pledges_of(uow: UnitOfWork, lender_id: int, *, offset: int = 0, limit: int = 5
@@ -145,11 +173,7 @@ def account(uow: UnitOfWork, member_id: int, now: datetime) -> AccountView:
         if member is None:
             raise NotFound("member.not_found")
         wallet = ledger.find_account(uow, ledger.wallet_code(member.id))
-        open_loan = uow.session.scalar(
-            select(Loan).where(Loan.borrower_id == member.id,
-                               Loan.status.in_(OPEN_LOAN_STATES),
-                               Loan.status != LoanStatus.DRAFT)
-            .order_by(Loan.id.desc()).limit(1))
+        open_loan = _open_loan(uow, member.id)
         active = len(list(uow.session.scalars(select(Pledge.id).where(
             Pledge.lender_id == member.id,
             Pledge.status.in_([PledgeStatus.PROPOSED, PledgeStatus.CONFIRMED])))))
@@ -161,16 +185,6 @@ def account(uow: UnitOfWork, member_id: int, now: datetime) -> AccountView:
             loans_repaid=member.loans_repaid, loans_repaid_on_time=member.loans_repaid_on_time,
             open_loan=loan_view(open_loan, _today(uow, now)) if open_loan else None,
             active_pledges=active)
-
-
-def open_loan_number(uow: UnitOfWork, member_id: int) -> str | None:
-    """The number of the borrower's open loan (an unsent draft does not count)."""
-    with uow:
-        return uow.session.scalar(
-            select(Loan.number).where(Loan.borrower_id == member_id,
-                                      Loan.status.in_(OPEN_LOAN_STATES),
-                                      Loan.status != LoanStatus.DRAFT)
-            .order_by(Loan.id.desc()).limit(1))
 
 
 def pledge_offer(uow: UnitOfWork, member_id: int, number: str, now: datetime

@@ -29,6 +29,7 @@ class FakePort:
     caller_: Caller | None = None
     calls: list[str] = field(default_factory=list)
     loans: int = 7  # how many loans each list holds
+    open_status: str | None = "in_arrears"  # the status of the caller's open loan
 
     def now(self) -> datetime:
         return NOW
@@ -48,7 +49,8 @@ class FakePort:
             raise Conflict("member.national_id_taken")
         return Caller(id=99, first_name=clean_name(name).split()[0], roles=["borrower"],
                       language=language, status="pending", terms=True, pin=True,
-                      limit=self.settings.minor(self.settings.credit.first_loan_limit))
+                      limit=self.settings.minor(self.settings.credit.first_loan_limit),
+                      helper_phone="0709 000000")
 
     def send_terms(self, *, phone: str, language: str) -> None:
         self.calls.append("send_terms")
@@ -82,14 +84,19 @@ class FakePort:
                           roles=("agent", "borrower", "lender"), terms=False,
                           limit=self.settings.minor(self.settings.credit.cap))
 
+    def national_id_taken(self, national_id: str) -> bool:
+        return national_id == "11111111"
+
     def agent_register(self, *, agent_id: int, phone: str, name: str, national_id: str,
-                       place: str, language: str) -> MemberCard:
+                       place: str, language: str, pin: str) -> MemberCard:
         self.calls.append("agent_register")
+        self._pin(pin)
         return MemberCard(name=name, phone=phone, national_id=national_id, status="verified",
                           place=place, roles=("borrower", "lender"), terms=False, limit=0)
 
-    def verify(self, *, agent_id: int, phone: str) -> MemberCard:
+    def verify(self, *, agent_id: int, phone: str, pin: str) -> MemberCard:
         self.calls.append("verify")
+        self._pin(pin)
         card = self.find_member(phone)
         assert card is not None
         return replace(card, status="verified")
@@ -110,26 +117,33 @@ class FakePort:
         self.calls.append("cancel_loan")
 
     def _loan(self, i: int, status: str) -> LoanView:
-        big = self.settings.minor(self.settings.loan.max_amount) - 1
+        big = self.settings.minor(self.settings.loan.max_amount - 1)
         standing = Standing(next_due=date(2026, 12, 28), next_amount=big, behind=big)
         return LoanView(
             number=f"L10000{i:02d}", status=status, amount=big, pledged=big - 100,
             funded_percent=99, outstanding=big, total_due=big, deadline=NOW,
-            purpose="transport" if i % 2 else "school", borrower_first_name=LONG_FIRST,
+            purpose="transport" if i % 2 else "school", term_weeks=12,
+            borrower_first_name=LONG_FIRST,
             borrower_place=LONG_PLACE, borrower_on_time=99, borrower_repaid=100,
             standing=standing if status in ("repaying", "in_arrears", "disbursed") else None)
 
+    STATUSES = ("in_arrears", "listed", "funded", "repaid", "expired", "cancelled",
+                "defaulted", "disbursed", "repaying")
+
     def loans_of(self, member_id: int, *, offset: int, limit: int) -> list[LoanView]:
-        statuses = ["in_arrears", "listed", "funded", "repaid", "expired", "cancelled",
-                    "defaulted", "disbursed", "repaying"]
-        rows = [self._loan(i, statuses[i % len(statuses)]) for i in range(self.loans)]
+        rows = [self._loan(i, self.STATUSES[i % len(self.STATUSES)])
+                for i in range(self.loans)]
         return rows[offset:offset + limit]
 
-    def open_loan_number(self, member_id: int) -> str | None:
-        return "L1000099"
+    def loan_of(self, member_id: int, number: str) -> LoanView:
+        i = int(number[-2:])
+        return self._loan(i, self.STATUSES[i % len(self.STATUSES)])
+
+    def open_loan(self, member_id: int) -> LoanView | None:
+        return self._loan(1, self.open_status) if self.open_status else None
 
     def account(self, member_id: int) -> AccountView:
-        huge = 10**11 - 1  # a wallet of nearly a billion shillings
+        huge = 10**11 - 100  # a wallet of nearly a billion shillings
         return AccountView(wallet_balance=huge, wallet_available=huge, held=huge,
                            credit_limit=self.settings.minor(self.settings.credit.cap),
                            limit_frozen=True, loans_repaid=100, loans_repaid_on_time=99,
@@ -143,7 +157,12 @@ class FakePort:
     def pledge_offer(self, member_id: int, number: str) -> tuple[LoanView, int]:
         if number.endswith("03"):
             raise NotAllowed("loan.not_listed", number=number)
-        return self._loan(int(number[-2:]), "listed"), 10**11 - 1
+        view = self._loan(int(number[-2:]), "listed")
+        if number.endswith("05"):  # a wallet with nothing free
+            return view, 0
+        if number.endswith("06"):  # fully pledged meanwhile
+            return replace(view, pledged=view.amount, funded_percent=100), 10**11 - 100
+        return view, 10**11 - 100
 
     def pledge(self, *, member_id: int, number: str, amount: int, pin: str, key: str) -> None:
         self.calls.append(f"pledge:{key}")
@@ -154,7 +173,7 @@ class FakePort:
         statuses = ["posted", "proposed", "confirmed", "voided", "lapsed", "cancelled"]
         rows = [PledgeView(loan_number=f"L10000{i:02d}", amount=big,
                            status=statuses[i % len(statuses)], code="1234",
-                           entitled=big * 2, repaid=big * 2 - 1) for i in range(self.loans)]
+                           entitled=big * 2, repaid=big * 2 - 100) for i in range(self.loans)]
         return rows[offset:offset + limit]
 
     def request_stk(self, *, member_id: int, amount: int, key: str) -> str:

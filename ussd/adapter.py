@@ -104,16 +104,19 @@ class CorePort:
             member = uow.session.scalar(select(Member).where(Member.phone == phone))
             return card_of(member) if member is not None else None
 
+    def national_id_taken(self, national_id: str) -> bool:
+        return members.national_id_in_use(self._uow(), national_id)
+
     def agent_register(self, *, agent_id: int, phone: str, name: str, national_id: str,
-                       place: str, language: str) -> MemberCard:
+                       place: str, language: str, pin: str) -> MemberCard:
         reg = members.register(self._uow(), phone=phone, name=name, national_id=national_id,
                                language=language, place=place, agent_id=agent_id,
-                               now=self.now())
+                               agent_pin=pin, now=self.now())
         return card_of(reg.member)
 
-    def verify(self, *, agent_id: int, phone: str) -> MemberCard:
+    def verify(self, *, agent_id: int, phone: str, pin: str) -> MemberCard:
         return card_of(members.verify(self._uow(), agent_id=agent_id, phone=phone,
-                                      now=self.now()))
+                                      agent_pin=pin, now=self.now()))
 
     # ------------------------------------------------------------ borrowing
 
@@ -132,11 +135,14 @@ class CorePort:
         loans.cancel_loan(self._uow(), borrower_id=member_id, number=number, now=self.now())
 
     def loans_of(self, member_id: int, *, offset: int, limit: int) -> list[LoanView]:
-        return queries.loans_of(self._uow(), member_id, self.now(),
-                                limit=offset + limit)[offset:]
+        return queries.loans_of(self._uow(), member_id, self.now(), offset=offset,
+                                limit=limit)
 
-    def open_loan_number(self, member_id: int) -> str | None:
-        return queries.open_loan_number(self._uow(), member_id)
+    def loan_of(self, member_id: int, number: str) -> LoanView:
+        return queries.loan_of(self._uow(), member_id, number, self.now())
+
+    def open_loan(self, member_id: int) -> LoanView | None:
+        return queries.open_loan(self._uow(), member_id, self.now())
 
     def account(self, member_id: int) -> AccountView:
         return queries.account(self._uow(), member_id, self.now())

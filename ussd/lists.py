@@ -24,7 +24,8 @@ class Paged(Node):
     def rows(self, st: State, port: Port, offset: int, limit: int) -> list[Any]:
         raise NotImplementedError
 
-    def line(self, st: State, port: Port, row: Any) -> str:
+    def line(self, st: State, port: Port, row: Any, room: int) -> str:
+        """A row in words; `room` is what one row alone may take on this page."""
         raise NotImplementedError
 
     def key_of(self, row: Any) -> Any:
@@ -43,7 +44,8 @@ class Paged(Node):
         if not rows:
             return Screen(t(st, self.empty_key) + "\n" + t(st, "ussd.nav.back"), title=why)
         room = port.settings.ussd.max_chars - len("CON ") - (len(why) + 1 if why else 0)
-        texts = [self.line(st, port, row) for row in rows[:size]]
+        alone = room - len(self._page(st, ["1. " if self.choosable else ""], True))
+        texts = [self.line(st, port, row, alone) for row in rows[:size]]
         shown: list[str] = []
         for index, text in enumerate(texts, start=1):
             candidate = [*shown, f"{index}. {text}" if self.choosable else text]

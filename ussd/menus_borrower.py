@@ -1,31 +1,20 @@
 """The borrower's menus: request a loan (amount, purpose, term, key facts, PIN), my
-loans, how to repay, and my account."""
+loans (each one's detail, withdrawing a listed loan), how to repay, and my account."""
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from core.loans import PURPOSES, amount_bounds, check_amount, quote
-from core.messages import format_date
 from core.models import LoanStatus
 from core.queries import LoanView
-from ussd.nodes import (
-    NAV_MORE,
-    REASON,
-    SHOW_CURRENT,
-    Info,
-    Node,
-    Outcome,
-    Reask,
-    fmt,
-    menu,
-    pick,
-    read_amount,
-    root_of,
-    t,
-)
+from ussd.lists import Paged
+from ussd.nodes import Info, Node, Outcome, Reask, fmt, menu, pick, read_amount, root_of, t
 from ussd.port import Port
-from ussd.screen import Screen, squeeze
+from ussd.screen import Screen
 from ussd.state import State
+
+# ---------------------------------------------------------------- asking for a loan
 
 
 class LoanAmount(Node):
@@ -55,7 +44,7 @@ class LoanPurpose(Node):
 class LoanTerm(Node):
     def show(self, st: State, port: Port) -> Screen:
         terms = port.settings.loan.terms_weeks
-        return menu(st, t(st, "ussd.loan.term"), [t(st, "ussd.weeks", n=n) for n in terms])
+        return menu(st, t(st, "ussd.loan.term"), [weeks(st, n) for n in terms])
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         terms = port.settings.loan.terms_weeks
@@ -67,30 +56,28 @@ class LoanTerm(Node):
         return "loan.facts"
 
 
-def every(st: State, port: Port) -> str:
-    """How often an installment falls due, in words: `week`, `2 weeks`."""
-    n = port.settings.loan.installment_every_weeks
-    return t(st, "period.week") if n == 1 else t(st, "period.weeks", n=n)
+def weeks(st: State, n: int) -> str:
+    """`1 week`, `8 weeks`, in the caller's language."""
+    return t(st, "ussd.weeks_one") if n == 1 else t(st, "ussd.weeks", n=n)
 
 
 class LoanFacts(Node):
     """The key facts the borrower accepts before the loan is asked for. Dates count
-    from the day the money arrives: funding may take days, so no date is promised."""
+    from the day the money arrives: funding may take days, so no date is promised here;
+    the SMS at payout carries the exact dates."""
 
     def show(self, st: State, port: Port) -> Screen:
         d = st.data
-        period = every(st, port)
+        n = port.settings.loan.installment_every_weeks
+        every = t(st, "ussd.every_week") if n == 1 else t(st, "ussd.every_weeks", n=n)
+        each = fmt(port, d["installment"])
         if d["last"] == d["installment"]:
-            plan = t(st, "ussd.facts.plan", count=d["count"], each=fmt(port, d["installment"]),
-                     period=period)
+            plan = t(st, "ussd.facts.plan", count=d["count"], each=each, every=every)
         else:
-            plan = t(st, "ussd.facts.plan_last", count=d["count"] - 1,
-                     each=fmt(port, d["installment"]), last=fmt(port, d["last"]),
-                     period=period)
-        first = (t(st, "ussd.weeks_one") if port.settings.loan.installment_every_weeks == 1
-                 else t(st, "ussd.weeks", n=port.settings.loan.installment_every_weeks))
+            plan = t(st, "ussd.facts.plan_last", count=d["count"] - 1, each=each,
+                     last=fmt(port, d["last"]), every=every)
         title = t(st, "ussd.facts", amount=fmt(port, d["amount"]), fee=fmt(port, d["fee"]),
-                  total=fmt(port, d["total"]), plan=plan, first=first)
+                  total=fmt(port, d["total"]), plan=plan, first=weeks(st, n))
         labels = [t(st, "ussd.facts.accept"), t(st, "ussd.facts.cancel")]
         return menu(st, title, labels, back=False)
 
@@ -112,100 +99,148 @@ class LoanPin(Node):
         listed = port.apply(member_id=st.caller.id, amount=amount, term_weeks=term,
                             purpose=purpose, pin=value[:12],
                             key=st.flow_key(f"loan:{amount}:{term}:{purpose}"))
-        deadline = format_date(listed.deadline.astimezone(port.settings.zone)) \
-            if listed.deadline else ""
-        return Screen(t(st, "ussd.loan.listed", number=listed.number, deadline=deadline),
-                      end=True)
+        return Screen(t(st, "ussd.loan.listed", number=listed.number,
+                        deadline=day(port, listed.deadline)), end=True)
 
 
-def loan_line(st: State, port: Port, loan: LoanView, width: int) -> str:
-    """One loan in a line of at most `width` characters: status and where it stands."""
-    status = t(st, f"ussd.status.{loan.status}")
+def day(port: Port, when: date | datetime | None) -> str:
+    """A date as a screen shows it (`08/12`: within weeks, the year goes without
+    saying); a moment is read on the local calendar."""
+    if when is None:
+        return ""
+    if isinstance(when, datetime):
+        when = when.astimezone(port.settings.zone).date()
+    return when.strftime("%d/%m")
+
+
+# ---------------------------------------------------------------- my loans
+
+
+def standing_text(st: State, port: Port, loan: LoanView) -> str:
+    """Where a loan stands, in the fewest words that say what to do next."""
+    standing = loan.standing
     if loan.status == LoanStatus.LISTED:
-        detail = t(st, "ussd.loans.funded", amount=fmt(port, loan.amount),
-                   percent=loan.funded_percent)
-    elif loan.standing is not None and loan.standing.next_due is not None:
-        due = loan.standing.next_due.strftime("%d/%m")
-        if loan.standing.behind:
-            detail = t(st, "ussd.loans.behind", amount=fmt(port, loan.standing.behind), due=due)
-        else:
-            detail = t(st, "ussd.loans.next", amount=fmt(port, loan.standing.next_amount),
-                       due=due)
-    else:
-        detail = fmt(port, loan.amount)
-    return squeeze("{number} {status}: {detail}", width,
-                   {"number": loan.number, "status": status, "detail": detail},
-                   ("status",))
+        return t(st, "ussd.loans.listed", percent=loan.funded_percent,
+                 amount=fmt(port, loan.amount))
+    if standing is not None and standing.next_due is not None:
+        if standing.behind:
+            return t(st, "ussd.loans.late", amount=fmt(port, standing.behind))
+        return t(st, "ussd.loans.next", amount=fmt(port, standing.next_amount),
+                 due=day(port, standing.next_due))
+    return t(st, f"ussd.status.{loan.status}")
 
 
-def page_footer(st: State, more: bool) -> str:
-    parts = ([t(st, "ussd.nav.more")] if more else []) + [t(st, "ussd.nav.back")]
-    return "\n".join(parts)
-
-
-class Paged(Node):
-    """A list shown a page at a time: `98` more, `0` back a page. Subclasses fetch
-    rows and write one row in a line of a given width."""
-
-    empty_key = ""
-    choosable = False  # rows are picked by number (else the list is only read)
-
-    def __init__(self, name: str, **kw: object) -> None:
-        super().__init__(name, paged=True, **kw)  # type: ignore[arg-type]
-
-    def rows(self, st: State, port: Port, offset: int, limit: int) -> list[Any]:
-        raise NotImplementedError
-
-    def line(self, st: State, port: Port, n: int, row: Any, width: int) -> str:
-        raise NotImplementedError
-
-    def show(self, st: State, port: Port) -> Screen:
-        why = st.data.pop(REASON, "")
-        size = port.settings.ussd.page_size
-        rows = self.rows(st, port, st.page * size, size + 1)
-        more = len(rows) > size
-        rows = rows[:size]
-        st.data["more"] = more
-        if not rows:
-            return Screen(t(st, self.empty_key) + "\n" + t(st, "ussd.nav.back"), title=why)
-        footer = page_footer(st, more)
-        room = port.settings.ussd.max_chars - 4 - len(footer) - (len(why) + 1 if why else 0)
-        width = room // len(rows) - 1
-        lines = [self.line(st, port, n, row, width) for n, row in enumerate(rows, start=1)]
-        return Screen("\n".join(lines) + "\n" + footer, title=why)
-
-    def answer(self, st: State, value: str, port: Port) -> Outcome:
-        if value == NAV_MORE and st.data.get("more"):
-            st.page += 1
-            return SHOW_CURRENT
-        if not self.choosable:
-            return self.parent  # a list to read: any other answer goes back
-        raise Reask("ussd.choose")
+def loan_line(st: State, port: Port, loan: LoanView) -> str:
+    return f"{loan.number}: {standing_text(st, port, loan)}"
 
 
 class MyLoans(Paged):
+    """The borrower's loans, newest first; pick one for its detail."""
+
     empty_key = "ussd.loans.none"
+    choosable = True
 
     def rows(self, st: State, port: Port, offset: int, limit: int) -> list[Any]:
         assert st.caller is not None
         return port.loans_of(st.caller.id, offset=offset, limit=limit)
 
-    def line(self, st: State, port: Port, n: int, row: Any, width: int) -> str:
-        return loan_line(st, port, row, width)
+    def line(self, st: State, port: Port, row: Any, room: int) -> str:
+        return loan_line(st, port, row)
+
+    def key_of(self, row: Any) -> Any:
+        return row.number
+
+    def chosen(self, st: State, port: Port, picked: Any) -> Outcome:
+        st.data["loan"] = picked
+        return "loan"
 
 
-class HowToRepay(Node):
-    """How to pay by paybill, and, with a loan open, an M-Pesa prompt on this phone."""
+def loan_detail(st: State, port: Port, loan: LoanView) -> str:
+    """One loan in full, as its borrower sees it."""
+    standing = loan.standing
+    if loan.status == LoanStatus.LISTED:
+        return t(st, "ussd.loan.detail_listed", number=loan.number, amount=fmt(port, loan.amount),
+                 percent=loan.funded_percent, open=fmt(port, loan.open_amount),
+                 deadline=day(port, loan.deadline))
+    if standing is not None and standing.next_due is not None:
+        key = "ussd.loan.detail_late" if standing.behind else "ussd.loan.detail_repaying"
+        return t(st, key, number=loan.number, left=fmt(port, loan.outstanding),
+                 late=fmt(port, standing.behind), next=fmt(port, standing.next_amount),
+                 due=day(port, standing.next_due))
+    return t(st, "ussd.loan.detail", number=loan.number, amount=fmt(port, loan.amount),
+             status=t(st, f"ussd.status.{loan.status}"))
+
+
+class LoanDetail(Node):
+    """One of my loans: where it stands, and what can be done with it now."""
 
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
-        number = port.open_loan_number(st.caller.id)
-        account = number or t(st, "ussd.repay.your_number")
-        body = t(st, "ussd.repay.body", paybill=port.settings.payments.paybill, account=account)
-        if number is None:
-            return Screen(body + "\n" + t(st, "ussd.nav.back"))
-        st.data["loan"] = number
-        return menu(st, body, [t(st, "ussd.repay.now")])
+        loan = port.loan_of(st.caller.id, str(st.data["loan"]))
+        st.data["status"] = str(loan.status)
+        action = self.action(loan)
+        labels = [t(st, action)] if action else []
+        return menu(st, loan_detail(st, port, loan), labels)
+
+    @staticmethod
+    def action(loan: LoanView) -> str:
+        if loan.status == LoanStatus.LISTED:
+            return "ussd.loan.withdraw"
+        if loan.standing is not None and loan.standing.next_due is not None:
+            return "ussd.repay.now"
+        return ""
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        if st.data.get("status") == LoanStatus.LISTED:
+            pick(value, 1)
+            return "loan.withdraw"
+        if st.data.get("status") in (LoanStatus.DISBURSED, LoanStatus.REPAYING,
+                                     LoanStatus.IN_ARREARS, LoanStatus.DEFAULTED):
+            pick(value, 1)
+            number = st.data["loan"]
+            st.begin_flow()
+            st.data["loan"] = number
+            return "repay.amount"
+        return self.parent
+
+
+class WithdrawLoan(Node):
+    """A listed loan taken back: pledges are released to the lenders' wallets."""
+
+    def show(self, st: State, port: Port) -> Screen:
+        return menu(st, t(st, "ussd.loan.withdraw_ask", number=st.data["loan"]),
+                    [t(st, "ussd.loan.withdraw_yes")])
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        assert st.caller is not None
+        pick(value, 1)
+        number = str(st.data["loan"])
+        port.cancel_loan(member_id=st.caller.id, number=number)
+        st.data = {}
+        raise Reask("ussd.loan.withdrawn", node=root_of(st), number=number)
+
+
+# ---------------------------------------------------------------- repaying
+
+
+class HowToRepay(Node):
+    """What is due next and by when, what is left, how to pay; and, with a loan being
+    repaid, an M-Pesa prompt on this phone."""
+
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        loan = port.open_loan(st.caller.id)
+        paybill = port.settings.payments.paybill
+        if loan is None:
+            return Screen(t(st, "ussd.repay.none", paybill=paybill) + "\n"
+                          + t(st, "ussd.nav.back"))
+        if loan.standing is None or loan.standing.next_due is None:
+            return Screen(t(st, "ussd.repay.not_yet", number=loan.number) + "\n"
+                          + t(st, "ussd.nav.back"))
+        st.data["loan"] = loan.number
+        title = (loan_detail(st, port, loan) + "\n"
+                 + t(st, "ussd.repay.how", paybill=paybill, number=loan.number))
+        return menu(st, title, [t(st, "ussd.repay.now")])
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         if "loan" not in st.data:
@@ -229,19 +264,23 @@ class RepayAmount(Node):
                       end=True)
 
 
+# ---------------------------------------------------------------- my account
+
+
 class MyAccount(Info):
+    """Limit, record, wallet and the open loan: shown after the PIN, once a session."""
+
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
         view = port.account(st.caller.id)
-        lines = [t(st, "ussd.account.limit", limit=fmt(port, view.credit_limit))
-                 + (" " + t(st, "ussd.account.frozen") if view.limit_frozen else ""),
-                 t(st, "ussd.account.record", on_time=view.loans_repaid_on_time,
-                   repaid=view.loans_repaid),
+        limit = t(st, "ussd.account.frozen" if view.limit_frozen else "ussd.account.limit",
+                  limit=fmt(port, view.credit_limit))
+        lines = [limit, t(st, "ussd.account.record", on_time=view.loans_repaid_on_time,
+                          repaid=view.loans_repaid),
                  t(st, "ussd.account.wallet", balance=fmt(port, view.wallet_balance),
                    held=fmt(port, view.held))]
         if view.open_loan is not None:
-            lines.append(t(st, "ussd.account.loan", number=view.open_loan.number,
-                           status=t(st, f"ussd.status.{view.open_loan.status}")))
+            lines.append(loan_line(st, port, view.open_loan))
         return Screen("\n".join(lines) + "\n" + t(st, "ussd.nav.back"))
 
 
@@ -251,6 +290,8 @@ LoanTerm("loan.term", parent="loan.purpose", resumable=True)
 LoanFacts("loan.facts", parent="loan.term", resumable=True)
 LoanPin("loan.pin", parent="loan.facts", resumable=True)
 MyLoans("loans", parent="main")
+LoanDetail("loan", parent="loans")
+WithdrawLoan("loan.withdraw", parent="loan")
 HowToRepay("repay", parent="main")
 RepayAmount("repay.amount", parent="repay", resumable=True)
 MyAccount("account", parent="main")

@@ -1,81 +1,111 @@
-"""The lender's menus: browse listed loans a page at a time, pledge with a PIN (the
-code to confirm goes by SMS), my pledges, wallet and withdrawal."""
+"""The lender's menus: browse listed loans a page at a time, see one in full and
+pledge with a PIN (the code to confirm goes by SMS), my pledges, wallet and withdrawal."""
 from __future__ import annotations
 
 from typing import Any
 
 from core.errors import InsufficientFunds
 from core.models import PledgeStatus
+from core.phones import local
 from core.pledges import check_pledge_amount, pledge_bounds
 from core.queries import LoanView
-from ussd.menus_borrower import Paged
-from ussd.nodes import NAV_MORE, Info, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
-from ussd.nodes import template as template_of
+from ussd.lists import Paged
+from ussd.menus_borrower import weeks
+from ussd.nodes import Info, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
 from ussd.port import Port
-from ussd.screen import Screen, shorten, squeeze
+from ussd.screen import Screen, fit
 from ussd.state import State
 
 
 def record(st: State, loan: LoanView) -> str:
+    """The borrower's record in words: a first loan, or how many were repaid on time."""
     if not loan.borrower_repaid:
-        return t(st, "ussd.lend.new")
+        return t(st, "ussd.lend.first")
     return t(st, "ussd.lend.record", on_time=loan.borrower_on_time, repaid=loan.borrower_repaid)
 
 
-def loan_fields(st: State, port: Port, loan: LoanView) -> dict[str, str]:
-    return {"name": loan.borrower_first_name, "place": loan.borrower_place or "-",
-            "purpose": t(st, f"purpose.{loan.purpose}"), "amount": fmt(port, loan.amount),
-            "percent": str(loan.funded_percent), "record": record(st, loan),
-            "number": loan.number}
+def loan_parts(st: State, port: Port, loan: LoanView) -> list[str]:
+    """A listed loan in whole parts, the most telling first: who, where, what for, how
+    much, how far funded, their record."""
+    return [loan.borrower_first_name, loan.borrower_place or "", t(st, f"purpose.{loan.purpose}"),
+            fmt(port, loan.amount), t(st, "ussd.lend.funded", percent=loan.funded_percent),
+            record(st, loan)]
+
+
+def phone_at_home(st: State, port: Port) -> str:
+    return local(st.phone, port.settings.app.default_region)
 
 
 class Browse(Paged):
+    """Loans waiting for lenders, soonest deadline first; pick one to see it in full."""
+
     empty_key = "ussd.lend.none"
     choosable = True
 
     def rows(self, st: State, port: Port, offset: int, limit: int) -> list[Any]:
         assert st.caller is not None
-        rows = port.listed(offset=offset, limit=limit, exclude=st.caller.id)
-        st.data["numbers"] = [loan.number for loan in rows[:limit - 1]]
-        return rows
+        return port.listed(offset=offset, limit=limit, exclude=st.caller.id)
 
-    def line(self, st: State, port: Port, n: int, row: Any, width: int) -> str:
-        return squeeze(template_of(st, "ussd.lend.line"), width,
-                       {"n": str(n), **loan_fields(st, port, row)},
-                       ("name", "place", "purpose", "record"))
+    def line(self, st: State, port: Port, row: Any, room: int) -> str:
+        return fit(loan_parts(st, port, row), room)
 
-    def answer(self, st: State, value: str, port: Port) -> Outcome:
-        if value == NAV_MORE:
-            return super().answer(st, value, port)
-        numbers = st.data.get("numbers") or []
-        st.data["loan"] = numbers[pick(value, len(numbers))]
-        return "lend.amount"
+    def key_of(self, row: Any) -> Any:
+        return row.number
+
+    def chosen(self, st: State, port: Port, picked: Any) -> Outcome:
+        assert st.caller is not None
+        loan, available = port.pledge_offer(st.caller.id, picked)
+        if loan.open_amount <= 0:
+            raise Reask("ussd.lend.closed", number=loan.number)
+        st.data["loan"] = picked
+        low, _ = pledge_bounds(port.settings, open_amount=loan.open_amount,
+                               available=available)
+        return "lend.empty" if available < low else "lend.amount"
 
 
 class PledgeAmount(Node):
+    """The loan in full, and the amount to lend. The wallet's balance shows only once
+    the PIN was typed this session."""
+
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
         loan, available = port.pledge_offer(st.caller.id, st.data["loan"])
         st.data.update(open=loan.open_amount, available=available,
-                       name=shorten(loan.borrower_first_name, 20))
-        low, high = pledge_bounds(port.settings, open_amount=loan.open_amount,
-                                  available=available)
-        if high < low:
-            key = "ussd.lend.closed" if loan.open_amount <= 0 else "ussd.lend.empty_wallet"
-            return Screen(t(st, key, available=fmt(port, available), number=loan.number,
-                            paybill=port.settings.payments.paybill), end=True)
-        title = squeeze(template_of(st, "ussd.lend.detail"), 110, loan_fields(st, port, loan),
-                        ("name", "place", "purpose", "record"))
-        body = t(st, "ussd.lend.amount", open=fmt(port, loan.open_amount),
-                 available=fmt(port, available))
-        return Screen(title=title, body=body)
+                       name=loan.borrower_first_name)
+        if loan.open_amount <= 0:  # fully pledged since it was picked
+            st.data["blocked"] = True
+            return Screen(t(st, "ussd.lend.closed", number=loan.number) + "\n"
+                          + t(st, "ussd.nav.back"))
+        ask = (t(st, "ussd.lend.amount_free", available=fmt(port, available))
+               if st.unlocked else t(st, "ussd.lend.amount"))
+        needed = t(st, "ussd.lend.needed", open=fmt(port, loan.open_amount))
+        room = port.settings.ussd.max_chars - len("CON ") - len(ask) - len(needed) - 2
+        parts = [*loan_parts(st, port, loan)[:5], weeks(st, loan.term_weeks),
+                 loan_parts(st, port, loan)[5]]
+        return Screen(title=fit(parts, room) + "\n" + needed, body=ask)
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
+        if st.data.get("blocked"):
+            return "lend"
         amount = read_amount(value, port)
-        check_pledge_amount(port.settings, amount, open_amount=int(st.data["open"]),
-                            available=int(st.data["available"]), number=st.data["loan"])
+        try:
+            check_pledge_amount(port.settings, amount, open_amount=int(st.data["open"]),
+                                available=int(st.data["available"]), number=st.data["loan"])
+        except InsufficientFunds:
+            if st.unlocked:
+                raise
+            raise Reask("ussd.lend.short", paybill=port.settings.payments.paybill) from None
         st.data["amount"] = amount
         return "lend.pin"
+
+
+class EmptyWallet(Info):
+    """Nothing free to lend: how to top up, then back to the loans."""
+
+    def show(self, st: State, port: Port) -> Screen:
+        body = t(st, "ussd.lend.empty_wallet", paybill=port.settings.payments.paybill,
+                 phone=phone_at_home(st, port))
+        return Screen(body + "\n" + t(st, "ussd.nav.back"))
 
 
 class PledgePin(Node):
@@ -99,16 +129,18 @@ class MyPledges(Paged):
         assert st.caller is not None
         return port.pledges_of(st.caller.id, offset=offset, limit=limit)
 
-    def line(self, st: State, port: Port, n: int, row: Any, width: int) -> str:
+    def line(self, st: State, port: Port, row: Any, room: int) -> str:
         status = t(st, f"ussd.pledge.{row.status}")
         if row.status == PledgeStatus.POSTED:
-            status = t(st, "ussd.pledge.repaid", repaid=fmt(port, row.repaid))
-        return squeeze("{number} {amount} {status}", width,
-                       {"number": row.loan_number, "amount": fmt(port, row.amount),
-                        "status": status}, ("status",))
+            status = t(st, "ussd.pledge.repaid", repaid=fmt(port, row.repaid),
+                       entitled=fmt(port, row.entitled))
+        return t(st, "ussd.pledge.line", number=row.loan_number, amount=fmt(port, row.amount),
+                 status=status)
 
 
 class Wallet(Node):
+    """Shown after the PIN, once a session."""
+
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
         view = port.account(st.caller.id)
@@ -121,8 +153,9 @@ class Wallet(Node):
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         if pick(value, 2) == 1:
             return "topup"
-        if int(st.data.get("available", 0)) <= 0:
-            raise InsufficientFunds(available=fmt(port, 0))
+        least = port.settings.minor(port.settings.payouts.min_withdrawal)
+        if int(st.data.get("available", 0)) < least:
+            raise Reask("ussd.wallet.too_little", min=fmt(port, least))
         return "wallet.amount"
 
 
@@ -141,7 +174,7 @@ class WithdrawAmount(Node):
 class WithdrawPin(Node):
     def show(self, st: State, port: Port) -> Screen:
         return Screen(t(st, "ussd.wallet.pin", amount=fmt(port, st.data["amount"]),
-                        phone=st.phone))
+                        phone=phone_at_home(st, port)))
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         assert st.caller is not None
@@ -154,12 +187,13 @@ class WithdrawPin(Node):
 class TopUp(Info):
     def show(self, st: State, port: Port) -> Screen:
         body = t(st, "ussd.wallet.topup_how", paybill=port.settings.payments.paybill,
-                 phone=st.phone)
+                 phone=phone_at_home(st, port))
         return Screen(body + "\n" + t(st, "ussd.nav.back"))
 
 
 Browse("lend", parent="main")
 PledgeAmount("lend.amount", parent="lend", resumable=True)
+EmptyWallet("lend.empty", parent="lend")
 PledgePin("lend.pin", parent="lend.amount", resumable=True)
 MyPledges("pledges", parent="main")
 Wallet("wallet", parent="main")

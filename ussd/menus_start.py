@@ -24,7 +24,7 @@ from ussd.nodes import (
     t,
 )
 from ussd.port import Port
-from ussd.screen import Screen, shorten
+from ussd.screen import Screen
 from ussd.state import State
 
 # ---------------------------------------------------------------- main menu
@@ -50,8 +50,10 @@ MAIN_ITEMS = (
 )
 # Entering these starts a flow that may move money: its idempotency key is fixed then.
 FLOW_STARTS = ("loan.amount", "lend", "wallet", "repay")
-# These end in the PIN: a locked PIN is said before any typing.
-NEEDS_PIN = ("loan.amount", "lend", "wallet")
+# These end in the PIN, or show balances after it: a locked PIN is said at once.
+NEEDS_PIN = ("loan.amount", "lend", "wallet", "account")
+# Balances show only after the PIN, once a session, as on M-Pesa.
+BEHIND_PIN = ("wallet", "account")
 
 
 def helper(st: State) -> dict[str, str]:
@@ -76,8 +78,12 @@ def main_items(st: State) -> list[Item]:
 class Main(Node):
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
-        title = t(st, "ussd.main.title", name=shorten(st.caller.first_name, 16))
-        return menu(st, title, [t(st, i.label) for i in main_items(st)], back=False)
+        labels = [t(st, i.label) for i in main_items(st)]
+        screen = menu(st, t(st, "ussd.main.title", name=st.caller.first_name), labels,
+                      back=False)
+        if len(screen.payload()) > port.settings.ussd.max_chars:  # a long name: left out
+            screen = menu(st, t(st, "ussd.harambee"), labels, back=False)
+        return screen
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         assert st.caller is not None
@@ -94,10 +100,29 @@ class Main(Node):
         st.data = {}
         if item.target in FLOW_STARTS:
             st.begin_flow()
+        if item.target in BEHIND_PIN and not st.unlocked:
+            st.data["then"] = item.target
+            return "gate"
         return item.target
 
 
 Main("main")
+
+
+class PinGate(Node):
+    """The PIN before balances; once typed, the rest of the session trusts it."""
+
+    def show(self, st: State, port: Port) -> Screen:
+        return Screen(t(st, "ussd.gate.pin"))
+
+    def answer(self, st: State, value: str, port: Port) -> Outcome:
+        assert st.caller is not None
+        port.check_pin(st.caller.id, value[:12])
+        st.unlocked = True
+        return str(st.data.pop("then", "main"))
+
+
+PinGate("gate", parent="main")
 
 
 class Locked(Node):
@@ -211,7 +236,8 @@ class Terms(Node):
             raise Reask("ussd.terms.sent")
         if st.caller is not None and st.caller.pin:
             st.caller = port.accept_terms(st.caller.id, None)
-            return Screen(t(st, "ussd.terms.done"), end=True)
+            st.data = {}
+            raise Reask("ussd.terms.done", node=root_of(st))
         if "flow" not in st.data:
             st.begin_flow()
         return self.next_node
@@ -263,14 +289,16 @@ class RegisterSelf(RepeatPin):
             if getattr(exc, "key", "") == "member.national_id_taken":
                 raise Reask("member.national_id_taken", node="reg.id") from None
             raise
-        return Screen(t(st, "ussd.reg.done", name=shorten(st.caller.first_name, 20)), end=True)
+        return Screen(t(st, "ussd.reg.done", name=st.caller.first_name,
+                        **helper(st)), end=True)
 
 
 class AcceptTermsWithPin(RepeatPin):
     def done(self, st: State, pin: str, port: Port) -> Outcome:
         assert st.caller is not None
         st.caller = port.accept_terms(st.caller.id, pin)
-        return Screen(t(st, "ussd.terms.done"), end=True)
+        st.data = {}
+        raise Reask("ussd.terms.done_pin", node=root_of(st))
 
 
 Stranger("stranger")
@@ -315,7 +343,8 @@ class SetLanguage(Node):
         lang = LANGUAGES[pick(value, len(LANGUAGES))]
         port.set_language(st.caller.id, lang)
         st.caller.language = st.lang = lang
-        return Screen(t(st, "ussd.lang.done"), end=True)
+        st.data = {}
+        raise Reask("ussd.lang.done", node=root_of(st))
 
 
 class OldPin(Node):
@@ -341,7 +370,7 @@ class ChangePin(RepeatPin):
 class Help(Info):
     def show(self, st: State, port: Port) -> Screen:
         body = t(st, "ussd.help.body", code=port.settings.ussd.service_code,
-                 paybill=port.settings.payments.paybill)
+                 paybill=port.settings.payments.paybill, **helper(st))
         return Screen(body + "\n" + t(st, "ussd.nav.back"))
 
 

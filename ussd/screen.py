@@ -32,20 +32,15 @@ class Screen:
         return clip(full, max_chars)
 
 
-def shorten(value: str, width: int) -> str:
-    """`value` in at most `width` characters, cut at a word boundary when one is near,
-    with a `.` marking the cut."""
-    value = " ".join(value.split())
-    if len(value) <= width:
-        return value
-    if width <= 1:
-        return value[:max(width, 0)]
-    room = width - len(ELLIPSIS)
-    cut = value[:room + 1]
-    space = cut.rfind(" ")
-    if space >= room // 2 and space > 0:
-        return value[:space].rstrip() + ELLIPSIS
-    return value[:room].rstrip() + ELLIPSIS
+def fit(parts: list[str], room: int, *, keep: int = 1, sep: str = ", ") -> str:
+    """Whole parts joined by `sep` in at most `room` characters where they allow: the
+    first `keep` always, each later one only if it still fits. A long name means fewer
+    details on the line, never a word cut short."""
+    line = sep.join(parts[:keep])
+    for part in parts[keep:]:
+        if part and len(line) + len(sep) + len(part) <= room:
+            line += sep + part
+    return line
 
 
 def clip(full: str, max_chars: int) -> str:
@@ -58,28 +53,3 @@ def clip(full: str, max_chars: int) -> str:
         if at > max_chars // 2:
             return head[:at].rstrip() + ELLIPSIS
     return head + ELLIPSIS
-
-
-def squeeze(template: str, budget: int, fields: dict[str, str], shrink: tuple[str, ...],
-            floor: int = 3) -> str:
-    """Fill `template` so the result fits `budget`, shortening the `shrink` fields (the
-    longest first, never below `floor` characters) only as much as needed."""
-    values = dict(fields)
-    line = template.format(**values)
-    while len(line) > budget:
-        candidates = sorted((k for k in shrink if len(values[k]) > floor),
-                            key=lambda k: len(values[k]), reverse=True)
-        if not candidates:
-            break
-        longest = candidates[0]
-        runner_up = len(values[candidates[1]]) if len(candidates) > 1 else floor
-        # Level the longest down towards the next longest, so the cut is shared.
-        width = max(floor, len(values[longest]) - (len(line) - budget), runner_up)
-        if width >= len(values[longest]):
-            width = len(values[longest]) - 1
-        shorter = shorten(values[longest], width)
-        if len(shorter) >= len(values[longest]):
-            shorter = values[longest][:width]
-        values[longest] = shorter
-        line = template.format(**values)
-    return line

@@ -46,12 +46,13 @@ class State:
     looked_up: bool = False  # the caller (or their absence) is known
     phone: str = ""  # E.164, as the gateway gave it
     sid: str = ""  # a short digest of the gateway's session id
+    unlocked: bool = False  # the PIN was typed this session: balances may be shown
 
     def to_dict(self) -> dict[str, Any]:
         return {"node": self.node, "lang": self.lang, "step": self.step, "page": self.page,
                 "data": self.data, "caller": asdict(self.caller) if self.caller else None,
                 "ended": self.ended, "looked_up": self.looked_up, "phone": self.phone,
-                "sid": self.sid}
+                "sid": self.sid, "unlocked": self.unlocked}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -71,7 +72,8 @@ class State:
                    caller=Caller(**caller) if caller else None,
                    ended=bool(raw.get("ended", False)),
                    looked_up=bool(raw.get("looked_up", False)),
-                   phone=str(raw.get("phone", "")), sid=str(raw.get("sid", "")))
+                   phone=str(raw.get("phone", "")), sid=str(raw.get("sid", "")),
+                   unlocked=bool(raw.get("unlocked", False)))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> State:

@@ -112,8 +112,13 @@ def test_an_agent_registers_a_member_who_accepts_terms_then_is_verified(client, 
     agent_phone.press("Baraka Mwangi")
     agent_phone.press("34567890")
     agent_phone.press("Machakos Youth Group")
-    body = agent_phone.press("2")
-    assert body.startswith("END Baraka Mwangi (+254733000222) is registered")
+    summary = agent_phone.press("2")
+    assert summary.startswith("CON Register Baraka Mwangi, 0733 000222, ID 34567890, "
+                              "Machakos Youth Group, Kiswahili?")
+    assert member(world, "+254733000222") is None  # nothing saved before the agent's PIN
+    assert "Enter your PIN to register Baraka Mwangi" in agent_phone.press("1")
+    body = agent_phone.press(PIN)
+    assert body.startswith("END Baraka Mwangi (0733 000222) is registered")
     new = member(world, "+254733000222")
     assert new.status == MemberStatus.VERIFIED and new.agent_id == agent.id
     assert new.terms_accepted_at is None and new.language == "sw"
@@ -122,7 +127,8 @@ def test_an_agent_registers_a_member_who_accepts_terms_then_is_verified(client, 
     assert "Masharti" in own.dial()
     own.press("1")
     own.press("7391")
-    assert own.press("7391").startswith("END Asante")
+    accepted = own.press("7391")  # on to the main menu, no redial
+    assert accepted.startswith("CON Umekubali masharti; PIN imewekwa.\n1. Omba mkopo")
     again = member(world, "+254733000222")
     assert again.terms_accepted_at is not None and again.pin_hash is not None
     assert "Omba mkopo" in Phone(client, "+254733000222").dial()
@@ -132,7 +138,9 @@ def test_an_agent_registers_a_member_who_accepts_terms_then_is_verified(client, 
     assert member(world, "+254733000333").status == MemberStatus.PENDING
     body = agent_phone.run("1", "2", "0733000333")
     assert "Zawadi Achieng" in body and "45678901" in body
-    assert agent_phone.press("1").startswith("END Zawadi Achieng is verified")
+    assert "Enter your PIN to verify Zawadi Achieng" in agent_phone.press("1")
+    assert member(world, "+254733000333").status == MemberStatus.PENDING
+    assert agent_phone.press(PIN).startswith("END Zawadi Achieng is verified")
     assert member(world, "+254733000333").status == MemberStatus.VERIFIED
     card = agent_phone.run("1", "3", "+254733000333")
     assert "verified" in card and "terms accepted" in card
@@ -162,7 +170,7 @@ def test_a_loan_listed_by_ussd_is_funded_by_two_lenders_pledging_by_ussd(client,
         offer = phone.press("1")
         assert "Amount to lend" in offer
         assert "Enter your PIN" in phone.press(amount)
-        assert phone.press(PIN).startswith("END Pledge of")
+        assert phone.press(PIN).startswith("END You pledged")
         with world.uow() as uow:
             pledge = uow.session.scalar(select(Pledge).where(Pledge.lender_id == lender.id))
             code = uow.session.scalar(select(OutboxMessage.text).where(
@@ -205,7 +213,7 @@ def test_a_dropped_session_is_offered_again_and_continuing_does_not_repeat_a_ple
     offer = phone.dial()
     assert "Continue where you left off" in offer
     assert "Enter your PIN" in phone.press("1")
-    assert phone.press(PIN).startswith("END Pledge of Ksh 700")
+    assert phone.press(PIN).startswith("END You pledged Ksh 700")
     # The END was lost and the caller redials: nothing to resume, the pledge made once.
     assert "Continue" not in phone.dial()
     assert count(world, Pledge) == 1

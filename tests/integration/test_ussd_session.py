@@ -117,4 +117,4 @@ def test_a_text_that_is_not_an_extension_is_taken_as_the_new_input(client, world
     send("")
     assert "Settings:" in send("5")
     assert "Language / Lugha" in send("1")  # a gateway sending only the latest input
-    assert send("1*2").startswith("END Lugha sasa ni Kiswahili")
+    assert send("1*2").startswith("CON Lugha sasa ni Kiswahili.\n1. Omba mkopo")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.config import load_settings
 from tests.fake_port import PIN, FakePort
 from ussd.machine import resume, resume_point, step
-from ussd.screen import shorten, squeeze
+from ussd.screen import fit
 from ussd.session import LastHop, fingerprint
 from ussd.state import Caller, State
 
@@ -24,13 +24,11 @@ def walk(port: FakePort, *inputs: str, state: State | None = None) -> tuple[Stat
     return st, screen.payload()
 
 
-def test_shorten_cuts_at_a_word_with_a_marker_and_squeeze_fits_the_width():
-    assert shorten("Kisumu Ndogo Mwembe", 14) == "Kisumu Ndogo."
-    assert shorten("Wanjiruachieng", 8) == "Wanjiru."
-    assert shorten("Amina", 8) == "Amina"
-    line = squeeze("{n}. {name}: {amount}", 20, {"n": "1", "name": "Wanjiru Achieng",
-                                                 "amount": "Ksh 5,000"}, ("name",))
-    assert len(line) <= 20 and line.endswith("Ksh 5,000") and line.startswith("1. Wanj")
+def test_fit_keeps_whole_parts_and_leaves_out_what_does_not_fit():
+    parts = ["Wanjiru", "Kisumu Ndogo Mwembe", "farming", "Ksh 5,000"]
+    assert fit(parts, 60) == "Wanjiru, Kisumu Ndogo Mwembe, farming, Ksh 5,000"
+    assert fit(parts, 27) == "Wanjiru, farming, Ksh 5,000"  # the place left out, not cut
+    assert fit(parts, 3) == "Wanjiru"  # the first part always, whole
 
 
 def test_zero_goes_back_double_zero_home_and_ninety_eight_pages():
@@ -51,7 +49,7 @@ def test_invalid_input_is_asked_again_with_the_reason_in_swahili():
     port = FakePort(SETTINGS, caller_=lender("sw"))
     st, screen = walk(port, "1", "1", "elfu")
     assert st.node == "lend.amount"
-    assert screen.startswith("CON Kiasi hicho si wazi") and "Kiasi cha kukopesha" in screen
+    assert screen.startswith("CON Kiasi hicho hakieleweki") and "Kiasi cha kukopesha" in screen
 
 
 def test_a_pin_never_enters_state_and_the_pledge_key_is_fixed_by_the_flow():
@@ -60,7 +58,7 @@ def test_a_pin_never_enters_state_and_the_pledge_key_is_fixed_by_the_flow():
     assert st.node == "lend.pin" and PIN not in st.to_json()
     flow = st.data["flow"]
     done, screen = step(st, PIN, port)
-    assert screen.payload().startswith("END Pledge of Ksh 1 ") and PIN not in done.to_json()
+    assert screen.payload().startswith("END You pledged Ksh 1 ") and PIN not in done.to_json()
     assert port.calls[-1] == f"pledge:ussd:{flow}:pledge:L1000000:100"
     # a redial that continues the same dropped flow uses the same key
     offer = resume(State(phone="+254711000001", sid="s2"), resume_point(st))

@@ -2,6 +2,7 @@
 product allows, and check every screen a handset can be shown."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -32,8 +33,33 @@ def full_member(lang: str, *, terms: bool = True, pin: bool = True,
                   helper=LONG_FIRST, helper_phone="0712 345678")
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z]+", text))
+
+
+# Every word a screen may hold: the catalogues' own words and the values filled in. A
+# word cut short ("Wanji.", "kwa.") is in neither, and fails the walk.
+VOCABULARY = set().union(
+    *(_words(re.sub(r"{[a-z_]+}", " ", text)) for texts in CATALOG.values()
+      for text in texts.values()),
+    *(_words(value) for value in (LONG_NAME, LONG_FIRST, LONG_PLACE, *INPUTS)),
+    _words(SETTINGS.app.currency_label + " CON END"))
+# Values of several words are shown whole or not at all.
+WHOLE = (LONG_NAME, LONG_PLACE)
+
+
+def check_nothing_cut(payload: str, where: str) -> None:
+    strange = sorted(_words(payload) - VOCABULARY)
+    assert not strange, f"{where}: words cut short or unknown {strange}\n{payload}"
+    for value in WHOLE:  # a first name alone is fine; two words of it mean all of it
+        head = " ".join(value.split()[:2])
+        if head in payload:
+            assert value in payload, f"{where}: {value!r} cut short\n{payload}"
+
+
 def check(screen: Screen, where: str) -> None:
     payload = screen.payload()
+    check_nothing_cut(payload, where)
     assert payload.startswith(("CON ", "END ")), where
     assert len(payload) <= SETTINGS.ussd.max_chars, f"{where}: {len(payload)} chars\n{payload}"
     assert is_gsm7(payload), f"{where}: not GSM-7\n{payload}"
@@ -43,15 +69,22 @@ def check(screen: Screen, where: str) -> None:
     assert payload.strip() not in ("CON", "END"), where
 
 
+# What a screen's words depend on besides the node: explored once per distinct value.
+SHOWN = {"loan.facts": ("amount", "term"), "loan.pin": ("amount", "term"),
+         "lend.pin": ("amount", "loan"), "wallet.pin": ("amount",), "loan": ("loan",),
+         "loan.withdraw": ("loan",), "lend.amount": ("loan",), "pin.again": ("pin_checked",)}
+
+
 def key(st: State) -> tuple[object, ...]:
-    return (st.node, st.page, st.lang, st.data.get("amount"), st.data.get("term"),
-            st.data.get("pin_checked"), st.ended)
+    data = tuple(st.data.get(name) for name in SHOWN.get(st.node, ()))
+    return (st.node, st.page, st.lang, st.unlocked, st.ended, data)
 
 
-def walk(caller: Caller | None, lang: str) -> tuple[set[str], int]:
-    """Breadth-first over (node, page, language, amount, term): every input at every
-    reachable place. Returns the nodes visited and the screens checked."""
-    port = FakePort(SETTINGS, caller_=caller)
+def walk(caller: Caller | None, lang: str, open_status: str | None = "in_arrears"
+         ) -> tuple[set[str], int]:
+    """Breadth-first over (node, page, language, amount, term, loan): every input at
+    every reachable place. Returns the nodes visited and the screens checked."""
+    port = FakePort(SETTINGS, caller_=caller, open_status=open_status)
     st, screen = step(State(phone=PHONE, sid="walk", lang=lang), None, port)
     check(screen, "first screen")
     frontier, seen, visited, checked = [st], {key(st)}, {st.node}, 1
@@ -78,6 +111,8 @@ def test_every_screen_fits_is_gsm7_and_every_node_is_reached(lang):
         nodes, checked = walk(caller, lang)
         visited |= nodes
         total += checked
+    for open_status in (None, "listed", "repaying"):  # how to repay, for each kind of loan
+        total += walk(full_member(lang), lang, open_status)[1]
     assert set(NODES) - {"resume"} <= visited, sorted(set(NODES) - visited)
     assert total > 2000
 
@@ -87,7 +122,7 @@ def test_the_resume_offer_fits_and_both_choices_lead_somewhere(lang):
     port = FakePort(SETTINGS, caller_=full_member(lang))
     saved = State(node="lend.pin", lang=lang, caller=full_member(lang), looked_up=True,
                   phone=PHONE, sid="old", data={"flow": "old:3", "loan": "L1000001",
-                                                "amount": 4_999_999, "name": LONG_FIRST[:20]})
+                                                "amount": 4_999_900, "name": LONG_FIRST})
     offer = resume(State(phone=PHONE, sid="new"), saved)
     st, screen = step(offer, None, port)
     check(screen, "resume offer")
