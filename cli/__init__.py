@@ -1,5 +1,5 @@
 """`harambee`: the one console script (demo, serve, db, check, members, and the
-background and phone commands defined beside the code they run)."""
+background, phone and reconcile commands defined beside the code they run)."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +15,7 @@ import click
 
 from cli.background import cron, outbox_command, tick, worker
 from cli.phone import phone
+from cli.reconcile import reconcile
 from core.config import ConfigError, SecuritySettings, Settings, load_settings
 from core.messages import LANGUAGES
 
@@ -167,7 +168,7 @@ def demo(host: str, port: int, no_seed: bool) -> None:
         click.echo("demo stopped")
 
 
-for _command in (worker, cron, tick, outbox_command, phone):
+for _command in (worker, cron, tick, outbox_command, phone, reconcile):
     main.add_command(_command)
 
 

@@ -1,14 +1,18 @@
 """Reconciliation against M-Pesa's statement: the comparison (core.reconciliation) over
-the real database."""
+the real database, and `harambee reconcile` through click, with and without --apply."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from click.testing import CliRunner
+from sqlalchemy import func, select
 
+from cli import main
 from core import reconciliation
-from core.models import Payout, PayoutStatus
+from core.models import Payment, PaymentKind, Payout, PayoutStatus
 from core.payouts import NeverReceived, Order, Outcome, Taken
 from core.reconciliation import Line, Side
 from tests.statements import b2c, charge, paybill, statement_csv
@@ -33,6 +37,12 @@ class MpesaPayouts:
 
     def ask_float(self) -> None:
         """No float to report."""
+
+
+def run(settings, *args):
+    env = {"DATABASE_URL": settings.database.url, "REDIS_URL": settings.redis.url,
+           "HARAMBEE_INSTANCE": settings.app.instance_dir}
+    return CliRunner().invoke(main, list(args), env=env)
 
 
 @pytest.fixture
@@ -111,3 +121,162 @@ def test_a_payout_is_matched_by_its_receipt_and_only_once_paid(world, ledger):
 def test_an_empty_statement_reports_nothing_missing(world, ledger):
     report = reconciliation.reconcile(world.uow(), provider="mpesa", lines=[])
     assert report.period is None and report.clean and not report.matched
+
+
+def write(tmp_path: Path, rows, **kw) -> Path:
+    path = tmp_path / "ORG_174379_Statement.csv"
+    path.write_bytes(statement_csv(rows, **kw))
+    return path
+
+
+def test_the_command_reports_each_kind_for_a_finance_person(services, ledger, tmp_path):
+    path = write(tmp_path, the_statement(ledger["loan"].number))
+    result = run(services.settings, "reconcile", str(path))
+    assert result.exit_code == 1, result.output
+    out = result.output
+    assert "Traceback" not in out
+    assert "4 movements from 2026-03-02 12:01:00 to 2026-03-02 12:05:00" in out
+    assert "1 row not completed (ignored)" in out
+    assert "1 charge of KES 15 (not compared)" in out
+    assert "  matched                           2        KES 1,050        KES 5,000\n" in out
+    assert "  missing from the ledger           1        KES 1,000                -\n" in out
+    assert "  missing from the statement        1          KES 700                -\n" in out
+    assert "  amount mismatch                   1        KES 1,050                -\n" in out
+    assert ("  row 10     in   QA00000004   2026-03-02 12:05:00      KES 1,000  Pay Bill from "
+            f"254711222333 - AMINA OTIENO Acc. {ledger['loan'].number}\n") in out
+    assert "  in   QA00000002   2026-03-02 12:02:00        KES 700  payment #" in out
+    assert f", reference {ledger['loan'].number}\n" in out
+    assert ("  row 8      in   QA00000003   statement KES 1,050, ledger KES 1,000 "
+            "(payment #") in out
+    assert "QA00000006" not in out and "QA00000007" not in out  # failed; after the period
+    assert out.rstrip().endswith("3 items to look at.")
+
+
+def test_apply_records_the_missing_payment_once_through_the_use_case(services, world, ledger,
+                                                                     tmp_path):
+    loan = ledger["loan"]
+    path = write(tmp_path, the_statement(loan.number))
+    first = run(services.settings, "reconcile", "--apply", str(path))
+    assert first.exit_code == 1, first.output  # B and C still need a person
+    assert "QA00000004" in first.output and "recorded: payment #" in first.output
+    assert f"repayment of {loan.number}" in first.output
+    with world.uow() as uow:
+        payment = uow.session.scalar(select(Payment).where(
+            Payment.transaction_id == "QA00000004"))
+        assert (payment.provider, payment.amount, payment.reference, payment.kind) == (
+            "mpesa", 100_000, loan.number, PaymentKind.REPAYMENT)
+        assert payment.occurred_at == T[5] and payment.phone == "+254711222333"
+        count = uow.session.scalar(select(func.count(Payment.id)))
+    assert world.loan(loan.number).repaid == 275_000  # A, B and now D
+    # After applying, the report shows the ledger as it now is: D matched.
+    assert "  matched                           3        KES 2,050        KES 5,000" in first.output
+    assert "  missing from the ledger           0                -                -" in first.output
+
+    second = run(services.settings, "reconcile", "--apply", str(path))
+    assert second.exit_code == 1, second.output
+    assert "Applied: no payment was missing from the ledger." in second.output
+    with world.uow() as uow:
+        assert uow.session.scalar(select(func.count(Payment.id))) == count
+    assert world.loan(loan.number).repaid == 275_000  # A, B and now D
+    check = run(services.settings, "check")
+    assert check.exit_code == 0, check.output
+
+
+def test_apply_leaves_the_statement_clean_and_exits_0(services, world, clock, tmp_path):
+    clock.set(START - timedelta(days=1))
+    loan = world.disbursed_loan()
+    clock.set(T[1])
+    world.pay(loan.number, 105_000, transaction_id="QA00000001")
+    member = world.member("Baraka Otieno")
+    rows = [paybill("QA00000001", T[1], 105_000, loan.number),
+            paybill("QA00000008", T[2], 25_000, member.phone),  # a top-up
+            paybill("QA00000009", T[3], 12_345, None, online=True),  # no account: suspense
+            paybill("QA00000010", T[4], 5_000, "NO-SUCH-LOAN")]
+    path = write(tmp_path, rows)
+    before = run(services.settings, "reconcile", str(path))
+    assert before.exit_code == 1 and "missing from the ledger           3" in before.output
+    applied = run(services.settings, "reconcile", "--apply", str(path))
+    assert applied.exit_code == 0, applied.output
+    assert "3 recorded, 0 already recorded, 0 not applied" in applied.output
+    assert "in suspense (no account)" in applied.output
+    assert "in suspense (account 'NO-SUCH-LOAN' names no loan or member)" in applied.output
+    assert f"wallet top-up for {member.phone}" in applied.output
+    assert applied.output.rstrip().endswith("Everything matches.")
+    assert world.wallet(member).balance == 25_000
+    again = run(services.settings, "reconcile", "--apply", str(path))
+    assert again.exit_code == 0 and "no payment was missing" in again.output
+    assert run(services.settings, "check").exit_code == 0
+
+
+def test_apply_records_only_paybill_payments(services, world, clock, tmp_path):
+    clock.set(T[1])
+    transfer = paybill("QA00000011", T[1], 1_000_000, None)
+    transfer.update({"Details": "Transfer of funds from Working Account",
+                     "Reason Type": "Organization Transfer", "Other Party Info": ""})
+    path = write(tmp_path, [transfer])
+    result = run(services.settings, "reconcile", "--apply", str(path))
+    assert result.exit_code == 1
+    assert "not applied: not a Pay Bill payment: look at it by hand" in result.output
+    with world.uow() as uow:
+        assert uow.session.scalar(select(func.count(Payment.id))) == 0
+
+
+def test_json_carries_every_row_for_machines(services, ledger, tmp_path):
+    path = write(tmp_path, the_statement(ledger["loan"].number))
+    result = CliRunner().invoke(main, ["reconcile", "--json", str(path)], env={
+        "DATABASE_URL": services.settings.database.url,
+        "REDIS_URL": services.settings.redis.url,
+        "HARAMBEE_INSTANCE": services.settings.app.instance_dir})
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert document["clean"] is False and document["currency"] == "KES"
+    assert document["summary"]["matched"] == {"count": 2, "in": {"count": 1, "amount": 105_000},
+                                              "out": {"count": 1, "amount": 500_000}}
+    assert document["summary"]["missing_from_ledger"]["count"] == 1
+    assert [i["receipt"] for i in document["matched"]] == ["QA00000001", "QB00000005"]
+    (missing,) = document["missing_from_ledger"]
+    assert missing["statement"]["row"] == 10 and missing["statement"]["account"]
+    assert missing["statement"]["amount"] == 100_000 and "ledger" not in missing
+    (absent,) = document["missing_from_statement"]
+    assert absent["ledger"]["kind"] == "payment" and absent["ledger"]["amount"] == 70_000
+    (mismatch,) = document["mismatched"]
+    assert (mismatch["statement"]["amount"], mismatch["ledger"]["amount"]) == (105_000, 100_000)
+    assert document["charges"] == {"count": 1, "amount": 1_500}
+    assert document["not_completed"] == 1 and document["unreadable"] == []
+
+
+def test_unreadable_rows_are_listed_by_number_and_fail_the_run(services, world, clock,
+                                                               tmp_path):
+    clock.set(T[1])
+    world.pay("L9999", 5_000, transaction_id="QA00000012")
+    bad = paybill("QA00000013", T[2], 5_000, "L1")
+    bad["Paid In"] = "5,00.00"
+    path = write(tmp_path, [paybill("QA00000012", T[1], 5_000, "L9999"), bad])
+    result = run(services.settings, "reconcile", str(path))
+    assert result.exit_code == 1, result.output
+    assert 'row 7: the Paid In amount "5,00.00" is not an amount' in result.output
+    assert "matched                           1" in result.output
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "No such file or directory"),
+    (b"name,phone\nAnn,0712345678\n", "not an M-Pesa organisation statement"),
+    (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "the file is not text"),
+    (b"Receipt No.,Completion Time,Details,Transaction Status,Paid In\n",
+     "no Withdrawn column"),
+], ids=["absent", "not a statement", "spreadsheet", "column missing"])
+def test_a_file_that_cannot_be_read_exits_2_in_one_line(services, tmp_path, content, message):
+    path = tmp_path / "statement.csv"
+    if content is not None:
+        path.write_bytes(content)
+    result = run(services.settings, "reconcile", str(path))
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"harambee reconcile: cannot read {path}: ")
+    assert message in result.stderr
+
+
+def test_a_directory_is_not_a_statement(services, tmp_path):
+    result = run(services.settings, "reconcile", str(tmp_path))
+    assert result.exit_code == 2 and "Traceback" not in result.output
