@@ -22,18 +22,20 @@ T = {n: START + timedelta(minutes=n) for n in range(20)}  # the statement's day
 
 
 class MpesaPayouts:
-    """Pays at once with the receipt it is given, as M-Pesa's B2C result would."""
+    """Settles at once with the receipt it is given (paid unless told otherwise), as
+    M-Pesa's B2C result would."""
 
     provider = "mpesa"
 
     def __init__(self) -> None:
         self.receipt = "QB00000000"
+        self.paid = True
 
     def send(self, order: Order) -> Taken | Outcome:
-        return Outcome(paid=True, receipt=self.receipt)
+        return Outcome(paid=self.paid, receipt=self.receipt)
 
     def ask(self, order: Order) -> Outcome | NeverReceived | None:
-        return Outcome(paid=True, receipt=self.receipt)
+        return Outcome(paid=self.paid, receipt=self.receipt)
 
     def ask_float(self) -> None:
         """No float to report."""
@@ -107,15 +109,22 @@ def test_the_comparison_sorts_every_receipt_into_its_kind(world, ledger, monkeyp
     assert not report.clean
 
 
-def test_a_payout_is_matched_by_its_receipt_and_only_once_paid(world, ledger):
+def test_a_payout_is_matched_by_its_receipt_and_only_once_paid(world, ledger, clock):
+    gateway = world.services.payouts
+    gateway.receipt, gateway.paid = "QB00000006", False  # failed, as far as we know
+    clock.set(T[6])
+    world.withdraw(ledger["saver"], 100_000, key="w2")
     with world.uow() as uow:
-        payout = uow.session.scalar(select(Payout).where(Payout.receipt == "QB00000005"))
-        assert payout.provider == "mpesa" and payout.status == PayoutStatus.PAID
-        payout.status = PayoutStatus.FAILED  # as if our ledger had it failed
-        uow.commit()
-    report = reconciliation.reconcile(world.uow(), provider="mpesa",
-                                      lines=[Line(9, "QB00000005", Side.OUT, 500_000, T[4])])
-    assert [i.receipt for i in report.missing_from_ledger] == ["QB00000005"]
+        paid, failed = uow.session.scalars(select(Payout).where(
+            Payout.provider == "mpesa").order_by(Payout.id)).all()
+    assert (paid.receipt, paid.status) == ("QB00000005", PayoutStatus.PAID)
+    assert (failed.receipt, failed.status) == ("QB00000006", PayoutStatus.FAILED)
+    report = reconciliation.reconcile(world.uow(), provider="mpesa", lines=[
+        Line(9, "QB00000005", Side.OUT, 500_000, T[4]),
+        Line(10, "QB00000006", Side.OUT, 100_000, T[6])])  # M-Pesa says it completed
+    assert [i.receipt for i in report.matched] == ["QB00000005"]
+    assert [i.receipt for i in report.missing_from_ledger] == ["QB00000006"]
+    assert not report.missing_from_statement
 
 
 def test_an_empty_statement_reports_nothing_missing(world, ledger):
