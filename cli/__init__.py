@@ -12,6 +12,7 @@ import click
 from cli.background import cron, outbox_command, tick, worker
 from cli.demo import demo, fake_daraja
 from cli.phone import phone
+from cli.reconcile import reconcile
 from core.config import ConfigError, Settings, load_settings, production_gaps
 from core.messages import LANGUAGES
 
@@ -115,7 +116,7 @@ def serve(host: str, port: int, workers: int) -> None:
                                "--timeout", "30", "wsgi:app"])
 
 
-for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja):
+for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja, reconcile):
     main.add_command(_command)
 
 

@@ -50,6 +50,8 @@ def test_the_tree_keeps_every_contract(tree: Path) -> None:
     ("core.ledger", "import redis", "Core talks to neither"),
     ("mpesa.daraja", "import runtime.services", "Layers"),  # the adapter sits below runtime
     ("core.repayments", "import mpesa.callbacks", "Layers"),  # and above core
+    ("mpesa.statement", "import runtime.services", "Layers"),  # the statement parser too
+    ("core.reconciliation", "import mpesa.statement", "Layers"),
     ("mpesa.fake", "import core.money", "standalone"),  # the fake runs on its own
 ])
 def test_a_forbidden_import_breaks_a_contract(tree: Path, module: str, statement: str,
