@@ -7,7 +7,7 @@ the last pledge is confirmed, and the loan disbursed, through the real use cases
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -94,14 +94,17 @@ def borrower_with_listed_loan(uow_factory: Callable[[], UnitOfWork], amount: int
 
 
 def crowd_funded_loan(uow_factory: Callable[[], UnitOfWork], payouts: PayoutGateway,
-                      lenders: int, pledge: int, now: datetime, *,
-                      disburse: bool = True) -> Crowd:
-    """One loan pledged by `lenders` lenders (`pledge` each, the first gets the odd
-    units), funded by confirming the last pledge, and disbursed."""
-    amount = lenders * pledge
-    _, number = borrower_with_listed_loan(uow_factory, amount, now, "+254711999999")
+                      lenders: int | Sequence[int], pledge: int, now: datetime, *,
+                      disburse: bool = True, borrower_phone: str = "+254711999999") -> Crowd:
+    """One loan pledged by `lenders` new lenders, or by these existing lenders (each
+    wallet holding at least `pledge`), `pledge` each; funded by confirming the last
+    pledge, and disbursed."""
+    count = lenders if isinstance(lenders, int) else len(lenders)
+    amount = count * pledge
+    _, number = borrower_with_listed_loan(uow_factory, amount, now, borrower_phone)
     with uow_factory() as uow:
-        lender_ids = bulk_lenders(uow, lenders, pledge, now)
+        lender_ids = (bulk_lenders(uow, lenders, pledge, now) if isinstance(lenders, int)
+                      else list(lenders))
         loan = loans.find_loan(uow, number, lock=True)
         confirm_by = now + timedelta(hours=uow.settings.loan.pledge_confirm_hours)
         pledge_ids = list(uow.session.scalars(
@@ -127,7 +130,7 @@ def crowd_funded_loan(uow_factory: Callable[[], UnitOfWork], payouts: PayoutGate
                         hold_id=bindparam("hid", type_=Integer)),
                 [{"pid": pid, "hid": hold_ids[f"hold:{pid}"]} for pid, _ in held])
         loan.pledged = pledge * len(held)
-        last_code = f"{1000 + (lenders - 1) % 9000}"
+        last_code = f"{1000 + (count - 1) % 9000}"
         last_phone = uow.session.scalar(select(Member.phone).where(
             Member.id == lender_ids[-1]))
         uow.commit()
@@ -141,7 +144,7 @@ def crowd_funded_loan(uow_factory: Callable[[], UnitOfWork], payouts: PayoutGate
                                         provider=payouts.provider, now=now)
         assert payout is not None
         send_payout(uow_factory, payouts, payout.id, now)
-    return Crowd(loan_id, number, lender_ids, [pledge] * lenders)
+    return Crowd(loan_id, number, lender_ids, [pledge] * count)
 
 
 def loan_total(uow: UnitOfWork, loan_id: int) -> int:

@@ -100,6 +100,19 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
         else:
             credit_id = ledger.system_account(uow, ledger.SUSPENSE).id
         mobile = ledger.system_account(uow, ledger.mobile_money_code(provider))
+        lenders: list[_Lender] = []
+        if payment.kind == PaymentKind.REPAYMENT:
+            assert loan is not None
+            lenders = _lenders(uow, loan)
+            # The receipt, the fee, any refund and the lenders' shares change accounts in
+            # several steps: take every lock now, in id order. Otherwise the receipt would
+            # hold the provider's account while waiting for a lender's wallet that a
+            # top-up holds, and the top-up waits for the provider's account: a deadlock.
+            ledger.lock_accounts(uow, [
+                mobile.id, credit_id, ledger.system_account(uow, ledger.FEES).id,
+                *(wallet_id for _, _, wallet_id in lenders),
+                *([ledger.wallet_id(uow, loan.borrower_id)]
+                  if payment.amount > loan.outstanding else [])])
         ledger.transfer(uow, ledger.Movement(
             key=f"receipt:{provider}:{transaction_id}", debit_id=mobile.id,
             credit_id=credit_id,
@@ -107,7 +120,7 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
             loan_id=payment.loan_id), now)
         if payment.kind == PaymentKind.REPAYMENT:
             assert loan is not None
-            _repay(uow, loan, payment, now)
+            _repay(uow, loan, payment, lenders, now)
         elif payment.kind == PaymentKind.TOPUP:
             owner = get_member(uow, payment.member_id or 0)
             outbox.queue(uow, [outbox.sms_to(
@@ -161,9 +174,25 @@ def _member_for_reference(uow: UnitOfWork, reference: str) -> Member | None:
     return uow.session.scalar(select(Member).where(Member.phone == phone))
 
 
-def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None:
+_Lender = tuple[int, int, int]  # a posted pledge: its id, what it is still owed, the wallet
+
+
+def _lenders(uow: UnitOfWork, loan: Loan) -> list[_Lender]:
+    """The loan's posted pledges in id order, each with what it is still owed and the
+    id of its lender's wallet."""
+    return [(pledge_id, owed, wallet_id) for pledge_id, owed, wallet_id in uow.session.execute(
+        select(Pledge.id, Pledge.entitled - Pledge.repaid, Account.id)
+        .join(Account, and_(Account.member_id == Pledge.lender_id,
+                            Account.kind == AccountKind.WALLET))
+        .where(Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)
+        .order_by(Pledge.id))]
+
+
+def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, lenders: list[_Lender],
+           now: datetime) -> None:
     """Apply a repayment: installments oldest first, then allocate to the fee and every
-    lender by what each is still owed (largest remainder); any excess to the wallet.
+    lender (`_lenders`) by what each is still owed (largest remainder); any excess to
+    the wallet.
 
     The lenders hear of their shares after commit (`tell_lenders`): ten thousand notices
     need not hold the payment and the loan's lock while they are written.
@@ -171,12 +200,6 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, now: datetime) -> None
     settings = uow.settings
     applied = min(payment.amount, loan.outstanding)
     refund = payment.amount - applied
-    lenders = uow.session.execute(
-        select(Pledge.id, Pledge.entitled - Pledge.repaid, Account.id)
-        .join(Account, and_(Account.member_id == Pledge.lender_id,
-                            Account.kind == AccountKind.WALLET))
-        .where(Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)
-        .order_by(Pledge.id)).all()
     fee_owed = loan.fee - loan.fee_paid
     shares = largest_remainder_whole(applied, [fee_owed] + [owed for _, owed, _ in lenders],
                                      settings.app.minor_scale)

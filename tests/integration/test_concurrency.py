@@ -6,13 +6,15 @@ PostgreSQL runs them truly in parallel (row locks decide); SQLite serialises wri
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from core import checks, pledges
+from core import checks, ledger, pledges
 from core.db import Database, UnitOfWork
 from core.errors import DomainError
 from core.models import Account, Loan, LoanStatus, Pledge, PledgeStatus
@@ -138,3 +140,50 @@ def test_yes_and_no_for_the_same_pledge_at_once_agree_with_the_books(world, wide
         assert status in (PledgeStatus.CONFIRMED, PledgeStatus.CANCELLED)
         assert world.wallet(lender).available == (0 if status == PledgeStatus.CONFIRMED
                                                   else 20_000)
+
+
+@pytest.mark.postgres
+def test_a_repayment_never_holds_the_providers_account_while_waiting_for_a_wallet(
+        world, services):
+    """A repayment changes the provider's account, the loan's escrow, the fees and the
+    lenders' wallets in several steps. It takes their locks together, in id order, before
+    the first step: a top-up holding one of those lenders' wallets (its next lock is the
+    provider's account) must find that account free, or the two would deadlock."""
+    lender = world.member("Early Lender", roles="lender")
+    wallet = world.wallet(lender).id  # opened before the provider's account: a lower id
+    loan = world.listed_loan(amount=100_000)
+    world.top_up(lender, 50_000)
+    world.pledge(lender, loan, 50_000)
+    world.pledge(world.lender(balance=50_000), loan, 50_000)
+    loan = world.disburse(world.loan(loan.number))
+    with world.uow() as uow:
+        provider = ledger.system_account(uow, ledger.mobile_money_code("mpesa")).id
+        uow.commit()
+    assert wallet < provider
+
+    watcher = services.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    top_up = services.db.engine.connect()
+    try:
+        top_up.begin()
+        top_up.execute(text("SELECT id FROM accounts WHERE id = :id FOR UPDATE"),
+                       {"id": wallet})
+        repaying = threading.Thread(target=lambda: world.pay(loan.number, 10_000))
+        repaying.start()
+        deadline = time.monotonic() + 10
+        while not watcher.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar():
+            assert time.monotonic() < deadline, "the repayment never waited for the wallet"
+            time.sleep(0.02)
+        # The top-up's next lock: free, since the repayment waits before taking it.
+        top_up.execute(text("SELECT id FROM accounts WHERE id = :id FOR UPDATE NOWAIT"),
+                       {"id": provider})
+        top_up.rollback()
+        repaying.join(timeout=30)
+        assert not repaying.is_alive()
+    finally:
+        top_up.close()
+        watcher.close()
+    assert world.loan(loan.number).repaid == 10_000
+    with world.uow() as uow:
+        assert checks.check(uow) == []
