@@ -27,7 +27,8 @@ def record(st: State, loan: LoanView) -> str:
 def loan_parts(st: State, port: Port, loan: LoanView) -> list[str]:
     """A listed loan in whole parts, the most telling first: who, where, what for, how
     much, how far funded, their record."""
-    return [loan.borrower_first_name, loan.borrower_place or "", t(st, f"purpose.{loan.purpose}"),
+    purpose = t(st, f"purpose.{loan.purpose}")  # a menu label, here mid-line
+    return [loan.borrower_first_name, loan.borrower_place or "", purpose[:1].lower() + purpose[1:],
             fmt(port, loan.amount), t(st, "ussd.lend.funded", percent=loan.funded_percent),
             record(st, loan)]
 

@@ -5,8 +5,8 @@ import pytest
 
 from core import members
 from core.errors import WrongPin
-from tests.e2e.test_ussd_flows import Phone
 from tests.support import PIN
+from tests.ussd_phone import Phone
 
 
 def test_change_pin_then_only_the_new_pin_works(client, world):

@@ -42,7 +42,7 @@ def test_one_bulk_request_with_each_recipients_status(at_services, fake_at):
     assert (request.username, request.to, request.message, request.sender) == (
         "harambee", [OK, BAD, BLOCKED], "Hello", "HARAMBEE")
     assert outcomes[OK].state == SENT and outcomes[OK].message_id.startswith("ATXid_")
-    assert outcomes[OK].cost == "Ksh 0.8000"
+    assert outcomes[OK].cost == "KES 0.8000"
     assert outcomes[BAD].state == INVALID and "403" in outcomes[BAD].detail
     assert outcomes[BLOCKED].state == INVALID and "406" in outcomes[BLOCKED].detail
 
@@ -112,7 +112,7 @@ def test_a_500_goes_back_to_the_queue_with_backoff_then_sends(world, at_services
     duties.sweep_outbox(at_services, clock(), inline_if_redis_down=False)
     assert duties.send_outbox(at_services, [row_id]).sent == 1
     row = _row(world, row_id)
-    assert (row.status, row.attempts, row.cost) == (OutboxStatus.SENT, 2, "Ksh 0.8000")
+    assert (row.status, row.attempts, row.cost) == (OutboxStatus.SENT, 2, "KES 0.8000")
     assert len(fake_at.delivered_to(member.phone)) == 1
     with world.uow() as uow:
         assert uow.session.scalar(select(OutboxMessage.last_error).where(

@@ -29,7 +29,7 @@ class CountingGateway:
     def send(self, text, phones):
         self.requests.append((text, list(phones)))
         n = len(self.requests)
-        return {p: Outcome(SENT, f"CNT-{n}-{i}", "Ksh 0.80") for i, p in enumerate(phones)}
+        return {p: Outcome(SENT, f"CNT-{n}-{i}", "KES 0.80") for i, p in enumerate(phones)}
 
 
 def queue(world, member, key, template="sms.help", purpose=Purpose.NOTICE, **kw):
@@ -171,7 +171,7 @@ def test_delivery_report_before_the_id_is_recorded_applies_later(world, services
         assert client.post(f"/hooks/sms/delivery?key={KEY}", data=report).status_code == 200
     assert row(world, row_id).status == OutboxStatus.SENDING
     with world.uow() as uow:
-        delivery.record(uow, [delivery.Result(row_id, SENT, "CNT-1-0", "Ksh 0.80")], clock())
+        delivery.record(uow, [delivery.Result(row_id, SENT, "CNT-1-0", "KES 0.80")], clock())
         uow.commit()
     assert row(world, row_id).status == OutboxStatus.DELIVERED
     with world.uow() as uow:

@@ -17,10 +17,12 @@ def test_the_terminal_phone_dials_shows_screens_and_lists_sms(world, settings):
     member = world.member("Amina Otieno", roles="borrower", phone="+254711000001")
     runner = CliRunner()
     result = runner.invoke(main, ["phone", "0711 000 001", "--in-process"],
-                           input="5\n1\n2\ns\nq\n", env=env_for(settings))
+                           input="5\n1\n2\n\ns\nq\n", env=env_for(settings))
     assert result.exit_code == 0, result.output
     assert "Harambee: Amina" in result.output and "| 5. Settings" in result.output
-    assert "Lugha sasa ni Kiswahili." in result.output and "(session ended)" in result.output
+    # The language changes and the session goes on, in Swahili, until cancelled.
+    assert "Lugha sasa ni Kiswahili." in result.output and "| 1. Omba mkopo" in result.output
+    assert "(cancelled)" in result.output
     assert "registered you on Harambee" in result.output  # the welcome SMS, listed
     with world.uow() as uow:
         assert uow.session.get(type(member), member.id).language == "sw"

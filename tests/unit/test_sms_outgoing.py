@@ -98,7 +98,7 @@ def test_bulk_groups_same_text_with_distinct_phones():
 
 def test_africas_talking_recipient_codes():
     answer = {"SMSMessageData": {"Recipients": [
-        {"statusCode": 101, "number": "+1", "status": "Success", "cost": "Ksh 0.8",
+        {"statusCode": 101, "number": "+1", "status": "Success", "cost": "KES 0.8",
          "messageId": "ATXid_1"},
         {"statusCode": 405, "number": "+2", "status": "InsufficientBalance", "cost": "0",
          "messageId": "None"},

@@ -34,7 +34,7 @@ def full_member(lang: str, *, terms: bool = True, pin: bool = True,
 
 
 def _words(text: str) -> set[str]:
-    return set(re.findall(r"[A-Za-z]+", text))
+    return {word.lower() for word in re.findall(r"[A-Za-z]+", text)}
 
 
 # Every word a screen may hold: the catalogues' own words and the values filled in. A
