@@ -61,6 +61,9 @@ class RedisSettings:
 @dataclass(frozen=True)
 class SecuritySettings:
     webhook_key: str = "dev-webhook-key"
+    # Keys the digests kept with USSD sessions (never the webhook key: that one travels
+    # with every request the gateway makes).
+    session_secret: str = "dev-session-secret"
     trusted_proxies: int = 0  # reverse proxies in front of us whose X-Forwarded-For we believe
 
 
@@ -238,6 +241,11 @@ def production_gaps(s: Settings) -> list[str]:
     need(s.security.webhook_key != defaults.security.webhook_key
          and len(s.security.webhook_key) >= STRONG, "security.webhook_key",
          f"a secret of {STRONG}+ characters, not the default (HARAMBEE_WEBHOOK_KEY)")
+    need(s.security.session_secret != defaults.security.session_secret
+         and len(s.security.session_secret) >= STRONG
+         and s.security.session_secret != s.security.webhook_key, "security.session_secret",
+         f"a secret of {STRONG}+ characters of its own, not the default nor the webhook key "
+         "(HARAMBEE_SESSION_SECRET)")
     need(s.gateway.sms == "africastalking", "gateway.sms",
          "africastalking (console sends nothing)")
     need(s.gateway.payout == "daraja", "gateway.payout", "daraja (console pays nobody)")
@@ -257,6 +265,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DATABASE_URL": ("database", "url"),
     "REDIS_URL": ("redis", "url"),
     "HARAMBEE_WEBHOOK_KEY": ("security", "webhook_key"),
+    "HARAMBEE_SESSION_SECRET": ("security", "session_secret"),
     "HARAMBEE_GATEWAY": ("gateway", "sms"),
     "AT_USERNAME": ("gateway", "username"),
     "AT_API_KEY": ("gateway", "api_key"),
@@ -426,6 +435,7 @@ def _validate(s: Settings) -> None:
     need(s.gateway.sms != "africastalking" or bool(s.gateway.api_key), "gateway.api_key",
          "required when gateway.sms is africastalking (or set AT_API_KEY)")
     need(len(s.security.webhook_key) >= 8, "security.webhook_key", "at least 8 characters")
+    need(len(s.security.session_secret) >= 8, "security.session_secret", "at least 8 characters")
     need(0 <= s.security.trusted_proxies <= 5, "security.trusted_proxies", "0 to 5")
     need(s.payments.max_amount >= 1, "payments.max_amount", "at least 1")
     for name in s.payments.providers:

@@ -18,7 +18,7 @@ from runtime.services import Services
 from ussd import machine
 from ussd.adapter import CorePort
 from ussd.screen import Screen
-from ussd.session import SessionStore, session_digest
+from ussd.session import SessionStore, Span, session_digest
 from ussd.state import State
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,9 @@ def e164(raw: str, region: str) -> str | None:
 
 
 def secret(svc: Services) -> bytes:
-    """The key for digests of hop texts: the webhook secret, which only we and the
-    gateway know."""
-    return svc.settings.security.webhook_key.encode()
+    """The key for digests of hop texts: a secret of its own, never the webhook key
+    (which every gateway request carries)."""
+    return svc.settings.security.session_secret.encode()
 
 
 def plain(body: str) -> Response:
@@ -94,13 +94,20 @@ def _hop(svc: Services) -> tuple[str, str]:
         return last.answer, "replay"
     state = loaded.state
     typed: str | None
+    secrets: list[Span] = []  # where PINs lie in `current`
     if state is None or last is None:
         state = State(phone=phone, sid=sid)
         typed = current or None
         if loaded.resume is not None:
             state, typed = machine.resume(state, loaded.resume), None
     else:
-        typed = last.typed_since(store.secret, current)
+        typed = last.extension(store.secret, current)
+        if typed is not None:
+            secrets = list(last.secrets)
+        else:
+            typed = current
+        if machine.takes_secret(state) and typed:
+            secrets.append((len(current) - len(typed), len(current)))
     try:
         state, screen = machine.step(state, typed, CorePort(svc))
         answer, outcome = screen.render(limit), "end" if screen.end else "con"
@@ -109,7 +116,7 @@ def _hop(svc: Services) -> tuple[str, str]:
         state.ended = True
         answer, outcome = end("ussd.error", state.lang, limit), "error"
     try:
-        store.save(sid, state, current, answer, machine.resume_point(state))
+        store.save(sid, state, current, answer, machine.resume_point(state), secrets)
     except redis.RedisError:
         log.warning("ussd session %s: could not save the session", sid)
     return answer, outcome

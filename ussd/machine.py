@@ -58,6 +58,12 @@ def resume_point(st: State) -> State | None:
     return st if node is not None and node.resumable else None
 
 
+def takes_secret(st: State) -> bool:
+    """Whether the next input answers a PIN question: the session keeps no digest of it."""
+    node = NODES.get(st.node)
+    return node is not None and node.secret_input
+
+
 def enter(st: State, port: Port) -> Screen:
     """The first screen of a session: who is calling decides where they start."""
     if not st.looked_up:

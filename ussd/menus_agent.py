@@ -88,6 +88,8 @@ class RegistrationSummary(Node):
 
 
 class RegisterPin(Node):
+    secret_input = True
+
     def show(self, st: State, port: Port) -> Screen:
         return Screen(t(st, "ussd.agent.pin_register", name=st.data["name"]))
 
@@ -148,6 +150,8 @@ class ConfirmVerify(Node):
 
 
 class VerifyPin(Node):
+    secret_input = True
+
     def show(self, st: State, port: Port) -> Screen:
         return Screen(t(st, "ussd.agent.pin_verify", name=st.data["card"]["name"]))
 

@@ -89,6 +89,8 @@ class LoanFacts(Node):
 
 
 class LoanPin(Node):
+    secret_input = True
+
     def show(self, st: State, port: Port) -> Screen:
         return Screen(t(st, "ussd.loan.pin"))
 

@@ -110,6 +110,8 @@ class EmptyWallet(Info):
 
 
 class PledgePin(Node):
+    secret_input = True
+
     def show(self, st: State, port: Port) -> Screen:
         return Screen(t(st, "ussd.lend.pin", amount=fmt(port, st.data["amount"]),
                         name=st.data["name"], number=st.data["loan"]))
@@ -173,6 +175,8 @@ class WithdrawAmount(Node):
 
 
 class WithdrawPin(Node):
+    secret_input = True
+
     def show(self, st: State, port: Port) -> Screen:
         return Screen(t(st, "ussd.wallet.pin", amount=fmt(port, st.data["amount"]),
                         phone=phone_at_home(st, port)))

@@ -112,6 +112,8 @@ Main("main")
 class PinGate(Node):
     """The PIN before balances; once typed, the rest of the session trusts it."""
 
+    secret_input = True
+
     def show(self, st: State, port: Port) -> Screen:
         return Screen(t(st, "ussd.gate.pin"))
 
@@ -244,6 +246,8 @@ class Terms(Node):
 
 
 class ChoosePin(Node):
+    secret_input = True
+
     def __init__(self, name: str, *, next_node: str, **kw: object) -> None:
         super().__init__(name, **kw)  # type: ignore[arg-type]
         self.next_node = next_node
@@ -261,6 +265,8 @@ class ChoosePin(Node):
 
 class RepeatPin(Node):
     """The PIN typed again; on a match the use case runs in this same hop."""
+
+    secret_input = True
 
     def __init__(self, name: str, *, first: str, **kw: object) -> None:
         super().__init__(name, **kw)  # type: ignore[arg-type]
@@ -348,6 +354,8 @@ class SetLanguage(Node):
 
 
 class OldPin(Node):
+    secret_input = True
+
     def show(self, st: State, port: Port) -> Screen:
         return Screen(t(st, "ussd.pin.old"))
 

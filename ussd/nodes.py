@@ -43,6 +43,7 @@ class Node:
     """
 
     registry: ClassVar[dict[str, Node]] = {}
+    secret_input: ClassVar[bool] = False  # its answer is a PIN: never kept, even digested
 
     def __init__(self, name: str, *, parent: str = "", resumable: bool = False,
                  paged: bool = False, navigable: bool = True) -> None:
@@ -115,7 +116,7 @@ def read_amount(value: str, port: Port) -> int:
 def pin_digest(port: Port, st: State, pin: str) -> str:
     """A keyed digest of a PIN typed once, kept only until it is typed again; the
     PIN itself never enters session state."""
-    secret = (port.settings.security.webhook_key + str(st.data.get("flow", ""))).encode()
+    secret = (port.settings.security.session_secret + str(st.data.get("flow", ""))).encode()
     return hmac.new(secret, pin.encode(), hashlib.sha256).hexdigest()
 
 

@@ -21,33 +21,47 @@ def session_digest(session_id: str) -> str:
     return hashlib.blake2b(session_id.encode("utf-8", "replace"), digest_size=12).hexdigest()
 
 
-def fingerprint(secret: bytes, text: str) -> str:
-    """A keyed digest of a hop's `text`: the text holds every PIN typed this session,
-    so only this and its length are stored."""
-    return hashlib.blake2b(text.encode("utf-8", "replace"), key=secret[:64],
-                           digest_size=16).hexdigest()
+Span = tuple[int, int]  # where in a hop's text an input lies: [start, end)
+
+
+def masked(text: str, secrets: list[Span]) -> str:
+    """`text` with every PIN typed in it blanked out (`#`), its length kept."""
+    for start, end in secrets:
+        text = text[:start] + "#" * (end - start) + text[end:]
+    return text
+
+
+def fingerprint(secret: bytes, text: str, secrets: list[Span]) -> str:
+    """A keyed digest of a hop's `text`, which holds everything typed this session:
+    the PINs in it are blanked first (`secrets`), so nothing kept can give one back,
+    whatever key is known."""
+    return hashlib.blake2b(masked(text, secrets).encode("utf-8", "replace"),
+                           key=secret[:64], digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
 class LastHop:
-    """The last hop answered: its text's length and keyed digest, and our answer."""
+    """The last hop answered: its text's length and keyed digest (PINs blanked), where
+    the PINs lie in it, and our answer."""
 
     length: int
     digest: str
     answer: str
+    secrets: list[Span]
 
     def same(self, secret: bytes, text: str) -> bool:
-        return len(text) == self.length and fingerprint(secret, text) == self.digest
+        return len(text) == self.length and \
+            fingerprint(secret, text, self.secrets) == self.digest
 
-    def typed_since(self, secret: bytes, text: str) -> str:
-        """What was typed since this hop: the rest of a text that extends this one
-        after a `*`, or the whole text when it does not (some gateways send only the
-        latest input)."""
+    def extension(self, secret: bytes, text: str) -> str | None:
+        """What was typed since this hop, when `text` is this hop's text with more
+        typed after a `*`; None when it is not (some gateways send only the latest
+        input, which is then the whole of what was typed)."""
         n = self.length
-        if n and len(text) > n and text[n] == "*" and fingerprint(secret, text[:n]) == \
-                self.digest:
+        if n and len(text) > n and text[n] == "*" and \
+                fingerprint(secret, text[:n], self.secrets) == self.digest:
             return text[n + 1:]
-        return text
+        return None
 
 
 @dataclass
@@ -91,17 +105,19 @@ class SessionStore:
         if raw:
             record = json.loads(raw)
             state = State.from_dict(record["state"])
-            last = LastHop(record["length"], record["digest"], record["answer"])
+            last = LastHop(record["length"], record["digest"], record["answer"],
+                           [(int(a), int(b)) for a, b in record.get("secrets", [])])
         resume = State.from_json(resume_raw) if resume_raw else None
         return Loaded(state, last, int(hops), resume)
 
     def save(self, sid: str, state: State, text: str, answer: str,
-             resume: State | None) -> None:
+             resume: State | None, secrets: list[Span]) -> None:
         """The session with this hop's text and answer (for resent hops), and the
-        phone's resume marker set or cleared, in one round trip."""
+        phone's resume marker set or cleared, in one round trip. `secrets` says where
+        the PINs lie in `text`: they are blanked before the digest is taken."""
         record = json.dumps({"state": state.to_dict(), "length": len(text),
-                             "digest": fingerprint(self.secret, text), "answer": answer},
-                            separators=(",", ":"))
+                             "digest": fingerprint(self.secret, text, secrets),
+                             "answer": answer, "secrets": secrets}, separators=(",", ":"))
         pipe = self.client.pipeline(transaction=False)
         pipe.set(self.session_key(sid), record, ex=self.settings.session_ttl_seconds)
         if resume is not None:

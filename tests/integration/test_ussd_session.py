@@ -3,13 +3,14 @@ PIN kept anywhere, the rate limit, and what a session stores."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import redis
 from sqlalchemy import event
 
 from tests.support import PIN
-from ussd.session import session_digest
+from ussd.session import fingerprint, session_digest
 
 KEY = "test-webhook-key"
 _ids = itertools.count()
@@ -88,6 +89,24 @@ def test_no_pin_is_kept_in_the_session(client, world, services):
                 value = services.redis.client.get(key) or b""
                 assert b"4826" not in value and PIN.encode() not in value, value
     assert _body.startswith("END Your PIN is changed")
+
+
+def test_no_pin_can_be_recovered_from_what_the_session_keeps(client, world, services):
+    """An attacker with a Redis dump and every key we have tries all 10,000 PINs against
+    the digests kept: none matches, because the PINs are blanked before digesting."""
+    member = world.member("Amina Otieno", roles="borrower")
+    texts = []
+    for session, _body in dial(client, member.phone, ["5", "2", PIN]):
+        raw = services.redis.client.get(f"ussd:s:{session_digest(session)}")
+        texts.append(raw)
+    record = json.loads(texts[-1])
+    assert record["secrets"] == [[4, 8]]  # where the PIN lay in "5*2*2580"
+    security = services.settings.security
+    for key in (security.webhook_key, security.session_secret):
+        for spans in ([], record["secrets"]):
+            found = [pin for pin in (f"{n:04d}" for n in range(10_000))
+                     if fingerprint(key.encode(), f"5*2*{pin}", spans) == record["digest"]]
+            assert found in ([], [f"{n:04d}" for n in range(10_000)]), (key, spans, found[:3])
 
 
 def test_a_phone_over_its_rate_limit_is_told_to_wait(client, world, services):

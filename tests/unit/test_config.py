@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ConfigError, Settings, load_settings
+from core.config import ConfigError, Settings, load_settings, production_gaps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,3 +113,26 @@ def test_bad_mpesa_settings_name_the_key(tmp_path, body, key):
     with pytest.raises(ConfigError) as err:
         load_settings(write(tmp_path, body), env={})
     assert err.value.key == key
+
+
+PRODUCTION = {
+    "HARAMBEE_ENV": "production", "HARAMBEE_WEBHOOK_KEY": "w" * 24,
+    "HARAMBEE_SESSION_SECRET": "s" * 24, "MPESA_CALLBACK_TOKEN": "t" * 24,
+    "MPESA_CONSUMER_KEY": "k", "MPESA_CONSUMER_SECRET": "c", "MPESA_PASSKEY": "p",
+    "MPESA_INITIATOR_NAME": "i", "MPESA_SECURITY_CREDENTIAL": "x",
+    "AT_API_KEY": "a" * 24,
+}
+LIVE_GATEWAYS = {"gateway": {"sms": "africastalking", "payout": "daraja"},
+                 "mpesa": {"callback_base_url": "https://harambee.example"}}
+
+
+def test_production_needs_a_session_secret_of_its_own():
+    ready = load_settings(env=PRODUCTION, overrides=LIVE_GATEWAYS)
+    assert production_gaps(ready) == []
+    for secret in ("dev-session-secret", "too-short-1", "w" * 24):  # default, weak, the webhook key
+        settings = load_settings(env={**PRODUCTION, "HARAMBEE_SESSION_SECRET": secret},
+                                 overrides=LIVE_GATEWAYS)
+        assert [gap.split(":")[0] for gap in production_gaps(settings)] == \
+            ["security.session_secret"], secret
+    assert production_gaps(load_settings(env={**PRODUCTION, "HARAMBEE_ENV": "development",
+                                              "HARAMBEE_SESSION_SECRET": "short-ok"})) == []

@@ -79,8 +79,21 @@ def test_a_pin_chosen_twice_is_compared_by_digest_only():
 
 def test_the_new_input_is_what_follows_the_last_text_even_with_a_star_inside():
     secret = b"k" * 16
-    last = LastHop(len("1*2"), fingerprint(secret, "1*2"), "CON x")
-    assert last.typed_since(secret, "1*2*3*4") == "3*4"
-    assert last.typed_since(secret, "1*2*") == ""
-    assert last.typed_since(secret, "7") == "7"  # not an extension: taken whole
+    last = LastHop(len("1*2"), fingerprint(secret, "1*2", []), "CON x", [])
+    assert last.extension(secret, "1*2*3*4") == "3*4"
+    assert last.extension(secret, "1*2*") == ""
+    assert last.extension(secret, "7") is None  # not an extension: taken whole
     assert last.same(secret, "1*2") and not last.same(secret, "1*3")
+
+
+def test_a_pin_in_the_text_does_not_change_the_digest_yet_the_rest_does():
+    secret = b"k" * 16
+    pin_at = [(4, 8)]  # "5*2*" then the PIN
+    digest = fingerprint(secret, "5*2*2580", pin_at)
+    assert all(fingerprint(secret, f"5*2*{pin:04d}", pin_at) == digest
+               for pin in (0, 1234, 2580, 9999))  # nothing to try PINs against
+    assert fingerprint(secret, "5*3*2580", pin_at) != digest
+    last = LastHop(8, digest, "CON x", pin_at)
+    assert last.same(secret, "5*2*2580") and last.extension(secret, "5*2*2580*1") == "1"
+
+
