@@ -33,10 +33,12 @@ T = TypeVar("T")
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
-    """An engine tuned per backend: SQLite serialises writers, PostgreSQL pools."""
+    """An engine tuned per backend: SQLite serialises writers, PostgreSQL pools. Neither
+    puts a statement's values in its error messages (`hide_parameters`)."""
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url, echo=echo, hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30}
         )
 
         @event.listens_for(engine, "connect")
@@ -60,8 +62,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     # a phone deserves an apology in a second, not a hang. No pre-ping: it would cost a
     # round trip on every hop; a dead connection fails one request and SQLAlchemy then
     # invalidates the pool.
+    # hide_parameters: an error's message (and so a log line) never carries the
+    # statement's values: phone numbers, SMS texts, codes.
     return create_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
+        url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
         pool_recycle=1800, pool_timeout=2,
         connect_args={"connect_timeout": 1,
                       "options": "-c statement_timeout=15000 -c lock_timeout=10000"},

@@ -59,8 +59,9 @@ class SmsGateway(Protocol):
 
 
 class ConsoleGateway:
-    """Sends nothing: logs each message with a masked phone and calls it sent. The
-    outbox row keeps the full text (see `harambee outbox`)."""
+    """Sends nothing: logs each message with a masked phone and calls it sent. The text
+    is logged only at debug level (it may hold a pledge code); the outbox row keeps it
+    (see `harambee outbox`)."""
 
     name = "console"
 
@@ -68,7 +69,8 @@ class ConsoleGateway:
         outcomes = {}
         for phone in phones:
             message_id = f"console-{uuid.uuid4().hex[:16]}"
-            log.info("SMS to %s (%s): %s", masked(phone), message_id, text)
+            log.info("SMS to %s (%s): %d characters", masked(phone), message_id, len(text))
+            log.debug("SMS %s: %s", message_id, text)
             outcomes[phone] = Outcome(SENT, message_id, None, "console")
         return outcomes
 
