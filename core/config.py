@@ -87,6 +87,7 @@ class LoanSettings:
     installment_every_weeks: int = 1
     funding_window_days: int = 14
     pledge_confirm_hours: int = 24
+    max_open_proposals: int = 5  # pledges one lender may have waiting for their YES
     min_pledge: int = 50
     default_after_days: int = 90
     number_prefix: str = "L"
@@ -416,6 +417,7 @@ def _validate(s: Settings) -> None:
          "loan.installment_every_weeks", "must divide every term in loan.terms_weeks")
     need(s.loan.funding_window_days > 0, "loan.funding_window_days", "positive")
     need(s.loan.pledge_confirm_hours > 0, "loan.pledge_confirm_hours", "positive")
+    need(1 <= s.loan.max_open_proposals <= 100, "loan.max_open_proposals", "1 to 100")
     need(0 < s.loan.min_pledge <= s.loan.max_amount, "loan.min_pledge", "positive")
     need(s.loan.number_prefix.isalpha() and len(s.loan.number_prefix) == 1, "loan.number_prefix",
          "one letter")

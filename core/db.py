@@ -65,8 +65,8 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     # hide_parameters: an error's message (and so a log line) never carries the
     # statement's values: phone numbers, SMS texts, codes.
     return create_engine(
-        url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
-        pool_recycle=1800, pool_timeout=2,
+        url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size,
+        pool_pre_ping=False, pool_recycle=1800, pool_timeout=2,
         connect_args={"connect_timeout": 1,
                       "options": "-c statement_timeout=15000 -c lock_timeout=10000"},
     )

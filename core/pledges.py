@@ -95,13 +95,26 @@ class _Target:
                             self.loan_number, loan_status)
 
 
-def _new_code(uow: UnitOfWork, lender_id: int) -> str:
-    taken = set(uow.session.scalars(select(Pledge.code).where(
+CODES = range(1000, 10000)  # four digits, as typed after YES
+
+
+def new_code(taken: set[str]) -> str:
+    """A code none of the lender's waiting pledges has: drawn from the free ones, so it
+    never collides and never loops (`loan.max_open_proposals` keeps `taken` small)."""
+    if len(taken) < len(CODES) // 2:  # the usual case: a draw is almost never taken
+        for _ in range(8):
+            code = str(CODES[secrets.randbelow(len(CODES))])
+            if code not in taken:
+                return code
+    free = [str(n) for n in CODES if str(n) not in taken]
+    if not free:
+        raise Conflict("pledge.no_code")
+    return free[secrets.randbelow(len(free))]
+
+
+def _waiting_codes(uow: UnitOfWork, lender_id: int) -> set[str]:
+    return set(uow.session.scalars(select(Pledge.code).where(
         Pledge.lender_id == lender_id, Pledge.status == PledgeStatus.PROPOSED)))
-    while True:
-        code = f"{secrets.randbelow(9000) + 1000}"
-        if code not in taken:
-            return code
 
 
 def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
@@ -121,8 +134,12 @@ def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
                         lender_id, amount, normal):
                     raise Conflict("ledger.key_reused")
                 return existing
-        lender = get_member(uow, lender_id)
+        # The lender's row is locked: parallel proposals are counted one after another.
+        lender = get_member(uow, lender_id, lock=True)
         require_active(lender, Role.LENDER)
+        waiting = _waiting_codes(uow, lender.id)
+        if len(waiting) >= settings.loan.max_open_proposals:
+            raise NotAllowed("pledge.too_many_open", count=len(waiting))
         loan = find_loan(uow, number)
         if loan.status != LoanStatus.LISTED or loan.deadline is None or loan.deadline <= now:
             raise NotAllowed("loan.not_listed", number=loan.number)
@@ -133,7 +150,7 @@ def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
                             number=loan.number or number)
         hours = settings.loan.pledge_confirm_hours
         pledge = Pledge(loan_id=loan.id, lender_id=lender.id, amount=amount,
-                        code=_new_code(uow, lender.id), status=PledgeStatus.PROPOSED,
+                        code=new_code(waiting), status=PledgeStatus.PROPOSED,
                         request_key=request_key, repaid=0, entitled=0, created_at=now,
                         confirm_by=min(now + timedelta(hours=hours), loan.deadline))
         uow.session.add(pledge)

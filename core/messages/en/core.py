@@ -47,6 +47,8 @@ TEXTS = {
     "withdrawal.too_small": "The smallest withdrawal is {min}.",
     "pledge.over_open": "Only {open} is still open on {number}.",
     "pledge.own_loan": "You cannot lend to your own loan.",
+    "pledge.too_many_open": "You have {count} pledges waiting for your YES. Confirm them, or let them lapse, before you pledge again.",
+    "pledge.no_code": "Too many pledges are waiting for your YES. Confirm them first.",
     "pledge.code_invalid": "Code {code} is not valid for this phone.",
     "pledge.code_expired": "Code {code} has expired. Pledge again.",
     "pledge.done": "Pledge {code} is already {status}.",

@@ -46,6 +46,8 @@ TEXTS = {
     "withdrawal.too_small": "Kiasi cha chini kabisa cha kutoa ni {min}.",
     "pledge.over_open": "Ni {open} tu iliyobaki wazi kwa {number}.",
     "pledge.own_loan": "Huwezi kukopesha mkopo wako mwenyewe.",
+    "pledge.too_many_open": "Una ahadi {count} zinazosubiri NDIYO yako. Zithibitishe, au ziache ziishe muda, kabla ya kuahidi tena.",
+    "pledge.no_code": "Ahadi nyingi mno zinasubiri NDIYO yako. Zithibitishe kwanza.",
     "pledge.code_invalid": "Nambari {code} si sahihi kwa simu hii.",
     "pledge.code_expired": "Nambari {code} imepitwa na wakati. Ahidi tena.",
     "pledge.done": "Ahadi {code} tayari ni {status}.",
