@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import aliased
 
 from core import outbox
 from core.config import Settings
@@ -81,6 +82,21 @@ def national_id_in_use(uow: UnitOfWork, national_id: str) -> bool:
             Member.national_id == clean_national_id(national_id))) is not None
 
 
+def id_clashes(uow: UnitOfWork) -> list[tuple[Member, Member]]:
+    """Members whose claimed ID another member holds or also claims: pairs for an agent
+    or an operator to settle, oldest claim first."""
+    other = aliased(Member)
+    with uow:
+        rows = uow.session.execute(
+            select(Member, other).join(other, and_(
+                other.id != Member.id,
+                or_(other.national_id == Member.claimed_national_id,
+                    and_(other.claimed_national_id == Member.claimed_national_id,
+                         other.id < Member.id))))
+            .where(Member.claimed_national_id.is_not(None)).order_by(Member.id))
+        return [(claimant, holder) for claimant, holder in rows]
+
+
 def get_member(uow: UnitOfWork, member_id: int, *, lock: bool = False) -> Member:
     member = uow.session.get(Member, member_id, with_for_update=lock)
     if member is None:
@@ -100,6 +116,11 @@ def register(
     Idempotent by phone: registering the same phone with the same national id again
     returns the existing member (created=False); a different one raises member.exists.
     With `agent_pin`, the agent's PIN is checked first (a phone channel always passes it).
+
+    Only an ID someone vouched for is the member's `national_id`, one member each. A
+    self-registered member's ID is a claim: it is taken whether or not the ID is held,
+    with the same answer, so a stranger learns nothing and locks no one out; an agent
+    settles it on verifying (`verify`), and operators see clashes (`id_clashes`).
     """
     settings = uow.settings
     if agent_id is not None and agent_pin is not None:
@@ -109,20 +130,21 @@ def register(
     with uow:
         existing = uow.session.scalar(select(Member).where(Member.phone == e164))
         if existing is not None:
-            if clean_id and existing.national_id == clean_id:
+            if clean_id and clean_id in (existing.national_id, existing.claimed_national_id):
                 return Registration(existing, created=False)
             raise Conflict("member.exists")
-        if clean_id and uow.session.scalar(
-                select(Member.id).where(Member.national_id == clean_id)):
-            raise Conflict("member.national_id_taken")
         agent = None
         if agent_id is not None:
             agent = get_member(uow, agent_id)
             if not agent.has_role(Role.AGENT):
                 raise NotAllowed("member.not_agent")
         vouched = agent is not None or by_operator
+        if vouched and clean_id and uow.session.scalar(
+                select(Member.id).where(Member.national_id == clean_id)):
+            raise Conflict("member.national_id_taken")
         member = Member(
-            phone=e164, name=clean_name(name), national_id=clean_id,
+            phone=e164, name=clean_name(name), national_id=clean_id if vouched else None,
+            claimed_national_id=None if vouched else clean_id,
             language=clean_language(language), roles=clean_roles(roles),
             place=clean_place(place) if place else None,
             status=MemberStatus.VERIFIED if vouched else MemberStatus.PENDING,
@@ -166,6 +188,11 @@ def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime,
             return member
         if member.id == agent.id:
             raise NotAllowed("error.not_allowed")
+        claimed = member.claimed_national_id
+        if claimed is not None:  # the agent saw the ID: the claim becomes the member's
+            if uow.session.scalar(select(Member.id).where(Member.national_id == claimed)):
+                raise Conflict("member.national_id_taken")  # a clash for the agent to settle
+            member.national_id, member.claimed_national_id = claimed, None
         member.status = MemberStatus.VERIFIED
         member.verified_at = now
         member.agent_id = agent.id

@@ -32,7 +32,8 @@ def caller_of(member: Member, settings: Settings, agent: tuple[str, str] | None 
 
 
 def card_of(member: Member) -> MemberCard:
-    return MemberCard(name=member.name, phone=member.phone, national_id=member.national_id,
+    return MemberCard(name=member.name, phone=member.phone,
+                      national_id=member.national_id or member.claimed_national_id,
                       status=member.status, place=member.place,
                       roles=tuple(sorted(member.role_set)),
                       terms=member.terms_accepted_at is not None, limit=member.credit_limit)

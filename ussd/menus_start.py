@@ -287,14 +287,10 @@ class RepeatPin(Node):
 
 class RegisterSelf(RepeatPin):
     def done(self, st: State, pin: str, port: Port) -> Outcome:
-        try:
-            st.caller = port.register_self(
-                phone=st.phone, name=st.data["name"], national_id=st.data["national_id"],
-                language=st.data.get("language", st.lang), pin=pin)
-        except Exception as exc:
-            if getattr(exc, "key", "") == "member.national_id_taken":
-                raise Reask("member.national_id_taken", node="reg.id") from None
-            raise
+        # The same answer whether or not someone holds this ID: an agent settles it.
+        st.caller = port.register_self(
+            phone=st.phone, name=st.data["name"], national_id=st.data["national_id"],
+            language=st.data.get("language", st.lang), pin=pin)
         return Screen(t(st, "ussd.reg.done", name=st.caller.first_name,
                         **helper(st)), end=True)
 

@@ -29,7 +29,10 @@ class Member(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(String(60))
+    # The ID an agent or operator saw: one member each. A self-registered member's own
+    # word is only a claim (`claimed_national_id`), so no stranger can take an ID first.
     national_id: Mapped[str | None] = mapped_column(String(20), unique=True)
+    claimed_national_id: Mapped[str | None] = mapped_column(String(20), index=True)
     roles: Mapped[str] = mapped_column(String(40), default="")  # comma-separated Role values
     status: Mapped[MemberStatus] = mapped_column(EnumText(MemberStatus, 12),
                                                  default=MemberStatus.PENDING)

@@ -38,7 +38,8 @@ def test_a_stranger_registers_with_pin_and_terms(client, world):
     assert body.startswith("END Welcome, Halima")
     joined = member(world, "+254733000111")
     assert joined.status == MemberStatus.PENDING and joined.terms_accepted_at is not None
-    assert joined.pin_hash is not None and joined.national_id == "23456789"
+    assert joined.pin_hash is not None and joined.national_id is None  # a claim, until verified
+    assert joined.claimed_national_id == "23456789"
     with world.uow() as uow:
         templates = set(uow.session.scalars(select(OutboxMessage.template).where(
             OutboxMessage.phone == "+254733000111")))
