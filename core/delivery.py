@@ -22,7 +22,10 @@ from core.db import UnitOfWork
 from core.models import DeliveryReport, Member, OutboxMessage, OutboxStatus, Purpose
 
 SKIPPED = OutboxStatus.SKIPPED
-LEASE = timedelta(minutes=5)  # how long a sender may hold a row before the sweep retakes it
+# How long a sender may hold a row before another takes it back: longer than a gateway
+# request can take (the Africa's Talking SDK gives up after 3 s to connect and 9 s to
+# read), short enough that a sender killed mid-send delays its rows by seconds.
+LEASE = timedelta(seconds=30)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=1)

@@ -23,6 +23,7 @@ from workers import payouts, stk
 log = logging.getLogger(__name__)
 
 BULK_MAX = 100  # recipients per gateway request
+CLAIM_AT_ONCE = 25  # rows a sender holds at a time: what a crash mid-send can delay
 SWEEP_GRACE = timedelta(seconds=30)  # rows this fresh still have their own send job
 
 
@@ -37,14 +38,23 @@ class SendReport:
 
 def send_outbox(svc: Services, ids: Sequence[int], gateway: SmsGateway | None = None
                 ) -> SendReport:
-    """Claim the given rows, send them (one request per text, many phones) and record
-    each answer as soon as it comes, so a crash resends as little as possible."""
+    """Send the given rows a few at a time: claim CLAIM_AT_ONCE rows, send them (one
+    request per text, many phones), record each answer as it comes, then the next few.
+    A sender killed mid-send holds only the rows of its current claim, for one short
+    lease; the rows of any sender that died before are taken back first."""
     report = SendReport()
-    claimed = delivery.claim(svc.uow(), ids, svc.now())
-    report.claimed = len(claimed)
-    if not claimed:
-        return report
     gateway = gateway or svc.sms
+    released = delivery.release_stuck(svc.uow(), svc.now())
+    pending = list(dict.fromkeys([*released, *ids]))
+    for start in range(0, len(pending), CLAIM_AT_ONCE):
+        claimed = delivery.claim(svc.uow(), pending[start:start + CLAIM_AT_ONCE], svc.now())
+        report.claimed += len(claimed)
+        _send_claimed(svc, gateway, claimed, report)
+    return report
+
+
+def _send_claimed(svc: Services, gateway: SmsGateway, claimed: list[delivery.Claimed],
+                  report: SendReport) -> None:
     for text, batch in _bulk(claimed):
         outcomes = gateway.send(text, [row.phone for row in batch])
         report.requests += 1
@@ -55,7 +65,6 @@ def send_outbox(svc: Services, ids: Sequence[int], gateway: SmsGateway | None = 
             results.append(delivery.Result(row.id, outcome.state, outcome.message_id,
                                            outcome.cost, outcome.detail))
         delivery.record(svc.uow(), results, svc.now())
-    return report
 
 
 def _bulk(rows: Sequence[delivery.Claimed]) -> list[tuple[str, list[delivery.Claimed]]]:

@@ -150,13 +150,47 @@ def test_a_row_left_in_sending_is_retried_after_its_lease(world, services, clock
     with world.uow() as uow:
         delivery.claim(uow, [row_id], clock())  # a sender took it, then died
         uow.commit()
-    duties.sweep_outbox(services, clock() + timedelta(minutes=1), inline_if_redis_down=False)
+    duties.sweep_outbox(services, clock() + timedelta(seconds=10), inline_if_redis_down=False)
     assert row(world, row_id).status == OutboxStatus.SENDING  # the lease still holds
-    clock.advance(minutes=6)
+    clock.advance(seconds=delivery.LEASE.total_seconds() + 1)
     duties.tick(services, clock(), ["outbox_sweep"])
     run_worker(services)
     done = row(world, row_id)
     assert (done.status, done.attempts) == (OutboxStatus.SENT, 2)
+
+
+class DyingGateway(CountingGateway):
+    """Killed inside its first request, as a SIGKILLed worker would be."""
+
+    def send(self, text, phones):
+        super().send(text, phones)
+        raise SystemExit("killed mid-send")
+
+
+def test_a_sender_killed_mid_send_holds_a_few_rows_for_seconds(world, services, clock):
+    members = [world.member(f"Person {chr(65 + n % 26)}{chr(97 + n // 26)}") for n in range(30)]
+    with world.uow() as uow:
+        ids = [r for r, in uow.session.execute(select(OutboxMessage.id).order_by(
+            OutboxMessage.id))]
+    assert len(ids) > duties.CLAIM_AT_ONCE
+    try:
+        duties.send_outbox(services, ids, DyingGateway())
+    except SystemExit:
+        pass
+    with world.uow() as uow:
+        held = list(uow.session.scalars(select(OutboxMessage).where(
+            OutboxMessage.status == OutboxStatus.SENDING)))
+    assert len(held) <= duties.CLAIM_AT_ONCE  # only the current claim, not the whole job
+    assert all(r.next_attempt_at <= clock() + timedelta(seconds=30) for r in held)
+    # The next send job, for anything at all, takes the dead sender's rows back once
+    # the short lease is over: no sweep, no minutes.
+    clock.advance(seconds=31)
+    other = queue(world, members[0], "later")
+    gateway = CountingGateway()
+    duties.send_outbox(services, [other], gateway)
+    sent = {p for _, phones in gateway.requests for p in phones}
+    assert {r.phone for r in held} <= sent
+    assert len(gateway.requests) >= 1
 
 
 def test_delivery_report_before_the_id_is_recorded_applies_later(world, services, client,
