@@ -8,6 +8,7 @@ import logging
 
 from flask import Blueprint, Response, request
 from redis import RedisError
+from sqlalchemy.exc import DataError
 
 from core import delivery, inbox
 from core.models import InboundStatus
@@ -23,12 +24,24 @@ def _plain(body: str = "", status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/plain")
 
 
+def _unusable() -> Response | None:
+    """400 for a form no retry can make storable (a NUL byte: PostgreSQL refuses it in
+    text); a gateway must not be told to try again forever."""
+    if any("\x00" in value for value in request.form.values()):
+        return _plain("NUL characters are not allowed", 400)
+    return None
+
+
 @bp.post("/hooks/sms")
 @require_webhook_key
 def incoming() -> Response:
     """Store the message (once per AT id), answer 200, and enqueue its handler."""
     svc = services()
     form = request.form
+    refused = _unusable()
+    if refused is not None:
+        SMS_IN.labels("rejected").inc()
+        return refused
     sender = form.get("from", "").strip()
     if not sender:
         SMS_IN.labels("rejected").inc()
@@ -42,6 +55,10 @@ def incoming() -> Response:
         stored = inbox.store(svc.uow(), provider_id=provider_id, phone=sender, text=body,
                              now=svc.now(), short_code=form.get("to"),
                              link_id=form.get("linkId"), network_code=form.get("networkCode"))
+    except DataError:  # a value the database can never take: retrying will not help
+        log.warning("SMS from %s refused: a value the database cannot store", masked(sender))
+        SMS_IN.labels("rejected").inc()
+        return _plain("unstorable message", 400)
     except Exception:  # noqa: BLE001 - nothing stored: AT delivers it again
         log.exception("could not store SMS from %s", masked(sender))
         SMS_IN.labels("unavailable").inc()
@@ -61,6 +78,9 @@ def delivery_report() -> Response:
     """Apply a delivery report to its outbox row (now, or once the row has the id)."""
     svc = services()
     form = request.form
+    refused = _unusable()
+    if refused is not None:
+        return refused
     message_id, status = form.get("id", "").strip(), form.get("status", "").strip()
     if not message_id or not status:
         return _plain("missing id or status", 400)
@@ -68,6 +88,8 @@ def delivery_report() -> Response:
         delivery.record_report(svc.uow(), message_id=message_id, status=status,
                                failure_reason=form.get("failureReason"),
                                phone=form.get("phoneNumber"), now=svc.now())
+    except DataError:
+        return _plain("unstorable report", 400)
     except Exception:  # noqa: BLE001 - AT retries the report
         log.exception("could not store a delivery report")
         return _plain("temporarily unavailable", 503)
