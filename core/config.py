@@ -64,6 +64,14 @@ class SecuritySettings:
     # Keys the digests kept with USSD sessions (never the webhook key: that one travels
     # with every request the gateway makes).
     session_secret: str = "dev-session-secret"
+    # `/metrics` needs `Authorization: Bearer <token>` when set (production: required).
+    metrics_token: str = ""
+    # Hooks a flood could fill: at most this many requests (flask-limiter's notation),
+    # counted in Redis across every web process.
+    sms_rate_limit: str = "30 per minute"  # per sending phone, at /hooks/sms
+    payments_rate_limit: str = "600 per minute"  # per calling address, at /hooks/payments
+    # Delivery reports for message ids we never sent are kept this long, then dropped.
+    unmatched_report_days: int = 2
     trusted_proxies: int = 0  # reverse proxies in front of us whose X-Forwarded-For we believe
 
 
@@ -247,6 +255,8 @@ def production_gaps(s: Settings) -> list[str]:
          and s.security.session_secret != s.security.webhook_key, "security.session_secret",
          f"a secret of {STRONG}+ characters of its own, not the default nor the webhook key "
          "(HARAMBEE_SESSION_SECRET)")
+    need(len(s.security.metrics_token) >= STRONG, "security.metrics_token",
+         f"a token of {STRONG}+ characters for /metrics (HARAMBEE_METRICS_TOKEN)")
     need(s.gateway.sms == "africastalking", "gateway.sms",
          "africastalking (console sends nothing)")
     need(s.gateway.payout == "daraja", "gateway.payout", "daraja (console pays nobody)")
@@ -267,6 +277,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "REDIS_URL": ("redis", "url"),
     "HARAMBEE_WEBHOOK_KEY": ("security", "webhook_key"),
     "HARAMBEE_SESSION_SECRET": ("security", "session_secret"),
+    "HARAMBEE_METRICS_TOKEN": ("security", "metrics_token"),
     "HARAMBEE_GATEWAY": ("gateway", "sms"),
     "AT_USERNAME": ("gateway", "username"),
     "AT_API_KEY": ("gateway", "api_key"),
@@ -438,6 +449,11 @@ def _validate(s: Settings) -> None:
          "required when gateway.sms is africastalking (or set AT_API_KEY)")
     need(len(s.security.webhook_key) >= 8, "security.webhook_key", "at least 8 characters")
     need(len(s.security.session_secret) >= 8, "security.session_secret", "at least 8 characters")
+    for key in ("sms_rate_limit", "payments_rate_limit"):
+        need(re.fullmatch(r"[1-9][0-9]* per (second|minute|hour|day)",
+                          getattr(s.security, key)) is not None, f"security.{key}",
+             "like '30 per minute'")
+    need(s.security.unmatched_report_days >= 1, "security.unmatched_report_days", "at least 1")
     need(0 <= s.security.trusted_proxies <= 5, "security.trusted_proxies", "0 to 5")
     need(s.payments.max_amount >= 1, "payments.max_amount", "at least 1")
     for name in s.payments.providers:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Result as SqlResult
 from sqlalchemy.exc import IntegrityError
 
@@ -182,6 +182,19 @@ def release_stuck(uow: UnitOfWork, now: datetime) -> list[int]:
             .execution_options(synchronize_session=False)))
         uow.commit()
         return released
+
+
+def prune_unmatched_reports(uow: UnitOfWork, now: datetime) -> int:
+    """Drop delivery reports that never met a message of ours within
+    `security.unmatched_report_days`: a flood of made-up ids cannot grow the table."""
+    days = uow.settings.security.unmatched_report_days
+    with uow:
+        gone = uow.session.execute(
+            delete(DeliveryReport).where(DeliveryReport.applied_at.is_(None),
+                                         DeliveryReport.received_at < now - timedelta(days=days))
+            .execution_options(synchronize_session=False)).rowcount or 0
+        uow.commit()
+        return int(gone)
 
 
 def due_ids(uow: UnitOfWork, now: datetime, *, limit: int = 5000) -> list[int]:

@@ -12,6 +12,7 @@ from runtime import http
 from runtime.services import Services, build_services
 from sms.http import bp as sms_hooks
 from ussd.http import bp as ussd_hooks
+from web import limits
 from web.health import bp as health
 from web.payments import bp as payment_hook
 
@@ -29,4 +30,5 @@ def create_app(test_config: Mapping[str, Mapping[str, Any]] | None = None, *,
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     for blueprint in (health, payment_hook, ussd_hooks, sms_hooks, mpesa_hooks):
         app.register_blueprint(blueprint)
+    limits.install(app, svc)
     return app

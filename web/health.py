@@ -1,10 +1,11 @@
 """`/healthz` (JSON; 503 when the database or Redis is down) and `/metrics`."""
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
@@ -82,6 +83,11 @@ class _LedgerCollector:
 @bp.get("/metrics")
 def metrics() -> Response:
     svc = services()
+    token = svc.settings.security.metrics_token
+    if token and not hmac.compare_digest(
+            request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
+        return Response("a bearer token is needed\n", status=401, mimetype="text/plain",
+                        headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     registry = current_app.extensions.get("harambee_registry")
     if registry is None:
         registry = CollectorRegistry()

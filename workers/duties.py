@@ -173,6 +173,10 @@ def send_reminders(svc: Services, now: datetime) -> int:
     return run.queued
 
 
+def prune_reports(svc: Services, now: datetime) -> int:
+    return delivery.prune_unmatched_reports(svc.uow(), now)
+
+
 DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "lapse_pledges": lapse_pledges,
     "expire_loans": expire_loans,
@@ -185,10 +189,11 @@ DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "inbound_sweep": sweep_inbound,
     "tell_lenders": tell_lenders,
     "outbox_sweep": sweep_outbox,
+    "prune_reports": prune_reports,
 }
 FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "payouts", "stk_sweep",
             "inbound_sweep", "tell_lenders", "outbox_sweep")
-DAILY = ("mark_arrears", "reminders", "payout_float")
+DAILY = ("mark_arrears", "reminders", "payout_float", "prune_reports")
 
 
 @dataclass

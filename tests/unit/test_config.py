@@ -120,7 +120,7 @@ PRODUCTION = {
     "HARAMBEE_SESSION_SECRET": "s" * 24, "MPESA_CALLBACK_TOKEN": "t" * 24,
     "MPESA_CONSUMER_KEY": "k", "MPESA_CONSUMER_SECRET": "c", "MPESA_PASSKEY": "p",
     "MPESA_INITIATOR_NAME": "i", "MPESA_SECURITY_CREDENTIAL": "x",
-    "AT_API_KEY": "a" * 24,
+    "AT_API_KEY": "a" * 24, "HARAMBEE_METRICS_TOKEN": "m" * 24,
 }
 LIVE_GATEWAYS = {"gateway": {"sms": "africastalking", "payout": "daraja"},
                  "mpesa": {"callback_base_url": "https://harambee.example"}}

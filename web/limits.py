@@ -1,0 +1,46 @@
+"""Rate limits on the hooks a flood could fill, by flask-limiter on the app's Redis (so
+every web process counts together). The USSD hook keeps its own per-phone limit inside
+the session's Redis round trip (`ussd/session.py`)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask, Response, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from core.phones import try_normalise
+from runtime.services import Services
+
+
+def install(app: Flask, svc: Services) -> Limiter:
+    """Limit `/hooks/sms` per sending phone and `/hooks/payments` per calling address.
+    A Redis outage lets requests through (the hooks store to the database, which is
+    what must not be lost); a limited request gets 429 and nothing is stored."""
+    security = svc.settings.security
+    limiter = Limiter(get_remote_address, app=app, storage_uri="redis://",
+                      storage_options={  # the app's own Redis connections
+                          "connection_pool": svc.redis.client.connection_pool},  # type: ignore[dict-item]
+                      strategy="fixed-window", swallow_errors=True, default_limits=[],
+                      key_prefix="harambee:limits", headers_enabled=True)
+    region = svc.settings.app.default_region
+
+    def sender() -> str:
+        raw = request.form.get("from", "")[:32]
+        return "sms:" + (try_normalise(raw, region) or raw or get_remote_address())
+
+    _limit(app, limiter, "sms.incoming", security.sms_rate_limit, sender)
+    _limit(app, limiter, "payments.payment_hook", security.payments_rate_limit,
+           lambda: "payments:" + get_remote_address())
+    app.register_error_handler(429, _too_many)
+    return limiter
+
+
+def _limit(app: Flask, limiter: Limiter, endpoint: str, rate: str,
+           key: Callable[[], str]) -> None:
+    view = app.view_functions[endpoint]
+    app.view_functions[endpoint] = limiter.limit(rate, key_func=key)(view)  # type: ignore[assignment]
+
+
+def _too_many(_: Exception) -> Response:
+    return Response("too many requests; try again later", status=429, mimetype="text/plain")
