@@ -189,12 +189,12 @@ def prune_unmatched_reports(uow: UnitOfWork, now: datetime) -> int:
     `security.unmatched_report_days`: a flood of made-up ids cannot grow the table."""
     days = uow.settings.security.unmatched_report_days
     with uow:
-        gone = uow.session.execute(
+        gone = list(uow.session.scalars(
             delete(DeliveryReport).where(DeliveryReport.applied_at.is_(None),
                                          DeliveryReport.received_at < now - timedelta(days=days))
-            .execution_options(synchronize_session=False)).rowcount or 0
+            .returning(DeliveryReport.id).execution_options(synchronize_session=False)))
         uow.commit()
-        return int(gone)
+        return len(gone)
 
 
 def due_ids(uow: UnitOfWork, now: datetime, *, limit: int = 5000) -> list[int]:
