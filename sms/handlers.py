@@ -162,8 +162,10 @@ def _no(ctx: Context, command: Command) -> Reply | None:
 
 
 def _status(ctx: Context, command: Command) -> Reply:
+    """A listed loan's funding to anyone; any other loan's state to its parties only
+    (to anyone else it does not exist: `queries.loan_seen_by`)."""
     assert ctx.member is not None and command.loan
-    view, party = queries.loan_seen_by(ctx.uow, ctx.member.id, command.loan, ctx.now)
+    view = queries.loan_seen_by(ctx.uow, ctx.member.id, command.loan, ctx.now)
     state = text(f"loan_state.{view.status}", ctx.language)
     if view.status == LoanStatus.LISTED and view.deadline is not None:
         return Reply("sms.status_listed", {
@@ -172,7 +174,7 @@ def _status(ctx: Context, command: Command) -> Reply:
             "open": ctx.fmt(view.open_amount),
             "deadline": format_date(view.deadline.astimezone(ctx.uow.settings.zone))})
     standing = view.standing
-    if party and view.status in OWING and standing is not None and standing.next_due:
+    if view.status in OWING and standing is not None and standing.next_due:
         return Reply("sms.status_repaying", {
             "loan": view.number, "state": state, "outstanding": ctx.fmt(view.outstanding),
             "next_amount": ctx.fmt(standing.next_amount),

@@ -40,7 +40,6 @@ TEXTS = {
     "loan.purpose_invalid": "Choose a purpose from the list.",
     "loan.not_found": "No loan {number}.",
     "loan.not_listed": "Loan {number} is not open for pledges.",
-    "loan.not_yours": "Loan {number} is not yours.",
     "loan.not_draft": "Loan {number} was already sent.",
     "pledge.too_small": "The smallest pledge is {min}.",
     "pledge.whole_units": "Pledges are in whole {currency}: type an amount without cents.",

@@ -39,7 +39,6 @@ TEXTS = {
     "loan.purpose_invalid": "Chagua lengo kutoka kwenye orodha.",
     "loan.not_found": "Hakuna mkopo {number}.",
     "loan.not_listed": "Mkopo {number} haupokei ahadi.",
-    "loan.not_yours": "Mkopo {number} si wako.",
     "loan.not_draft": "Mkopo {number} ulishatumwa.",
     "pledge.too_small": "Ahadi ndogo kabisa ni {min}.",
     "pledge.whole_units": "Ahadi ni za {currency} kamili: andika kiasi bila senti.",
