@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -52,13 +53,59 @@ def ask(world, client, phone: str, text: str) -> str:
     return replies(world, phone)[-1]
 
 
-def test_help_and_balance_in_both_languages(world, client):
-    member = world.lender(250_000)
-    assert ask(world, client, member.phone, "help").startswith("Harambee: BAL")
-    assert ask(world, client, member.phone, "BAL") == (
-        "Wallet: Ksh 2,500 free, Ksh 0 held in pledges. 0 active pledges. No open loan.")
+def test_help_in_both_languages(world, client):
+    assert ask(world, client, world.member().phone, "help").startswith("Harambee: BAL")
     swahili = world.member("Juma Swahili", language="sw")
-    assert ask(world, client, swahili.phone, "salio").startswith("Pochi: Ksh 0 huru")
+    assert ask(world, client, swahili.phone, "msaada").startswith("Harambee: SALIO")
+
+
+def amounts_in(reply: str) -> list[str]:
+    """Any money in a reply: the currency, or a number that is not a date, a loan
+    number, a percentage or the USSD code."""
+    rest = re.sub(r"\d\d/\d\d/\d{4}|L\d+|\d+%|\*384\*123#", "", reply)
+    return re.findall(r"Ksh|KES|\d+", rest)
+
+
+@pytest.mark.parametrize(("language", "command", "expected"), [
+    ("en", "BAL", "You have no open loan. To see your wallet and pledges, dial *384*123# and "
+                  "enter your PIN."),
+    ("sw", "salio", "Huna mkopo unaoendelea. Ili kuona salio la pochi na ahadi zako, piga "
+                    "*384*123# kisha uweke PIN yako.")])
+def test_balance_of_a_lender_shows_no_amounts(world, client, language, command, expected):
+    lender = world.member("Rich Lender", roles="lender", language=language)
+    world.top_up(lender, 250_000)
+    world.pledge(lender, world.listed_loan(), 50_000)
+    reply = ask(world, client, lender.phone, command)
+    assert reply == expected and amounts_in(reply) == []
+
+
+def test_balance_of_a_borrower_names_the_loan_and_its_date_never_an_amount(
+        world, services, client, clock):
+    loan = world.listed_loan(amount=300_000)
+    borrower = world.loan(loan.number).borrower
+    world.pledge(world.lender(), loan, 100_000)
+    dial = "To see amounts, dial *384*123# and enter your PIN."
+    told = [ask(world, client, borrower.phone, "BAL")]
+    assert told[-1] == f"Your loan {loan.number} is 33% funded and open to lenders until " \
+                       f"{loan.deadline.astimezone(world.settings.zone):%d/%m/%Y}. {dial}"
+    world.pledge(world.lender(), loan, 200_000)
+    told.append(ask(world, client, borrower.phone, "BAL"))
+    assert told[-1] == f"Your loan {loan.number} is funded. {dial}"
+    world.disburse(world.loan(loan.number))
+    told.append(ask(world, client, borrower.phone, "bal"))
+    assert told[-1] == f"Your loan {loan.number}: next payment due 09/03/2026. {dial}"
+    clock.advance(days=9)
+    duties.tick(services, clock(), ["mark_arrears"])
+    told.append(ask(world, client, borrower.phone, "BAL"))
+    assert told[-1] == f"Your loan {loan.number}: the payment due 09/03/2026 is not paid yet. " \
+                       + dial
+    with world.uow() as uow:
+        uow.session.get(Member, borrower.id).language = "sw"
+        uow.commit()
+    told.append(ask(world, client, borrower.phone, "SALIO"))
+    assert told[-1] == (f"Mkopo wako {loan.number}: malipo ya tarehe 09/03/2026 bado "
+                        "hayajalipwa. Ili kuona kiasi, piga *384*123# kisha uweke PIN yako.")
+    assert [amounts_in(t) for t in told] == [[]] * len(told)
 
 
 def test_unknown_sender_is_told_how_to_join_in_their_keyword_language(world, client):
@@ -128,9 +175,16 @@ def test_a_late_loan_is_told_to_its_parties_and_to_no_one_else(world, services, 
                              "sw": f"Hakuna mkopo {loan.number}."}[language]
     agent = world.agent()
     assert loan.borrower.agent_id == agent.id
+    told = {"en": f"Loan {loan.number} is behind on payments: the payment due 09/03/2026 is "
+                  "not paid yet.",
+            "sw": f"Mkopo {loan.number} umechelewa kulipwa: malipo ya tarehe 09/03/2026 bado "
+                  "hayajalipwa."}
     for party in (loan.borrower, lender_of(world, loan), agent):
-        assert ask(world, client, party.phone, f"status {loan.number}").startswith(
-            f"{loan.number} is behind on payments"), party.name
+        with world.uow() as uow:
+            uow.session.get(Member, party.id).language = language
+            uow.commit()
+        assert ask(world, client, party.phone, f"status {loan.number}") == told[language], \
+            party.name
 
 
 def test_a_listed_loan_shows_its_funding_to_anyone(world, client):
@@ -255,7 +309,7 @@ def test_with_the_queue_down_the_sweep_answers(world, services, clock):
     assert replies(world, member.phone) == []
     clock.advance(minutes=2)
     assert duties.tick(services, clock(), ["inbound_sweep"]).done == {"inbound_sweep": 1}
-    assert replies(world, member.phone)[0].startswith("Wallet:")
+    assert replies(world, member.phone)[0].startswith("You have no open loan.")
 
 
 @pytest.mark.parametrize("form", [{}, {"text": "BAL"}, {"from": "", "text": "BAL"}])

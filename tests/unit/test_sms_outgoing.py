@@ -24,7 +24,7 @@ LONGEST = {
     "percent": "100", "deadline": "28/02/2027", "due": "28/02/2027", "next_due": "28/02/2027",
     "first_due": "28/02/2027", "paybill": "247247", "service_code": "*384*123#",
     "period": "2 weeks", "case": "D10999", "pledges": "12", "reference": "0712345678",
-    "state": "umefungwa bila ufadhili", "status": "confirmed", "purpose": "School fees",
+    "state": "umefungwa bila kufadhiliwa", "status": "confirmed", "purpose": "School fees",
     "suggestion": "MALALAMIKO", "fee": "5", "sign": "- Grace, wakala wako wa Harambee",
     "items": "L100999 Ksh 49,950 open (School fees); L100998 Ksh 9,950 open (Transport)",
     "number": "L100999", "currency": "KES", "tries_left": "2", "until": "14:30", "length": "4",
