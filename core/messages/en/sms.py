@@ -37,12 +37,13 @@ TEXTS = {
     "sms.pledge_already": "Pledge {code} is already confirmed: {amount} to {loan}.",
     "sms.dispute_opened": "We opened case {case} about loan {loan}. Our team will contact you. Quote {case} when you call.",
     "dispute.not_party": "You can only raise a dispute about a loan you borrowed or lent to.",
-    # reminders
+    # reminders: one per borrower and run (core/reminders.py)
     "sms.signed": "- Harambee",
     "sms.signed_agent": "- {agent}, your Harambee agent",
     "sms.reminder_before": "{name}, {amount} for loan {loan} is due on {due}. Pay to paybill {paybill}, account {loan}. {sign}",
     "sms.reminder_due": "{name}, {amount} for loan {loan} is due today. Pay to paybill {paybill}, account {loan}. {sign}",
-    "sms.reminder_late": "{name}, {amount} for loan {loan} was due on {due}. Please pay now: paybill {paybill}, account {loan}. {sign}",
+    "sms.reminder_late": "{name}, a payment on loan {loan} is late: you owe {amount}. Please pay now: paybill {paybill}, account {loan}. {sign}",
+    "sms.reminder_late_next": "{name}, a payment on loan {loan} is late: you owe {amount}. Pay to paybill {paybill}, account {loan}. Next due {next_due}. {sign}",
     # loan states as people read them
     "loan_state.draft": "a draft",
     "loan_state.listed": "open for pledges",
