@@ -28,7 +28,8 @@ LONGEST = {
     "suggestion": "MALALAMIKO", "fee": "5", "sign": "- Grace, wakala wako wa Harambee",
     "items": "L100999 Ksh 49,950 open (School fees); L100998 Ksh 9,950 open (Transport)",
     "number": "L100999", "currency": "KES", "tries_left": "2", "until": "14:30", "length": "4",
-    "terms": "4, 8, 12", "n": "2", "receipt": "SBK7A1B2C3",
+    "terms": "4, 8, 12", "n": "2", "receipt": "SBK7A1B2C3", "who": "Nyambura",
+    "phone": "0712 345678",
 }
 
 
