@@ -13,7 +13,9 @@ skipped (`outbox.queue`). A second run the same day finds the same reminders due
 the same key; a run missed by a day is caught up (the latest kind whose day has come,
 within a day's grace) under the missed day's key, which yesterday's run wrote if it
 ran. Only a reminder of a new day makes a new SMS, and it says where the whole loan
-stands. In quiet hours the reminders are the morning's: worked out as of the day they
+stands. (One case is beyond a key: after a whole day with no run, a payment between two
+runs the next day can leave a later run catching up a reminder an earlier one carried.)
+In quiet hours the reminders are the morning's: worked out as of the day they
 will be read and held until then (`not_before`), so the morning's runs find them
 written.
 
