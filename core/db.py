@@ -1,6 +1,7 @@
 """Engine, session factory and the unit of work: one transaction per use case."""
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -64,12 +65,26 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     # invalidates the pool.
     # hide_parameters: an error's message (and so a log line) never carries the
     # statement's values: phone numbers, SMS texts, codes.
-    return create_engine(
+    engine = create_engine(
         url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size,
         pool_pre_ping=False, pool_recycle=1800, pool_timeout=2,
         connect_args={"connect_timeout": 1,
                       "options": "-c statement_timeout=15000 -c lock_timeout=10000"},
     )
+
+    @event.listens_for(engine, "handle_error")
+    def _no_values_in_errors(context: Any) -> None:
+        # PostgreSQL's DETAIL line repeats the values a constraint refused ("Key
+        # (phone)=(+2547...) already exists"): it leaves the messages (ours and the
+        # driver's, which a traceback prints too) and stays in `orig.diag` for code.
+        for error in (context.original_exception, context.sqlalchemy_exception):
+            if error is not None and error.args and isinstance(error.args[0], str):
+                error.args = (_DETAIL.sub("", error.args[0]), *error.args[1:])
+
+    return engine
+
+
+_DETAIL = re.compile(r"\nDETAIL:[^\n]*")
 
 
 class Database:

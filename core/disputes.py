@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from core import outbox
 from core.db import UnitOfWork
-from core.errors import InvalidInput, NotAllowed
+from core.errors import InvalidInput, NotAllowed, NotFound
 from core.loans import find_loan
 from core.members import get_member
 from core.models import Dispute, DisputeStatus, Pledge, Purpose
@@ -25,14 +25,20 @@ def open_dispute(uow: UnitOfWork, *, member_id: int, number: str, reason: str, n
         if existing is not None:
             return existing
         member = get_member(uow, member_id)
-        loan = find_loan(uow, number)
         reason = " ".join(reason.split())
         if not reason:
             raise InvalidInput("sms.dispute_usage")
-        lent = uow.session.scalar(select(Pledge.id).where(
-            Pledge.loan_id == loan.id, Pledge.lender_id == member.id).limit(1))
-        if loan.borrower_id != member.id and lent is None:
-            raise NotAllowed("dispute.not_party", loan=loan.number)
+        try:
+            loan = find_loan(uow, number)
+        except NotFound:
+            loan = None
+        # Any pledge counts here, even one never confirmed ("my YES was not counted").
+        # A loan that does not exist gets the same answer as another's: no one learns
+        # of a loan by disputing it.
+        lent = loan is not None and uow.session.scalar(select(Pledge.id).where(
+            Pledge.loan_id == loan.id, Pledge.lender_id == member.id).limit(1)) is not None
+        if loan is None or (loan.borrower_id != member.id and not lent):
+            raise NotAllowed("dispute.not_party")
         dispute = Dispute(request_key=request_key, loan_id=loan.id, member_id=member.id,
                           text=reason[:MAX_TEXT], status=DisputeStatus.OPEN, created_at=now)
         uow.session.add(dispute)

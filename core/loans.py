@@ -131,11 +131,39 @@ def find_loan(uow: UnitOfWork, number: str, *, lock: bool = False) -> Loan:
     return loan
 
 
+LENDING = (PledgeStatus.CONFIRMED, PledgeStatus.POSTED, PledgeStatus.VOIDED)
+"""Pledges whose money a loan holds, took, or held until it closed unfunded: the
+lenders among a loan's parties. A pledge only proposed does not count: anyone may
+propose one while a loan is listed."""
+
+
+def is_party(uow: UnitOfWork, loan: Loan, member_id: int) -> bool:
+    """Whether `member_id` may see how `loan` stands: its borrower, the agent who
+    vouched for the borrower (`Member.agent_id`), or one of its lenders."""
+    if member_id in (loan.borrower_id, loan.borrower.agent_id):
+        return True
+    return uow.session.scalar(select(Pledge.id).where(
+        Pledge.loan_id == loan.id, Pledge.lender_id == member_id,
+        Pledge.status.in_(LENDING)).limit(1)) is not None
+
+
+def find_loan_for(uow: UnitOfWork, member_id: int, number: str) -> Loan:
+    """A loan by number as `member_id` may see it: any loan still listed (lenders browse
+    those), otherwise only one they are a party to. To anyone else it is the NotFound
+    of a number never given, word for word, so that asking tells no one whether a
+    neighbour has a loan or is behind on it."""
+    loan = find_loan(uow, number)
+    if loan.status != LoanStatus.LISTED and not is_party(uow, loan, member_id):
+        raise NotFound("loan.not_found", number=loan.number)
+    return loan
+
+
 def _own_loan(uow: UnitOfWork, borrower_id: int, number: str) -> Loan:
-    """The borrower's loan with this number, locked; NotAllowed when it is another's."""
+    """The borrower's loan with this number, locked; another's is not found (as in
+    `find_loan_for`: no one learns of a loan by guessing its number)."""
     loan = find_loan(uow, number, lock=True)
     if loan.borrower_id != borrower_id:
-        raise NotAllowed("loan.not_yours", number=loan.number)
+        raise NotFound("loan.not_found", number=loan.number)
     return loan
 
 

@@ -16,9 +16,9 @@ from core import outbox
 from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, PinLocked, WrongPin
-from core.messages import LANGUAGES, format_time
+from core.messages import LANGUAGES, format_time, text
 from core.models import Member, MemberStatus, Purpose, Role
-from core.phones import normalise
+from core.phones import local, normalise
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z .'-]{1,39}$")
 _NATIONAL_ID = re.compile(r"^\d{6,10}$")
@@ -158,17 +158,47 @@ def register(
             member.pin_hash = hash_pin(pin, settings)
         uow.session.add(member)
         uow.session.flush()
-        service_code = settings.ussd.service_code
-        if agent:
-            sms = outbox.sms_to(member, f"welcome:{member.id}", "sms.welcome_by_agent",
-                                Purpose.NOTICE, name=member.first_name, agent=agent.name,
-                                service_code=service_code)
-        else:
-            sms = outbox.sms_to(member, f"welcome:{member.id}", "sms.welcome", Purpose.NOTICE,
-                                name=member.first_name, service_code=service_code)
-        outbox.queue(uow, [sms], now)
+        outbox.queue(uow, [_welcome(member, agent, settings)], now)
         uow.commit()
         return Registration(member, created=True)
+
+
+def helper_of(member: Member, settings: Settings) -> tuple[str, str]:
+    """Whom a member calls for help, and the number as it is dialled at home: their
+    agent's first name, or Harambee's support line when they have no agent."""
+    region = settings.app.default_region
+    if member.agent is not None:
+        return member.agent.first_name, local(member.agent.phone, region)
+    return text("helper.harambee", member.language), local(settings.app.support_phone, region)
+
+
+def _welcome(member: Member, agent: Member | None, settings: Settings) -> outbox.Sms:
+    """The first SMS says what the member must do before they may borrow, and never
+    that they may when they may not: a member not yet verified waits for an agent to
+    see their ID, and is told whom to call; one an agent or an operator registered
+    must still accept the terms on their own phone. Otherwise (a member registered
+    verified with the terms accepted, as the demo does) it is their `sms.verified`."""
+    key, name = f"welcome:{member.id}", member.first_name
+    service_code = settings.ussd.service_code
+    if member.status != MemberStatus.VERIFIED:
+        who, phone = helper_of(member, settings)
+        return outbox.sms_to(member, key, "sms.welcome", Purpose.NOTICE, name=name, who=who,
+                             phone=phone)
+    terms = member.terms_accepted_at is not None
+    if agent is not None:
+        return outbox.sms_to(member, key,
+                             "sms.welcome_by_agent_ready" if terms else "sms.welcome_by_agent",
+                             Purpose.NOTICE, name=name, agent=agent.first_name,
+                             service_code=service_code)
+    return outbox.sms_to(member, key, "sms.welcome_ready" if terms else "sms.welcome_terms",
+                         Purpose.NOTICE, name=name, service_code=service_code)
+
+
+def _verified(member: Member, settings: Settings) -> outbox.Sms:
+    """The SMS that tells a member they may now borrow: sent once, when they are both
+    verified and have accepted the terms, whichever came last."""
+    return outbox.sms_to(member, f"verified:{member.id}", "sms.verified", Purpose.NOTICE,
+                         name=member.first_name, limit=settings.fmt(member.credit_limit))
 
 
 def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime,
@@ -196,9 +226,8 @@ def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime,
         member.status = MemberStatus.VERIFIED
         member.verified_at = now
         member.agent_id = agent.id
-        outbox.queue(uow, [outbox.sms_to(
-            member, f"verified:{member.id}", "sms.verified", Purpose.NOTICE,
-            name=member.first_name, limit=uow.settings.fmt(member.credit_limit))], now)
+        if member.terms_accepted_at is not None:
+            outbox.queue(uow, [_verified(member, uow.settings)], now)
         uow.commit()
         return member
 
@@ -215,6 +244,8 @@ def accept_terms(uow: UnitOfWork, member_id: int, now: datetime, *,
             member.pin_hash = hash_pin(pin, uow.settings)
         if member.terms_accepted_at is None:
             member.terms_accepted_at = now
+            if member.status == MemberStatus.VERIFIED:  # registered by an agent: ready now
+                outbox.queue(uow, [_verified(member, uow.settings)], now)
         uow.commit()
         return member
 

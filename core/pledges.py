@@ -16,7 +16,7 @@ from core.bulk import rowcount, set_rows
 from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from core.loans import find_loan, require_active
+from core.loans import find_loan_for, require_active
 from core.members import check_pin, find_by_phone, get_member
 from core.models import (
     Account,
@@ -140,7 +140,7 @@ def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
         waiting = _waiting_codes(uow, lender.id)
         if len(waiting) >= settings.loan.max_open_proposals:
             raise NotAllowed("pledge.too_many_open", count=len(waiting))
-        loan = find_loan(uow, number)
+        loan = find_loan_for(uow, lender.id, number)
         if loan.status != LoanStatus.LISTED or loan.deadline is None or loan.deadline <= now:
             raise NotAllowed("loan.not_listed", number=loan.number)
         if loan.borrower_id == lender.id:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from core import ledger
 from core.db import UnitOfWork
 from core.errors import NotAllowed, NotFound
-from core.loans import find_loan
+from core.loans import find_loan_for
 from core.models import OPEN_LOAN_STATES, PAID_OUT, Loan, LoanStatus, Member, Pledge, PledgeStatus
 from core.repayments import Standing, standing
 
@@ -84,22 +84,12 @@ def _today(uow: UnitOfWork, now: datetime) -> date:
     return now.astimezone(uow.settings.zone).date()
 
 
-def loan_status(uow: UnitOfWork, number: str, now: datetime) -> LoanView:
-    """Any loan by number (raises NotFound)."""
+def loan_seen_by(uow: UnitOfWork, member_id: int, number: str, now: datetime) -> LoanView:
+    """A loan by number as `member_id` may see it: a listed loan, or one they are a
+    party to (its borrower, the borrower's agent, a lender); any other raises the
+    NotFound of a number that does not exist (`loans.find_loan_for`)."""
     with uow:
-        return loan_view(find_loan(uow, number), _today(uow, now))
-
-
-def loan_seen_by(uow: UnitOfWork, member_id: int, number: str, now: datetime
-                 ) -> tuple[LoanView, bool]:
-    """A loan by number, and whether `member_id` is one of its parties (its borrower or
-    one of its lenders), who may see how its repayment stands."""
-    with uow:
-        loan = find_loan(uow, number)
-        party = loan.borrower_id == member_id or uow.session.scalar(
-            select(Pledge.id).where(Pledge.loan_id == loan.id, Pledge.lender_id == member_id)
-            .limit(1)) is not None
-        return loan_view(loan, _today(uow, now)), party
+        return loan_view(find_loan_for(uow, member_id, number), _today(uow, now))
 
 
 def listed(uow: UnitOfWork, now: datetime, *, offset: int = 0, limit: int = 3,
@@ -190,9 +180,10 @@ def account(uow: UnitOfWork, member_id: int, now: datetime) -> AccountView:
 def pledge_offer(uow: UnitOfWork, member_id: int, number: str, now: datetime
                  ) -> tuple[LoanView, int]:
     """A listed loan as a lender about to pledge sees it, and what their wallet has free
-    (raises NotAllowed when the loan is not open for pledges)."""
+    (raises NotAllowed when the loan is not open for pledges, to its parties; NotFound
+    to anyone else)."""
     with uow:
-        view = loan_view(find_loan(uow, number), _today(uow, now))
+        view = loan_view(find_loan_for(uow, member_id, number), _today(uow, now))
         if view.status != LoanStatus.LISTED:
             raise NotAllowed("loan.not_listed", number=view.number)
         wallet = ledger.find_account(uow, ledger.wallet_code(member_id))

@@ -125,13 +125,13 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
             owner = get_member(uow, payment.member_id or 0)
             outbox.queue(uow, [outbox.sms_to(
                 owner, f"topup:{payment.id}", "sms.topup_receipt", Purpose.RECEIPT,
-                amount=settings.fmt(amount),
+                amount=settings.fmt(amount), receipt=payment.transaction_id,
                 balance=settings.fmt(ledger.wallet(uow, owner.id).available))], now)
         elif payer is not None:
             outbox.queue(uow, [outbox.Sms(
                 key=f"unmatched:{payment.id}", phone=payer, language="en",
                 template="sms.payment_unmatched", purpose=Purpose.RECEIPT,
-                params={"amount": settings.fmt(amount),
+                params={"amount": settings.fmt(amount), "receipt": payment.transaction_id,
                         "reference": payment.reference[:20]})], now)
         uow.commit()
         return Receipt(payment, created=True)
@@ -249,7 +249,7 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, lenders: list[_Lender]
                        else LoanStatus.REPAYING)
     messages.insert(0, outbox.sms_to(
         borrower, f"receipt:{payment.id}", template, Purpose.RECEIPT,
-        amount=settings.fmt(payment.amount), loan=loan.number,
+        amount=settings.fmt(payment.amount), loan=loan.number, receipt=payment.transaction_id,
         outstanding=settings.fmt(loan.outstanding), refund=settings.fmt(refund)))
     outbox.queue(uow, messages, now)
 

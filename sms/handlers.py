@@ -101,19 +101,24 @@ def _help(ctx: Context, command: Command) -> Reply:
 
 
 def _balance(ctx: Context, command: Command) -> Reply:
+    """Only what may be read over the member's shoulder: the open loan's number and
+    where it stands, no amounts. Amounts are on USSD, behind the PIN."""
     assert ctx.member is not None
     view = queries.account(ctx.uow, ctx.member.id, ctx.now)
-    base = {"available": ctx.fmt(view.wallet_available), "held": ctx.fmt(view.held)}
+    code = {"service_code": ctx.uow.settings.ussd.service_code}
     loan = view.open_loan
     if loan is None:
-        return Reply("sms.balance", {**base, "pledges": view.active_pledges})
-    if loan.standing is not None and loan.standing.next_due is not None:
-        return Reply("sms.balance_repaying", {
-            **base, "loan": loan.number, "outstanding": ctx.fmt(loan.outstanding),
-            "next_amount": ctx.fmt(loan.standing.next_amount),
-            "next_due": format_date(loan.standing.next_due)})
-    return Reply("sms.balance_listed", {**base, "loan": loan.number,
-                                        "percent": loan.funded_percent})
+        return Reply("sms.balance", code)
+    if loan.status == LoanStatus.LISTED and loan.deadline is not None:
+        return Reply("sms.balance_listed", {
+            **code, "loan": loan.number, "percent": loan.funded_percent,
+            "deadline": format_date(loan.deadline.astimezone(ctx.uow.settings.zone))})
+    standing = loan.standing
+    if standing is not None and standing.next_due is not None:
+        return Reply("sms.balance_late" if standing.behind else "sms.balance_repaying",
+                     {**code, "loan": loan.number, "due": format_date(standing.next_due)})
+    return Reply("sms.balance_loan", {**code, "loan": loan.number,
+                                      "state": text(f"loan_state.{loan.status}", ctx.language)})
 
 
 def _loans(ctx: Context, command: Command) -> Reply:
@@ -162,8 +167,10 @@ def _no(ctx: Context, command: Command) -> Reply | None:
 
 
 def _status(ctx: Context, command: Command) -> Reply:
+    """A listed loan's funding to anyone; any other loan's state and next date to its
+    parties only (to anyone else it does not exist: `queries.loan_seen_by`)."""
     assert ctx.member is not None and command.loan
-    view, party = queries.loan_seen_by(ctx.uow, ctx.member.id, command.loan, ctx.now)
+    view = queries.loan_seen_by(ctx.uow, ctx.member.id, command.loan, ctx.now)
     state = text(f"loan_state.{view.status}", ctx.language)
     if view.status == LoanStatus.LISTED and view.deadline is not None:
         return Reply("sms.status_listed", {
@@ -172,11 +179,11 @@ def _status(ctx: Context, command: Command) -> Reply:
             "open": ctx.fmt(view.open_amount),
             "deadline": format_date(view.deadline.astimezone(ctx.uow.settings.zone))})
     standing = view.standing
-    if party and view.status in OWING and standing is not None and standing.next_due:
-        return Reply("sms.status_repaying", {
-            "loan": view.number, "state": state, "outstanding": ctx.fmt(view.outstanding),
-            "next_amount": ctx.fmt(standing.next_amount),
-            "next_due": format_date(standing.next_due)})
+    if view.status in OWING and standing is not None and standing.next_due:
+        # No amounts, as for BAL: a party's phone can be read over their shoulder too.
+        return Reply("sms.status_late" if standing.behind else "sms.status_repaying",
+                     {"loan": view.number, "state": state,
+                      "due": format_date(standing.next_due)})
     return Reply("sms.status_other", {"loan": view.number, "state": state})
 
 

@@ -163,7 +163,7 @@ def mark_arrears(svc: Services, now: datetime) -> int:
 
 
 def send_reminders(svc: Services, now: datetime) -> int:
-    """Today's repayment reminders (one of each kind per installment, ever)."""
+    """Today's repayment reminders: one SMS per borrower, each installment's kind once, ever."""
     run = reminders.queue_reminders(svc.uow(), now)
     if run.skipped:
         log.info("reminders: another run holds the lock; skipping")

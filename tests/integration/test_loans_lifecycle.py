@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from core import checks, loans, members, pledges
-from core.errors import InsufficientFunds, InvalidInput, NotAllowed, PinLocked, WrongPin
+from core.errors import InsufficientFunds, InvalidInput, NotAllowed, NotFound, PinLocked, WrongPin
 from core.models import LoanStatus, Member, OutboxMessage, Pledge, PledgeStatus
 from tests.support import PIN
 
@@ -146,7 +146,7 @@ def test_cancel_releases_every_hold_and_only_the_borrower_may(world):
     loan = world.listed_loan()
     lender = world.lender(balance=50_000)
     world.pledge(lender, loan, 50_000)
-    with pytest.raises(NotAllowed), world.uow() as uow:
+    with pytest.raises(NotFound), world.uow() as uow:
         loans.cancel_loan(uow, borrower_id=lender.id, number=loan.number, now=world.now)
     with world.uow() as uow:
         loans.cancel_loan(uow, borrower_id=loan.borrower_id, number=loan.number, now=world.now)

@@ -24,11 +24,12 @@ LONGEST = {
     "percent": "100", "deadline": "28/02/2027", "due": "28/02/2027", "next_due": "28/02/2027",
     "first_due": "28/02/2027", "paybill": "247247", "service_code": "*384*123#",
     "period": "2 weeks", "case": "D10999", "pledges": "12", "reference": "0712345678",
-    "state": "umefungwa bila ufadhili", "status": "confirmed", "purpose": "School fees",
+    "state": "umefungwa bila kufadhiliwa", "status": "confirmed", "purpose": "School fees",
     "suggestion": "MALALAMIKO", "fee": "5", "sign": "- Grace, wakala wako wa Harambee",
     "items": "L100999 Ksh 49,950 open (School fees); L100998 Ksh 9,950 open (Transport)",
     "number": "L100999", "currency": "KES", "tries_left": "2", "until": "14:30", "length": "4",
-    "terms": "4, 8, 12", "n": "2", "receipt": "SBK7A1B2C3",
+    "terms": "4, 8, 12", "n": "2", "receipt": "SBK7A1B2C3", "who": "Nyambura",
+    "phone": "0712 345678",
 }
 
 
@@ -42,7 +43,9 @@ def test_every_outgoing_template_fits_one_sms_part(key, lang):
     template = CATALOG[lang][key]
     missing = placeholders(template) - LONGEST.keys()
     assert not missing, f"add realistic longest values for {sorted(missing)}"
-    filled = template.format(**LONGEST)
+    # a reminder is signed in its own language, by an agent with a long first name
+    sign = CATALOG[lang]["sms.signed_agent"].format(agent="Wanjiku")
+    filled = template.format(**{**LONGEST, "sign": sign})
     assert sms_parts(filled) == 1, f"{key} ({lang}) is {len(filled)} characters: {filled}"
 
 
