@@ -15,9 +15,10 @@ from core.allocation import largest_remainder_whole
 from core.bulk import rowcount, set_rows
 from core.config import Settings
 from core.db import UnitOfWork
-from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, PinLocked
 from core.loans import find_loan_for, require_active
-from core.members import check_pin, find_by_phone, get_member
+from core.members import check_pin, find_by_phone, get_member, is_pin_locked, pin_lock_text
+from core.messages import format_time
 from core.models import (
     Account,
     AccountKind,
@@ -78,6 +79,7 @@ class _Target:
     lender_id: int
     phone: str
     language: str
+    pin_locked_until: datetime | None
     wallet_id: int | None
 
     @property
@@ -137,6 +139,8 @@ def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
         # The lender's row is locked: parallel proposals are counted one after another.
         lender = get_member(uow, lender_id, lock=True)
         require_active(lender, Role.LENDER)
+        if is_pin_locked(lender, now):  # even by SMS, where no PIN is typed
+            raise PinLocked(until=pin_lock_text(lender, settings))
         waiting = _waiting_codes(uow, lender.id)
         if len(waiting) >= settings.loan.max_open_proposals:
             raise NotAllowed("pledge.too_many_open", count=len(waiting))
@@ -204,7 +208,7 @@ _TARGET = (
     select(Pledge.id, Pledge.status, Pledge.amount, Pledge.code, Pledge.confirm_by,
            Loan.id, Loan.number, Loan.status, Loan.amount, Loan.interest, Loan.pledged,
            Loan.account_id, Loan.deadline, Loan.borrower_id, Member.id, Member.phone,
-           Member.language, Account.id)
+           Member.language, Member.pin_locked_until, Account.id)
     .join(Member, Member.id == Pledge.lender_id).join(Loan, Loan.id == Pledge.loan_id)
     .outerjoin(Account, and_(Account.member_id == Member.id, Account.kind == AccountKind.WALLET))
     .where(Member.phone == bindparam("phone"), Pledge.code == bindparam("code"))
@@ -261,6 +265,10 @@ def confirm_pledge(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> 
             raise NotAllowed("pledge.code_expired", code=target.code)
         if target.status != PledgeStatus.PROPOSED:
             raise NotAllowed("pledge.done", code=target.code, status=target.status)
+        if target.pin_locked_until is not None and target.pin_locked_until > now:
+            # A locked PIN stops every money step, on every channel, until it unlocks.
+            raise PinLocked(until=format_time(target.pin_locked_until.astimezone(
+                settings.zone)))
         if target.loan_status != LoanStatus.LISTED:
             raise NotAllowed("loan.not_listed", number=target.loan_number)
         if target.amount > target.open_amount:
