@@ -21,6 +21,7 @@ class MemberStatus(StrEnum):
     PENDING = "pending"  # self-registered, awaiting an agent's visit
     VERIFIED = "verified"
     SUSPENDED = "suspended"
+    ERASED = "erased"  # anonymised at their request; the ledger keeps its rows (core/privacy.py)
 
 
 class Member(Base):
@@ -48,7 +49,9 @@ class Member(Base):
     limit_frozen: Mapped[bool] = mapped_column(Boolean, default=False)
     loans_repaid: Mapped[int] = mapped_column(default=0)
     loans_repaid_on_time: Mapped[int] = mapped_column(default=0)
-    tips_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    tips_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)  # STOP: none, ever
+    tips_wanted: Mapped[bool] = mapped_column(Boolean, default=False)  # TIPS ON (core/tips.py)
+    last_tip_week: Mapped[str | None] = mapped_column(String(8))  # e.g. 2026-W10
     sms_unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
 

@@ -22,7 +22,7 @@ TEXTS = {
     "sms.balance_loan": "Your loan {loan} is {state}. To see amounts, dial {service_code} and enter your PIN.",
     "sms.balance_repaying": "Your loan {loan}: next payment due {due}. To see amounts, dial {service_code} and enter your PIN.",
     "sms.loans": "To lend: {items}. Reply LEND <loan> <amount>.",
-    "sms.loans_item": "{loan} {open} open ({purpose})",
+    "sms.loans_item": "{loan} {open} open ({purpose}{agent})",
     "sms.loans_none": "No loans need lenders right now. Try again later.",
     "sms.status_listed": "{loan}: {purpose} {amount}, {percent}% funded, {open} open until {deadline}.",
     "sms.status_repaying": "Loan {loan} is {state}. Next payment due {due}.",

@@ -20,7 +20,7 @@ TEXTS = {
     "sms.balance_loan": "Mkopo wako {loan} {state}. Ili kuona kiasi, piga {service_code} kisha uweke PIN yako.",
     "sms.balance_repaying": "Mkopo wako {loan}: malipo yajayo ni tarehe {due}. Ili kuona kiasi, piga {service_code} kisha uweke PIN yako.",
     "sms.loans": "Mikopo ya kukopesha: {items}. Jibu KOPESHA, nambari ya mkopo na kiasi.",
-    "sms.loans_item": "{loan} ({purpose}): kinachohitajika {open}",
+    "sms.loans_item": "{loan} ({purpose}{agent}): kinachohitajika {open}",
     "sms.loans_none": "Hakuna mikopo inayohitaji wakopeshaji sasa. Jaribu tena baadaye.",
     "sms.status_listed": "Mkopo {loan} ({purpose}) wa {amount}: umefadhiliwa {percent}%, kinachohitajika {open}, hadi {deadline}.",
     "sms.status_repaying": "Mkopo {loan} {state}. Malipo yajayo ni tarehe {due}.",
