@@ -5,7 +5,7 @@ said otherwise; USSD screens within 182."""
 TEXTS = {
     # an agent's record, beside each loan a lender may lend to (SMS and USSD)
     "agent.record": "agent: {on_time} of {ended} on time",
-    "agent.new": "agent: no loans ended yet",
+    "agent.new": "agent: no record yet",
     # stories
     "sms.story_usage": "Send STORY and a few words about what your loan did for you, e.g. STORY I bought a fridge and now sell cold drinks.",
     "story.too_long": "Your story has {length} characters. Please keep it to {max} and send it again.",

@@ -3,7 +3,7 @@ na haki za data (docs/community.md)."""
 
 TEXTS = {
     "agent.record": "wakala: {on_time} kati ya {ended} kwa wakati",
-    "agent.new": "wakala: bado hakuna mkopo uliokamilika",
+    "agent.new": "wakala: hana rekodi bado",
     "sms.story_usage": "Tuma HADITHI na maneno machache kuhusu jinsi mkopo ulivyokusaidia, mfano HADITHI Nilinunua friji, sasa nauza vinywaji baridi.",
     "story.too_long": "Hadithi yako ina herufi {length}. Tafadhali iandike kwa herufi {max} au chache, kisha uitume tena.",
     "story.plain_letters": "Tafadhali andika hadithi yako kwa herufi na nambari za kawaida tu, kisha uitume tena.",
