@@ -18,8 +18,8 @@ Erasure anonymises the person and keeps the books the law requires:
   installments, pledges, payments received (with the payer's number, as M-Pesa
   reported it), payouts sent (with the number paid) and disputes (complaint records).
 Erasure is refused while the person still owes, is owed, or holds money: an open
-loan, a pledge not yet settled, a loan they lent to still being repaid, a wallet not
-empty or a payout in flight. The case stays open and the operator tells them why.
+loan, a pledge not yet settled, a loan they lent to and not yet repaid in full (one
+funded, being repaid or in default), a wallet not empty or a payout in flight. The case stays open and the operator tells them why.
 `harambee check` stays clean: no transfer or counter is touched.
 """
 from __future__ import annotations
@@ -35,12 +35,12 @@ from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.members import get_member
 from core.models import (
     OPEN_LOAN_STATES,
-    OWING,
     DataRequest,
     DataRequestKind,
     DataRequestStatus,
     InboundSms,
     Loan,
+    LoanStatus,
     Member,
     MemberStatus,
     OutboxMessage,
@@ -221,7 +221,8 @@ def erase_blockers(uow: UnitOfWork, member: Member) -> list[tuple[str, dict[str,
     pledge = s.scalar(select(Loan.number).join(Pledge, Pledge.loan_id == Loan.id).where(
         Pledge.lender_id == member.id,
         or_(Pledge.status.in_([PledgeStatus.PROPOSED, PledgeStatus.CONFIRMED]),
-            (Pledge.status == PledgeStatus.POSTED) & Loan.status.in_(OWING))).limit(1))
+            (Pledge.status == PledgeStatus.POSTED) & (Loan.status != LoanStatus.REPAID)))
+        .limit(1))
     if pledge is not None:
         found.append(("privacy.lending", {"loan": pledge}))
     wallet = ledger.find_account(uow, ledger.wallet_code(member.id))
