@@ -19,7 +19,9 @@ Erasure anonymises the person and keeps the books the law requires:
   reported it), payouts sent (with the number paid) and disputes (complaint records).
 Erasure is refused while the person still owes, is owed, or holds money: an open
 loan, a pledge not yet settled, a loan they lent to and not yet repaid in full (one
-funded, being repaid or in default), a wallet not empty or a payout in flight. The case stays open and the operator tells them why.
+funded, being repaid or in default), a wallet not empty or a payout in flight. The
+case stays open and the operator tells them why; a payment later made to an erased
+member's closed loan waits in suspense (core/repayments.py), as no wallet takes it.
 `harambee check` stays clean: no transfer or counter is touched.
 """
 from __future__ import annotations

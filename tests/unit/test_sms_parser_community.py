@@ -16,8 +16,7 @@ def test_commands_without_arguments(text, name, language):
 
 
 @pytest.mark.parametrize(("text", "story", "language"), [
-    ("STORY I bought a fridge, now I sell cold drinks!", "I bought a fridge, now I sell cold drinks!",
-     "en"),
+    ("STORY I bought a fridge, now I sell sodas!", "I bought a fridge, now I sell sodas!", "en"),
     ("hadithi:  Nilinunua   cherehani ", "Nilinunua cherehani", "sw"),
     ("Story - Asante sana", "Asante sana", "en"),
 ])
