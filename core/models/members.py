@@ -39,7 +39,8 @@ class Member(Base):
                                                  default=MemberStatus.PENDING)
     language: Mapped[str] = mapped_column(String(2), default="en")
     place: Mapped[str | None] = mapped_column(String(40))
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    # indexed: an agent's record is read over their members' loans (core/reputation.py)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     verified_at: Mapped[datetime | None]
     terms_accepted_at: Mapped[datetime | None]
     pin_hash: Mapped[str | None] = mapped_column(String(200))

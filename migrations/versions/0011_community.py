@@ -4,7 +4,10 @@ members' requests to correct or erase their data.
 - `stories`: a borrower's few words about a repaid loan, approved by an operator;
 - `data_requests`: a correction or an erasure, with its 7-day clock (`due_at`);
 - `members.tips_wanted` (TIPS ON / TIPS OFF) and `members.last_tip_week` (the ISO
-  week of the last tip written, so the weekly duty skips who already has one).
+  week of the last tip written, so the weekly duty skips who already has one);
+- an index on `members.agent_id`: every lender's list reads the agents' records over
+  their members' loans (core/reputation.py). On a large PostgreSQL database, build it
+  in a quiet hour (writes to `members` wait while it builds).
 
 Revision ID: 0011
 Revises: 0006 (the lead re-chains at merge)
@@ -28,6 +31,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('tips_wanted', sa.Boolean(), nullable=False,
                                       server_default=sa.false()))
         batch_op.add_column(sa.Column('last_tip_week', sa.String(length=8), nullable=True))
+        batch_op.create_index(batch_op.f('ix_members_agent_id'), ['agent_id'], unique=False)
 
     op.create_table('stories',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -84,5 +88,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_stories_status_created')
     op.drop_table('stories')
     with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_members_agent_id'))
         batch_op.drop_column('last_tip_week')
         batch_op.drop_column('tips_wanted')
