@@ -81,8 +81,11 @@ def stories_approve(story_id: int, operator: str | None) -> None:
     with _uow() as uow:
         shared = use_cases.approve(uow(), story_id=story_id, operator=_operator(operator),
                                    now=_now())
+        # The members who want stories: here, a batch at a time (the `share_stories`
+        # duty finishes the job if this is stopped midway).
+        members = use_cases.share_with_members(uow(), story_id, _now())
     click.echo(f"story {story_id} approved: {shared.lenders} lenders and "
-               f"{shared.members} members will get it")
+               f"{members} members will get it")
 
 
 @stories.command("reject")

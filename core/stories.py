@@ -7,7 +7,9 @@ approved (`approve`, called today by `harambee stories approve` and later by the
 operator console). Once approved it goes by SMS:
 - to each lender of that loan (a notice, inviting `THANKS <loan>`);
 - to members who asked for tips (`TIPS ON`): stories are the same kind of optional
-  message, so STOP or TIPS OFF stops them too (`Purpose.TIP`);
+  message, so STOP or TIPS OFF stops them too (`Purpose.TIP`). There may be many:
+  they are written after the approval commits, a batch per transaction, by a job
+  (`share_with_members`), with the `share_stories` duty behind it;
 and the borrower is told. All of these wait out the quiet hours.
 
 A lender of a loan may send `THANKS <loan>`: its borrower gets one SMS of thanks per
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -134,53 +137,97 @@ def _decide(uow: UnitOfWork, story_id: int, status: StoryStatus, operator: str,
 class Shared:
     story: Story
     lenders: int
-    members: int
+
+
+SHARE = "share_story"  # the follow-up (UnitOfWork.follow_up) that tells members who want it
+SHARE_BATCH = 1000
 
 
 def approve(uow: UnitOfWork, *, story_id: int, operator: str, now: datetime) -> Shared:
-    """Approve a waiting story and send it to the loan's lenders and to members who
-    want tips; tell the borrower. Returns how many of each were written."""
+    """Approve a waiting story: the loan's lenders get it, and the borrower is told, in
+    this transaction; members who want stories get it after commit, a batch at a time
+    (`share_with_members`, by a job, with a sweep behind it)."""
     with uow:
         story = _decide(uow, story_id, StoryStatus.APPROVED, operator, now)
         loan = uow.session.get(Loan, story.loan_id)
         borrower = get_member(uow, story.member_id)
         assert loan is not None
         held = quiet_until(uow.settings, now)
-        common = {"name": borrower.first_name, "loan": loan.number, "story": story.text}
-        reachable = (Member.sms_unreachable.is_(False), Member.status != MemberStatus.ERASED)
         lenders = list(uow.session.execute(
             select(Member.id, Member.phone, Member.language).where(
-                Member.id.in_(select(Pledge.lender_id).where(
-                    Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)),
-                Member.id != borrower.id, *reachable).order_by(Member.id)))
-        told = {row[0] for row in lenders} | {borrower.id}
+                Member.id.in_(_lender_ids(loan.id)), Member.id != borrower.id, *_reachable())
+            .order_by(Member.id)))
         messages = [outbox.Sms(key=f"story:{story.id}:{member_id}", phone=phone,
                                language=lang, template="sms.story_lender",
-                               purpose=Purpose.NOTICE, params=common, member_id=member_id,
-                               not_before=held)
+                               purpose=Purpose.NOTICE, params=_story_params(story, loan, borrower),
+                               member_id=member_id, not_before=held)
                     for member_id, phone, lang in lenders]
-        lender_count = len(outbox.queue(uow, messages, now))
-        member_count = 0
-        last = 0
-        while True:  # members who want tips, a batch at a time
-            batch = uow.session.execute(
-                select(Member.id, Member.phone, Member.language).where(
-                    Member.id > last, Member.tips_wanted.is_(True),
-                    Member.tips_opt_out.is_(False), *reachable)
-                .order_by(Member.id).limit(1000)).all()
-            if not batch:
-                break
-            last = batch[-1][0]
-            member_count += len(outbox.queue(uow, [
-                outbox.Sms(key=f"story:{story.id}:{member_id}", phone=phone, language=lang,
-                           template="sms.story_member", purpose=Purpose.TIP, params=common,
-                           member_id=member_id, not_before=held)
-                for member_id, phone, lang in batch if member_id not in told], now))
+        told = len(outbox.queue(uow, messages, now))
         outbox.queue(uow, [outbox.sms_to(borrower, f"story_shared:{story.id}",
                                          "sms.story_approved", Purpose.NOTICE, not_before=held,
                                          loan=loan.number)], now)
+        uow.follow_up(SHARE, story.id)
         uow.commit()
-        return Shared(story=story, lenders=lender_count, members=member_count)
+        return Shared(story=story, lenders=told)
+
+
+def _lender_ids(loan_id: int) -> Any:
+    return select(Pledge.lender_id).where(Pledge.loan_id == loan_id,
+                                          Pledge.status == PledgeStatus.POSTED)
+
+
+def _reachable() -> tuple[Any, ...]:
+    return (Member.sms_unreachable.is_(False), Member.status != MemberStatus.ERASED)
+
+
+def _story_params(story: Story, loan: Loan, borrower: Member) -> dict[str, Any]:
+    return {"name": borrower.first_name, "loan": loan.number, "story": story.text}
+
+
+def share_with_members(uow: UnitOfWork, story_id: int, now: datetime) -> int:
+    """Write an approved story to every member who wants stories (TIPS ON) and is not
+    its borrower or one of its lenders, SHARE_BATCH members per transaction, resuming
+    after the last one written (the story row, locked, keeps the cursor). Returns how
+    many were written; a story already shared, or not approved, writes nothing."""
+    written = 0
+    while True:
+        with uow:
+            story = uow.session.get(Story, story_id, with_for_update=True)
+            if story is None or story.status != StoryStatus.APPROVED or story.shared_at:
+                return written
+            loan = uow.session.get(Loan, story.loan_id)
+            borrower = get_member(uow, story.member_id)
+            assert loan is not None
+            batch = uow.session.execute(
+                select(Member.id, Member.phone, Member.language).where(
+                    Member.id > story.share_cursor, Member.tips_wanted.is_(True),
+                    Member.tips_opt_out.is_(False), Member.id != borrower.id,
+                    Member.id.not_in(_lender_ids(loan.id)), *_reachable())
+                .order_by(Member.id).limit(SHARE_BATCH)).all()
+            held = quiet_until(uow.settings, now)
+            params = _story_params(story, loan, borrower)
+            written += len(outbox.queue(uow, [
+                outbox.Sms(key=f"story:{story.id}:{member_id}", phone=phone, language=lang,
+                           template="sms.story_member", purpose=Purpose.TIP, params=params,
+                           member_id=member_id, not_before=held)
+                for member_id, phone, lang in batch], now))
+            if batch:
+                story.share_cursor = batch[-1][0]
+            if len(batch) < SHARE_BATCH:
+                story.shared_at = now
+            uow.commit()
+            if story.shared_at:
+                return written
+
+
+def unshared(uow: UnitOfWork, before: datetime, limit: int = 20) -> list[int]:
+    """Approved stories not yet written to every member who wants them, decided before
+    `before`: what the sweep finishes when a share job was lost."""
+    with uow:
+        return list(uow.session.scalars(
+            select(Story.id).where(Story.status == StoryStatus.APPROVED,
+                                   Story.shared_at.is_(None), Story.decided_at < before)
+            .order_by(Story.id).limit(limit)))
 
 
 def reject(uow: UnitOfWork, *, story_id: int, operator: str, reason: str, now: datetime

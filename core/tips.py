@@ -90,7 +90,7 @@ def queue_weekly_tips(uow: UnitOfWork, now: datetime) -> int:
         tip = tip_for_week(week)
         written = 0
         last = 0
-        while True:
+        while True:  # a transaction per batch: a crash keeps what was written
             rows = uow.session.execute(
                 select(Member.id, Member.phone, Member.language)
                 .where(Member.id > last, Member.tips_wanted.is_(True),
@@ -110,5 +110,5 @@ def queue_weekly_tips(uow: UnitOfWork, now: datetime) -> int:
             uow.session.execute(
                 update(Member).where(Member.id.in_([row[0] for row in rows]))
                 .values(last_tip_week=week).execution_options(synchronize_session=False))
-        uow.commit()
+            uow.commit()
         return written

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from redis import RedisError
 
-from core import delivery, inbox, loans, pledges, reminders, repayments, tips
+from core import delivery, inbox, loans, pledges, reminders, repayments, stories, tips
 from runtime.jobs import SEND_BATCH
 from runtime.services import Services
 from runtime.sms_gateways import SmsGateway
@@ -173,6 +173,17 @@ def send_reminders(svc: Services, now: datetime) -> int:
     return run.queued
 
 
+def share_story(svc: Services, story_id: int) -> int:
+    """An approved story to the members who want stories, a batch per transaction."""
+    return stories.share_with_members(svc.uow(), story_id, svc.now())
+
+
+def share_stories(svc: Services, now: datetime) -> int:
+    """Approved stories whose share job was lost or died midway: finish them here."""
+    return sum(stories.share_with_members(svc.uow(), story_id, now)
+               for story_id in stories.unshared(svc.uow(), now - SWEEP_GRACE))
+
+
 def send_tips(svc: Services, now: datetime) -> int:
     """The week's money tip to members who asked for tips (core/tips.py): once a week
     each, from Wednesday morning, never in quiet hours; other runs write nothing."""
@@ -198,11 +209,12 @@ DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "tips": send_tips,
     "inbound_sweep": sweep_inbound,
     "tell_lenders": tell_lenders,
+    "share_stories": share_stories,
     "outbox_sweep": sweep_outbox,
     "prune_reports": prune_reports,
 }
 FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "payouts", "stk_sweep",
-            "inbound_sweep", "tell_lenders", "outbox_sweep")
+            "inbound_sweep", "tell_lenders", "share_stories", "outbox_sweep")
 DAILY = ("mark_arrears", "reminders", "tips", "payout_float", "prune_reports")
 
 

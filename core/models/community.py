@@ -35,6 +35,10 @@ class Story(Base):
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(80))
     reason: Mapped[str | None] = mapped_column(String(200))  # why it was turned down
+    # Sharing with members who want stories, after approval, a batch at a time: the
+    # last member id written, and when every one was (core/stories.py share_with_members).
+    share_cursor: Mapped[int] = mapped_column(default=0)
+    shared_at: Mapped[datetime | None]
 
 
 class DataRequestKind(StrEnum):

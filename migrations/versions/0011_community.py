@@ -44,6 +44,8 @@ def upgrade() -> None:
     sa.Column('decided_at', core.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('decided_by', sa.String(length=80), nullable=True),
     sa.Column('reason', sa.String(length=200), nullable=True),
+    sa.Column('share_cursor', sa.Integer(), nullable=False),
+    sa.Column('shared_at', core.models.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['loan_id'], ['loans.id'], name=op.f('fk_stories_loan_id_loans')),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_stories_member_id_members')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stories')),

@@ -63,3 +63,29 @@ def test_a_payment_to_an_erased_members_closed_loan_waits_in_suspense(world):
     with world.uow() as uow:
         kinds = list(uow.session.scalars(select(Payment.kind).order_by(Payment.id)))
     assert kinds[-1] == PaymentKind.UNMATCHED
+
+
+def test_an_approved_story_reaches_every_member_who_wants_it_once_in_batches(
+        world, services, clock, monkeypatch):
+    from core import stories, tips
+    from core.models import OutboxMessage, Story
+    from workers import duties as worker_duties
+
+    monkeypatch.setattr(stories, "SHARE_BATCH", 2)
+    loan = world.disbursed_loan(lenders=1)
+    world.pay(loan.number, loan.total_due)
+    keen = [world.member(f"Keen Member{chr(65 + i)}", roles="lender") for i in range(5)]
+    for member in keen:
+        tips.set_wanted(world.uow(), member.id, wanted=True)
+    story = stories.submit(world.uow(), member_id=loan.borrower.id, text="It helped",
+                           now=world.now, request_key="t:story")
+    assert stories.approve(world.uow(), story_id=story.id, operator="ops",
+                           now=world.now).lenders == 1
+    clock.advance(minutes=1)  # the share job was lost: the sweep finds the story
+    assert worker_duties.tick(services, clock(), ["share_stories"]).done["share_stories"] == 5
+    assert worker_duties.tick(services, clock(), ["share_stories"]).done["share_stories"] == 0
+    with world.uow() as uow:
+        assert uow.session.get(Story, story.id).shared_at is not None
+        told = list(uow.session.scalars(select(OutboxMessage.member_id).where(
+            OutboxMessage.template == "sms.story_member")))
+    assert sorted(told) == sorted(m.id for m in keen)
