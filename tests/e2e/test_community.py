@@ -374,7 +374,7 @@ def test_data_says_what_is_held_and_a_fix_opens_a_case_with_seven_days(world, cl
                                "English, agent Grace; 0 loans, 0 pledges")
         assert held.endswith("To correct: DATA FIX <what>. To erase: DATA DELETE.")
     else:
-        assert held.startswith("Harambee inahifadhi: Amina Otieno, simu 0")
+        assert held.startswith("Tunahifadhi: Amina Otieno, simu 0")
         assert "kitambulisho kinachoishia" in held and "Kiswahili, wakala Grace" in held
     assert member.national_id not in held  # only its last three digits
     send(client, member.phone, f"{w['fix']} my name is Amina Atieno")
@@ -479,3 +479,52 @@ def test_deletion_waits_while_money_is_owed_or_held(world, client):
     refused = cli(world, "data", "close", "P1002", "--refused", "--note", "wallet not empty")
     assert refused.exit_code == 0 and "refused" in refused.output
     assert "Please call us" in to(world, lender.phone)[-1]
+
+
+def test_a_long_history_fits_two_sms_in_whole_loans(world, client):
+    from core.messages import sms_parts
+
+    borrower = world.member("Wanjiru Kamau", roles="borrower")
+    numbers = []
+    for _ in range(5):
+        loan = world.listed_loan(borrower, amount=500_000)
+        world.pledge(world.lender(), loan, 500_000)
+        loan = world.disburse(world.loan(loan.number))
+        world.pay(loan.number, loan.total_due)
+        numbers.append(loan.number)
+    statement = ask(world, client, borrower.phone, "STATEMENT")
+    assert sms_parts(statement) <= 2 and statement.endswith(".")
+    places = [statement.find(f"{n} Ksh 5,000 fully repaid") for n in numbers]
+    assert all(p > 0 for p in places) and places == sorted(places, reverse=True)  # newest first
+
+
+def test_a_statement_stops_at_the_last_whole_loan_that_fits(world, client, monkeypatch):
+    from core.messages import sms_parts
+    from sms import community
+
+    monkeypatch.setattr(community, "STATEMENT_PARTS", 1)
+    borrower = world.member("Wanjiru Kamau", roles="borrower")
+    numbers = []
+    for _ in range(4):
+        loan = world.listed_loan(borrower, amount=500_000)
+        world.pledge(world.lender(), loan, 500_000)
+        world.pay(loan.number, world.disburse(world.loan(loan.number)).total_due)
+        numbers.append(loan.number)
+    statement = ask(world, client, borrower.phone, "STATEMENT")
+    assert sms_parts(statement) == 1 and statement.endswith("fully repaid.")
+    shown = [n for n in numbers if n in statement]
+    assert shown == numbers[-len(shown):] and 1 <= len(shown) < 4  # the newest, whole
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_what_we_hold_fits_two_sms_with_the_longest_values(lang):
+    from core.messages import is_gsm7, sms_parts, text
+    from tests.fake_port import LONG_FIRST, LONG_NAME, LONG_PLACE
+
+    details = ", ".join([LONG_NAME, text("sms.data_phone", lang, phone="0712 345678"),
+                         text("sms.data_id", lang, end="678"), LONG_PLACE,
+                         text("ussd.lang.name", lang),
+                         text("sms.data_agent", lang, agent=LONG_FIRST)])
+    held = text("sms.data_held", lang, details=details, loans=999, pledges=9999,
+                payments=99999, messages=999999)
+    assert is_gsm7(held) and sms_parts(held) <= 2, len(held)

@@ -35,7 +35,7 @@ TEXTS = {
     "sms.statement_owing": "{loan} {amount} {state}, bado {left}",
     "sms.data_usage": "Tuma DATA uone tunachohifadhi kukuhusu, DATA REKEBISHA na kosa lilipo ili lisahihishwe, au DATA FUTA ili tufute taarifa zako.",
     "sms.data_fix_usage": "Tuma DATA REKEBISHA na kosa lilipo, mfano DATA REKEBISHA jina langu ni Amina Atieno.",
-    "sms.data_held": "Harambee inahifadhi: {details}; mikopo {loans}, ahadi {pledges}, malipo {payments}, SMS {messages}. Kurekebisha: DATA REKEBISHA <kosa>. Kufuta: DATA FUTA.",
+    "sms.data_held": "Tunahifadhi: {details}; mikopo {loans}, ahadi {pledges}, malipo {payments}, SMS {messages}. Kurekebisha: DATA REKEBISHA <kosa>. Kufuta: DATA FUTA.",
     "sms.data_phone": "simu {phone}",
     "sms.data_id": "kitambulisho kinachoishia {end}",
     "sms.data_agent": "wakala {agent}",
