@@ -35,7 +35,7 @@ CONTENT = Path(__file__).parent / "content" / "tips.toml"
 SEND_DAY = 2  # Wednesday (Monday is 0)
 SEND_FROM = time(10, 0)  # local time
 BATCH = 1000
-MAX_TIP = 110  # characters, so the SMS with its opening and ending fits 160
+MAX_TIP = 100  # characters, so the SMS with its opening and ending fits 160
 
 
 @dataclass(frozen=True)
