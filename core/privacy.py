@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
@@ -90,8 +91,8 @@ def data_held(uow: UnitOfWork, member_id: int) -> DataHeld:
         member = get_member(uow, member_id)
         s = uow.session
 
-        def count(query: object) -> int:
-            return int(s.scalar(query) or 0)  # type: ignore[call-overload]
+        def count(column: Any, *where: Any) -> int:
+            return int(s.scalar(select(func.count(column)).where(*where)) or 0)
 
         return DataHeld(
             name=member.name, phone=member.phone,
@@ -99,12 +100,11 @@ def data_held(uow: UnitOfWork, member_id: int) -> DataHeld:
             place=member.place, language=member.language,
             agent=member.agent.first_name if member.agent is not None else None,
             roles=tuple(sorted(member.role_set)),
-            loans=count(select(func.count(Loan.id)).where(Loan.borrower_id == member.id)),
-            pledges=count(select(func.count(Pledge.id)).where(Pledge.lender_id == member.id)),
-            payments=count(select(func.count(Payment.id)).where(Payment.member_id == member.id)),
-            messages=count(select(func.count(OutboxMessage.id))
-                           .where(OutboxMessage.member_id == member.id))
-            + count(select(func.count(InboundSms.id)).where(InboundSms.member_id == member.id)))
+            loans=count(Loan.id, Loan.borrower_id == member.id),
+            pledges=count(Pledge.id, Pledge.lender_id == member.id),
+            payments=count(Payment.id, Payment.member_id == member.id),
+            messages=count(OutboxMessage.id, OutboxMessage.member_id == member.id)
+            + count(InboundSms.id, InboundSms.member_id == member.id))
 
 
 # ---------------------------------------------------------------- cases

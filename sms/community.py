@@ -83,7 +83,8 @@ def _data(ctx: Context, command: Command) -> Reply | None:
 
 
 def _data_held(ctx: Context) -> Reply:
-    held = privacy.data_held(ctx.uow, ctx.member.id if ctx.member else 0)
+    assert ctx.member is not None
+    held = privacy.data_held(ctx.uow, ctx.member.id)
     lang = ctx.language
     region = ctx.uow.settings.app.default_region
     details = [held.name, text("sms.data_phone", lang, phone=local(held.phone, region))]

@@ -32,7 +32,7 @@ TEXTS = {
     "sms.pay_general": "To repay, use M-Pesa paybill {paybill} with your loan number as account. To fill your wallet use your phone number as account.",
     "sms.stk_sent": "An M-Pesa prompt for {amount} to repay {loan} is on its way to your phone. Enter your M-Pesa PIN to pay.",
     "sms.lang_set": "Done: Harambee will write to you in English.",
-    "sms.tips_stopped": "You will get no more tips. Messages about your loans and pledges still come. Reply START to get tips again.",
+    "sms.tips_stopped": "You will get no more tips or stories. Messages about your loans and pledges still come. Reply START to get tips again.",
     "sms.tips_started": "Tips are on again. Reply STOP to stop them.",
     "sms.pledge_already": "Pledge {code} is already confirmed: {amount} to {loan}.",
     "sms.dispute_opened": "We opened case {case} about loan {loan}. Our team will contact you. Quote {case} when you call.",

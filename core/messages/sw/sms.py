@@ -30,7 +30,7 @@ TEXTS = {
     "sms.pay_general": "Kulipa mkopo, tumia M-Pesa paybill {paybill} na nambari ya mkopo kama akaunti. Kuweka pesa kwenye pochi, tumia nambari yako ya simu kama akaunti.",
     "sms.stk_sent": "Ombi la M-Pesa la kulipa {amount} kwa mkopo {loan} litaonekana kwenye simu yako. Weka PIN yako ya M-Pesa ili kulipa.",
     "sms.lang_set": "Sawa: Harambee itakuandikia kwa Kiswahili.",
-    "sms.tips_stopped": "Hutapokea vidokezo tena. Ujumbe kuhusu mikopo na ahadi zako utaendelea kuja. Jibu ANZA ili upate vidokezo tena.",
+    "sms.tips_stopped": "Hutapokea vidokezo wala hadithi tena. Ujumbe kuhusu mikopo na ahadi zako utaendelea kuja. Jibu ANZA ili upate vidokezo tena.",
     "sms.tips_started": "Utapokea vidokezo tena. Jibu ACHA kuvisimamisha.",
     "sms.pledge_already": "Ahadi {code} ya {amount} kwa mkopo {loan} ilishathibitishwa.",
     "sms.dispute_opened": "Tumepokea lalamiko lako {case} kuhusu mkopo {loan}. Timu yetu itawasiliana nawe. Taja {case} ukipiga simu.",
