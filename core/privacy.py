@@ -12,7 +12,8 @@ Erasure anonymises the person and keeps the books the law requires:
   by a tombstone (`Erased member`, phone `erased:<id>`), their roles dropped, their
   status `erased`; no SMS goes to them again;
 - what they wrote or were sent (SMS in and out, stories, the text of their data
-  requests, pay-now prompts) loses its phone number and text;
+  requests, pay-now prompts) loses its phone number and text; a story still waiting
+  for an operator is withdrawn;
 - kept as they are, because lending and tax law require them (seven years): the
   ledger (accounts and transfers, which name members only by id), loans and their
   installments, pledges, payments received (with the payer's number, as M-Pesa
@@ -54,6 +55,7 @@ from core.models import (
     Purpose,
     StkRequest,
     Story,
+    StoryStatus,
 )
 from core.numbers import data_case_number
 
@@ -277,6 +279,10 @@ def _anonymise(uow: UnitOfWork, member: Member) -> None:
                                            InboundSms.phone == old_phone))
               .values(phone=tombstone, text=ERASED_TEXT)
               .execution_options(synchronize_session=False))
+    s.execute(update(Story).where(Story.member_id == member.id,
+                                  Story.status == StoryStatus.PENDING)
+              .values(status=StoryStatus.REJECTED, decided_by="erasure",
+                      reason="member erased").execution_options(synchronize_session=False))
     s.execute(update(Story).where(Story.member_id == member.id).values(text=ERASED_TEXT)
               .execution_options(synchronize_session=False))
     s.execute(update(DataRequest).where(DataRequest.member_id == member.id,

@@ -446,7 +446,8 @@ def test_deletion_anonymises_the_member_keeps_the_ledger_and_check_stays_clean(
                          "Kumbukumbu za mikopo na malipo zinabaki, kama sheria inavyotaka.")]
         # only the last word, to the number that was theirs
         assert old_id not in " ".join(kept)
-        assert uow.session.scalar(select(Story.text)) == "(erased)"
+        story = uow.session.scalar(select(Story))
+        assert (story.text, story.status) == ("(erased)", StoryStatus.REJECTED)  # never shared
         assert uow.session.scalar(select(DataRequest.status)) == DataRequestStatus.DONE
     assert checks.check(UnitOfWork(services.db)) == []
     assert cli(world, "check").exit_code == 0
