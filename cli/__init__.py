@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import click
 
 from cli.background import cron, outbox_command, tick, worker
+from cli.community import data_requests, stories
 from cli.demo import demo, fake_daraja
 from cli.phone import phone
 from cli.reconcile import reconcile
@@ -116,7 +117,8 @@ def serve(host: str, port: int, workers: int) -> None:
                                "--timeout", "30", "wsgi:app"])
 
 
-for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja, reconcile):
+for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja, reconcile,
+                 stories, data_requests):
     main.add_command(_command)
 
 

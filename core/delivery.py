@@ -66,9 +66,10 @@ def backoff(attempts: int) -> timedelta:
 
 
 def skip_opted_out_tips(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> int:
-    """Tips to members who sent STOP are never sent; receipts, reminders, codes and
+    """Tips to members who sent STOP (or TIPS OFF) are never sent; receipts, reminders, codes and
     notices always are."""
-    opted_out = select(Member.id).where(Member.tips_opt_out.is_(True)).scalar_subquery()
+    opted_out = select(Member.id).where(
+        or_(Member.tips_opt_out.is_(True), Member.tips_wanted.is_(False))).scalar_subquery()
     return _changed(uow.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.QUEUED,

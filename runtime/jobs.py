@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import redis
 from rq import Queue
 
-from core import payouts, stk
+from core import payouts, stk, stories
 from core.db import Committed
 from core.repayments import TELL_LENDERS
 
@@ -30,7 +30,8 @@ ANSWER_JOB = "workers.jobs.answer_sms"
 # core's follow-ups (UnitOfWork.follow_up) by name -> the job that does each
 FOLLOW_UP_JOBS = {TELL_LENDERS: "workers.jobs.tell_lenders",
                   payouts.SEND: "workers.jobs.send_payout",
-                  stk.SEND: "workers.jobs.push_stk"}
+                  stk.SEND: "workers.jobs.push_stk",
+                  stories.SHARE: "workers.jobs.share_story"}
 KEEP_FAILED = 86_400  # seconds a failed job stays inspectable
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from redis import RedisError
 
-from core import delivery, inbox, loans, pledges, reminders, repayments
+from core import delivery, inbox, loans, pledges, reminders, repayments, stories, tips
 from runtime.jobs import SEND_BATCH
 from runtime.services import Services
 from runtime.sms_gateways import SmsGateway
@@ -173,6 +173,26 @@ def send_reminders(svc: Services, now: datetime) -> int:
     return run.queued
 
 
+def share_story(svc: Services, story_id: int) -> int:
+    """An approved story to the members who want stories, a batch per transaction."""
+    return stories.share_with_members(svc.uow(), story_id, svc.now())
+
+
+def share_stories(svc: Services, now: datetime) -> int:
+    """Approved stories whose share job was lost or died midway: finish them here."""
+    return sum(stories.share_with_members(svc.uow(), story_id, now)
+               for story_id in stories.unshared(svc.uow(), now - SWEEP_GRACE))
+
+
+def send_tips(svc: Services, now: datetime) -> int:
+    """The week's money tip to members who asked for tips (core/tips.py): once a week
+    each, from Wednesday morning, never in quiet hours; other runs write nothing."""
+    written = tips.queue_weekly_tips(svc.uow(), now)
+    if written:
+        log.info("tips: %d written", written)
+    return written
+
+
 def prune_reports(svc: Services, now: datetime) -> int:
     return delivery.prune_unmatched_reports(svc.uow(), now)
 
@@ -186,14 +206,16 @@ DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "stk_sweep": stk.sweep,
     "mark_arrears": mark_arrears,
     "reminders": send_reminders,
+    "tips": send_tips,
     "inbound_sweep": sweep_inbound,
     "tell_lenders": tell_lenders,
+    "share_stories": share_stories,
     "outbox_sweep": sweep_outbox,
     "prune_reports": prune_reports,
 }
 FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "payouts", "stk_sweep",
-            "inbound_sweep", "tell_lenders", "outbox_sweep")
-DAILY = ("mark_arrears", "reminders", "payout_float", "prune_reports")
+            "inbound_sweep", "tell_lenders", "share_stories", "outbox_sweep")
+DAILY = ("mark_arrears", "reminders", "tips", "payout_float", "prune_reports")
 
 
 @dataclass

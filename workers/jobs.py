@@ -37,6 +37,11 @@ def tell_lenders(payment_id: int) -> int:
     return duties.tell_lenders_of(services(), payment_id)
 
 
+def share_story(story_id: int) -> int:
+    """Write an approved story to the members who want stories (a no-op once done)."""
+    return duties.share_story(services(), story_id)
+
+
 def send_payout(payout_id: int) -> str:
     """Send one held payout to its provider (a no-op unless it is pending)."""
     svc = services()

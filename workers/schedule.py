@@ -13,7 +13,8 @@ EVERY_QUARTER_HOUR = 15 * 60
 
 
 def cron_schedule(connection: Redis) -> CronScheduler:
-    """The frequent duties every minute; arrears and reminders every quarter hour."""
+    """The frequent duties every minute; arrears, reminders and the weekly tips every
+    quarter hour (the tips duty writes a member's tip once a week: core/tips.py)."""
     scheduler = CronScheduler(connection=connection, logging_level="INFO")
     scheduler.register(jobs.run_duties, DUTIES, kwargs={"names": list(duties.FREQUENT)},
                        interval=EVERY_MINUTE, name="harambee.frequent", job_timeout=300)

@@ -14,6 +14,13 @@ from core.models.base import (
     Money,
     UtcDateTime,
 )
+from core.models.community import (
+    DataRequest,
+    DataRequestKind,
+    DataRequestStatus,
+    Story,
+    StoryStatus,
+)
 from core.models.disputes import (
     Dispute,
     DisputeStatus,
@@ -68,6 +75,9 @@ __all__ = [
     "BEING_REPAID",
     "Base",
     "DeliveryReport",
+    "DataRequest",
+    "DataRequestKind",
+    "DataRequestStatus",
     "Dispute",
     "DisputeStatus",
     "EnumText",
@@ -99,6 +109,8 @@ __all__ = [
     "PledgeStatus",
     "Purpose",
     "Role",
+    "Story",
+    "StoryStatus",
     "Transfer",
     "TransferCode",
     "TransferKind",

@@ -106,7 +106,8 @@ def test_a_listed_loan_a_repaid_share_and_a_closed_pledge_in_swahili(world, clie
     speak(world, juma, "sw")
     sms(world, client, juma.phone, "MIKOPO")
     assert last_to(world, juma.phone) == (
-        f"Mikopo ya kukopesha: {loan.number} (Kilimo): kinachohitajika Ksh 3,000. Jibu "
+        f"Mikopo ya kukopesha: {loan.number} (Kilimo; wakala: hana rekodi bado): "
+        "kinachohitajika Ksh 3,000. Jibu "
         "KOPESHA, nambari ya mkopo na kiasi.")
     sms(world, client, juma.phone, f"HALI {loan.number}")
     deadline = loan.deadline.astimezone(world.settings.zone).strftime("%d/%m/%Y")
