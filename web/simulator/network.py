@@ -29,6 +29,11 @@ LOG_KEEP = 300
 _PIN_ASKED = re.compile(r"\bPIN\b")
 
 
+def wall() -> float:
+    """Wall-clock seconds: what the network's timers run on (tests replace it)."""
+    return time.time()
+
+
 class Refused(Exception):
     """A phone action the handset itself would not take (bad number, no session)."""
 
@@ -111,7 +116,7 @@ class Network:
         old = self.session(phone)
         if old is not None:  # a new dial ends whatever was on the screen
             self._end(phone, old, "Incomplete", "the caller dialled again")
-        now = time.time()
+        now = wall()
         session = Session(f"ATUid_sim_{uuid.uuid4().hex[:20]}", typed, now, now, "", 0)
         return self._hop(phone, session, f"dialled {code}")
 
@@ -138,7 +143,7 @@ class Network:
 
     def seconds_left(self, session: Session) -> int:
         sim = self.settings.simulator
-        now = time.time()
+        now = wall()
         return max(0, int(min(session.last + sim.hop_timeout_seconds,
                               session.started + sim.session_seconds) - now))
 
@@ -147,7 +152,7 @@ class Network:
                 "phoneNumber": phone, "networkCode": NETWORK_CODE, "text": session.text}
         status, answer, ms = self.hook("/hooks/ussd", form=form)
         session.hops += 1
-        session.last = time.time()
+        session.last = wall()
         kind, _, screen = answer.partition(" ")
         if status != 200 or kind not in ("CON", "END"):
             self.note("ussd", phone, f"{what}: the hook answered {status}", ms)
@@ -167,7 +172,7 @@ class Network:
 
     def _stale(self, session: Session) -> str:
         sim = self.settings.simulator
-        now = time.time()
+        now = wall()
         if now - session.started > sim.session_seconds:
             return f"the session passed {sim.session_seconds} s"
         if now - session.last > sim.hop_timeout_seconds:
@@ -190,7 +195,7 @@ class Network:
                 "phoneNumber": phone, "networkCode": NETWORK_CODE, "status": status,
                 "input": session.text.rsplit("*", 1)[-1], "lastAppResponse": session.screen,
                 "hopsCount": str(session.hops),
-                "durationInMillis": str(int((time.time() - session.started) * 1000)),
+                "durationInMillis": str(int((wall() - session.started) * 1000)),
                 "cost": "0.0", "errorMessage": reason,
                 "date": time.strftime("%Y-%m-%d %H:%M:%S")}
         code, _, ms = self.hook("/hooks/ussd/events", form=form)
@@ -219,7 +224,7 @@ class Network:
                 "networkCode": NETWORK_CODE}
         status, _, ms = self.hook("/hooks/sms", form=form)
         state = "Sent" if status == 200 else f"Failed ({status})"
-        written = {"id": message_id, "to": short_code, "text": text[:918], "at": time.time(),
+        written = {"id": message_id, "to": short_code, "text": text[:918], "at": wall(),
                    "state": state}
         key = PREFIX + "written:" + phone
         self.redis.rpush(key, json.dumps(written))
@@ -242,7 +247,7 @@ class Network:
 
     def note(self, kind: str, phone: str, what: str, ms: float) -> None:
         n = cast(int, self.redis.incr(PREFIX + "log:n"))
-        entry = {"n": n, "at": time.time(), "kind": kind, "phone": phone, "what": what,
+        entry = {"n": n, "at": wall(), "kind": kind, "phone": phone, "what": what,
                  "ms": ms}
         with self.redis.pipeline() as pipe:
             pipe.lpush(PREFIX + "log", json.dumps(entry))
