@@ -68,6 +68,7 @@ async function call(phone) {
     phone.shown = {kind: screen.kind, text: screen.text};
     phone.secondsLeft = config.hopTimeout;
   } catch (error) { notice(error.message); }
+  phone.el.dataset.hops = (Number(phone.el.dataset.hops) || 0) + 1; // tests wait on it
   draw(phone);
 }
 
