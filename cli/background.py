@@ -127,18 +127,28 @@ def outbox_command(phone: str | None, limit: int, as_json: bool) -> None:
     """List the newest outgoing messages and their state, for support staff."""
     from sqlalchemy import select
 
+    from cli.instance import database_or_hint
+    from core.config import load_settings
+    from core.db import UnitOfWork
     from core.models import OutboxMessage
     from core.phones import try_normalise
 
-    svc = _services()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
     if phone:
-        e164 = try_normalise(phone, svc.settings.app.default_region)
+        e164 = try_normalise(phone, settings.app.default_region)
         if e164 is None:
             raise click.BadParameter("not a phone number", param_hint="--phone")
         query = query.where(OutboxMessage.phone == e164)
-    with svc.uow() as uow:
-        rows = list(uow.session.scalars(query))
+    database = database_or_hint(settings)  # only the database: no Redis is started
+    try:
+        with UnitOfWork(database) as uow:
+            rows = list(uow.session.scalars(query))
+    finally:
+        database.dispose()
     for row in rows:
         if as_json:
             click.echo(json.dumps({
@@ -149,7 +159,7 @@ def outbox_command(phone: str | None, limit: int, as_json: bool) -> None:
                 "provider_message_id": row.provider_message_id, "cost": row.cost,
                 "last_error": row.last_error}, ensure_ascii=False))
         else:
-            when = row.created_at.astimezone(svc.settings.zone).strftime("%d/%m %H:%M")
+            when = row.created_at.astimezone(settings.zone).strftime("%d/%m %H:%M")
             click.echo(f"#{row.id} {when} {row.phone} {row.status:<13} {row.purpose:<8} "
                        f"{row.text}")
     if not rows and not as_json:
