@@ -61,8 +61,8 @@ class Services:
         simulator's keeps what it sends in this Redis."""
         if self.settings.gateway.sms == "simulator":
             if self._simulated_sms is None:
-                self._simulated_sms = SimulatorGateway(self.redis.client,
-                                                       self.settings.simulator.short_code)
+                self._simulated_sms = SimulatorGateway(
+                    self.redis.client, self.settings.simulator.short_code, self.clock)
             return self._simulated_sms
         return sms_gateway(self.settings)
 

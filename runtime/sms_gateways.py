@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, cast
 
 import africastalking
@@ -87,7 +87,7 @@ class Received:
     id: str
     sender: str
     text: str
-    at: float  # wall-clock seconds
+    at: float  # the service's time (which the demo can move), seconds since the epoch
     state: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -105,9 +105,11 @@ class SimulatorGateway:
     KEEP = 200  # messages kept per phone
     PREFIX = "harambee:sim:sms:"
 
-    def __init__(self, client: redis.Redis, sender: str) -> None:
+    def __init__(self, client: redis.Redis, sender: str,
+                 clock: Callable[[], datetime]) -> None:
         self.client = client
         self.sender = sender
+        self.clock = clock
 
     def send(self, text: str, phones: Sequence[str]) -> dict[str, Outcome]:
         outcomes = {}
@@ -125,7 +127,7 @@ class SimulatorGateway:
             state: str = "Success") -> Received:
         """Place a message on a phone (the M-Pesa texts arrive this way, delivered)."""
         received = Received(message_id or f"sim-{uuid.uuid4().hex[:16]}", sender, text,
-                            time.time(), state)
+                            self.clock().timestamp(), state)
         key = self.PREFIX + phone
         with self.client.pipeline() as pipe:
             pipe.hset(key + ":all", received.id, json.dumps(received.as_dict()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,11 @@ from sqlalchemy import select
 from cli.demo_world import AGENT, BORROWERS, LENDERS, PIN, seed
 from core.config import load_settings, production_gaps
 from core.models import Loan, LoanStatus, OutboxMessage, Payment
+from runtime import clock as clock_module
+from runtime.clock import ShiftedClock
+from runtime.redis import client_for
 from runtime.services import Services
+from tests.live import live_daraja
 from tests.support import NAIROBI, run_worker
 from web.app import create_app
 from web.simulator import network
@@ -218,3 +222,47 @@ def _loan(svc: Services, number: str) -> Loan:
         _ = list(loan.installments)
         uow.session.expunge_all()
         return loan
+
+
+def test_the_pay_now_prompt_pops_up_and_cancel_rejects_it(sim):
+    with live_daraja(sim) as live:
+        page = create_app(services=live.services).test_client()
+        amina = Handset(page, BORROWERS[0][0])
+        menu = amina.dial()["text"]
+        repay = next(line.split(".")[0] for line in menu.splitlines() if "How to repay" in line)
+        assert "Repay now" in amina.reply(repay)["text"]
+        amina.reply("1")
+        assert "M-Pesa prompt" in amina.reply("500")["text"]
+        for _ in range(2):
+            run_worker(live.services)
+            assert live.fake.wait_idle(10)
+        prompts = amina.state()["prompts"]
+        assert [(p["amount"], p["account"]) for p in prompts] == [(500, "L1001")]
+        others = Handset(page, BORROWERS[1][0]).state()["prompts"]
+        assert others == []  # only the borrower's own phone shows it
+        wrong = page.post("/simulator/api/prompt", json={
+            "phone": BORROWERS[1][0], "id": prompts[0]["id"], "accept": False})
+        assert wrong.status_code == 400  # another phone cannot answer it
+        done = amina.call("prompt", id=prompts[0]["id"], accept=False)
+        assert done == {"ok": True, "text": "Cancelled."}
+        assert live.fake.wait_idle(10)
+        run_worker(live.services)
+        assert amina.state()["prompts"] == []
+        assert any("You cancelled the M-Pesa prompt for Ksh 500" in t for t in amina.inbox())
+        with live.services.uow() as uow:
+            assert uow.session.scalar(select(Payment.id).where(
+                Payment.reference == "L1001", Payment.amount == 50_000)) is None
+
+
+def test_the_clock_the_simulator_moves_is_shared_and_only_goes_forward(redis_handle,
+                                                                       monkeypatch):
+    monkeypatch.setattr(clock_module, "FRESH_FOR", 0.0)
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    web, worker = (ShiftedClock(redis_handle.client, wall=lambda: start) for _ in range(2))
+    assert web() == worker() == start
+    assert web.advance(days=1) == start + timedelta(days=1)
+    assert worker() == start + timedelta(days=1)  # another process sees the same time
+    with pytest.raises(ValueError):
+        web.advance(hours=-1)
+    cut_off = ShiftedClock(client_for("redis://127.0.0.1:1/0"), wall=lambda: start)
+    assert cut_off() == start  # Redis gone: the last offset known (none), not an error

@@ -83,6 +83,7 @@ def state() -> Response:
     mpesa = Mpesa(net)
     mpesa.payouts_arrived(phones)
     gateway = svc.sms if isinstance(svc.sms, SimulatorGateway) else None
+    prompts = mpesa.prompts()
     with svc.uow() as uow:
         people = {m.phone: m for m in uow.session.scalars(
             select(Member).where(Member.phone.in_(phones)))}
@@ -91,6 +92,7 @@ def state() -> Response:
             member = people.get(phone)
             shown.append({
                 "phone": phone, "name": member.name if member else "",
+                "added": phone not in svc.settings.simulator.phones,
                 "roles": member.roles if member else "",
                 "pin": svc.settings.simulator.known_pin
                 if member is not None and phone in svc.settings.simulator.phones else ""})
@@ -102,12 +104,19 @@ def state() -> Response:
         session = net.session(phone)
         entry["ussd"] = None if session is None else {
             "screen": session.screen, "secondsLeft": net.seconds_left(session)}
-        entry["inbox"] = [m.as_dict() for m in gateway.received(phone)] if gateway else []
-        entry["outbox"] = net.written(phone)
-        entry["prompts"] = mpesa.prompts(phone)
+        entry["inbox"] = [_dated(m.as_dict()) for m in gateway.received(phone)] if gateway \
+            else []
+        entry["outbox"] = [_dated(m) for m in net.written(phone)]
+        entry["prompts"] = prompts.get(phone, [])
     now = svc.now()
     return jsonify({"clock": _clock(now), "phones": shown,
                     "log": net.log_since(request.args.get("since", 0, type=int))})
+
+
+def _dated(message: dict[str, Any]) -> dict[str, Any]:
+    """A message with `when`: the service's local time it was sent at, as shown."""
+    zone = services().settings.zone
+    return {**message, "when": datetime.fromtimestamp(message["at"], zone).strftime("%d %b %H:%M")}
 
 
 def _clock(now: datetime) -> dict[str, Any]:

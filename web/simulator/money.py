@@ -127,26 +127,27 @@ class Mpesa:
 
     # --- the "pay now" prompt ----------------------------------------------------------
 
-    def prompts(self, phone: str) -> list[dict[str, Any]]:
-        """STK prompts waiting on this phone (the Daraja rail only)."""
+    def prompts(self) -> dict[str, list[dict[str, Any]]]:
+        """STK prompts waiting, by phone (E.164), in one call (the Daraja rail only)."""
         fake = self.fake_url
         if fake is None:
-            return []
+            return {}
         try:
-            response = requests.get(f"{fake}/fake/stk/pending",
-                                    params={"phone": phone.lstrip("+")}, timeout=3)
-            waiting = response.json()
+            waiting = requests.get(f"{fake}/fake/stk/pending", timeout=3).json()
         except (requests.RequestException, ValueError):
-            return []
-        return [{"id": p["checkout_request_id"], "amount": p["amount"],
-                 "account": p["account_reference"], "shortcode": p["shortcode"]}
-                for p in waiting if isinstance(p, dict)]
+            return {}
+        by_phone: dict[str, list[dict[str, Any]]] = {}
+        for p in waiting if isinstance(waiting, list) else []:
+            by_phone.setdefault(f"+{p['phone']}", []).append({
+                "id": p["checkout_request_id"], "amount": p["amount"],
+                "account": p["account_reference"], "shortcode": p["shortcode"]})
+        return by_phone
 
     def answer_prompt(self, phone: str, checkout_id: str, accept: bool, pin: str) -> Handset:
         fake = self.fake_url
         if fake is None:
             raise Refused("prompts come only with the Daraja rail")
-        if checkout_id not in {p["id"] for p in self.prompts(phone)}:
+        if checkout_id not in {p["id"] for p in self.prompts().get(phone, [])}:
             raise Refused("no such prompt on this phone")
         if accept and not (pin.isdigit() and len(pin) == 4):
             return Handset(False, "Enter your 4-digit M-Pesa PIN.")

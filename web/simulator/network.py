@@ -224,8 +224,8 @@ class Network:
                 "networkCode": NETWORK_CODE}
         status, _, ms = self.hook("/hooks/sms", form=form)
         state = "Sent" if status == 200 else f"Failed ({status})"
-        written = {"id": message_id, "to": short_code, "text": text[:918], "at": wall(),
-                   "state": state}
+        written = {"id": message_id, "to": short_code, "text": text[:918],
+                   "at": self.svc.now().timestamp(), "state": state}
         key = PREFIX + "written:" + phone
         self.redis.rpush(key, json.dumps(written))
         self.redis.ltrim(key, -100, -1)

@@ -148,6 +148,7 @@ function update(phone, state) {
   el.querySelector(".roles").textContent = state.roles ? "(" + state.roles.replace(/,/g, ", ") + ")" : "(not a member)";
   el.querySelector(".number").textContent = state.phone;
   el.querySelector(".pin").textContent = state.pin ? "PIN " + state.pin : "";
+  el.querySelector(".remove").hidden = !state.added; // the demo's own people stay
   if (state.ussd) {
     phone.secondsLeft = state.ussd.secondsLeft;
     if (phone.shown.kind !== "CON") phone.shown = {kind: "CON", text: state.ussd.screen};
@@ -156,9 +157,9 @@ function update(phone, state) {
   }
   draw(phone);
   list(el.querySelector(".inbox"), state.inbox.slice().reverse(), m =>
-    `<li data-state="${escape(m.state)}"><b>${escape(m.sender)}</b> <small>${clockTime(m.at)} · ${m.state === "Sent" ? "arriving" : "delivered"}</small><br>${escape(m.text)}</li>`);
+    `<li data-state="${escape(m.state)}"><b>${escape(m.sender)}</b> <small>${escape(m.when)} · ${m.state === "Sent" ? "arriving" : "delivered"}</small><br>${escape(m.text)}</li>`);
   list(el.querySelector(".outbox"), state.outbox.slice().reverse(), m =>
-    `<li><b>to ${escape(m.to)}</b> <small>${clockTime(m.at)} · ${escape(m.state)}</small><br>${escape(m.text)}</li>`);
+    `<li><b>to ${escape(m.to)}</b> <small>${escape(m.when)} · ${escape(m.state)}</small><br>${escape(m.text)}</li>`);
   el.querySelector(".unread").textContent = state.inbox.length ? `(${state.inbox.length})` : "";
   const box = el.querySelector(".prompt");
   const prompt = state.prompts[0];
