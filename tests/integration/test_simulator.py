@@ -266,3 +266,24 @@ def test_the_clock_the_simulator_moves_is_shared_and_only_goes_forward(redis_han
         web.advance(hours=-1)
     cut_off = ShiftedClock(client_for("redis://127.0.0.1:1/0"), wall=lambda: start)
     assert cut_off() == start  # Redis gone: the last offset known (none), not an error
+
+
+def test_money_waits_plainly_for_a_fake_daraja_that_is_down_and_never_goes_elsewhere(sim):
+    with live_daraja(sim) as live:
+        page = create_app(services=live.services).test_client()
+        live.fake.stop()
+        paid = page.post("/simulator/api/paybill", json={
+            "phone": BORROWERS[0][0], "business": "247247", "account": "L1001",
+            "amount": "100", "pin": "1234"})
+        assert paid.status_code == 503 and "fake Daraja" in paid.get_json()["error"]
+        assert page.get("/simulator/api/state").status_code == 200  # the phones carry on
+        s = live.services.settings
+        real = Services(settings=replace(s, mpesa=replace(
+            s.mpesa, base_url="https://api.safaricom.co.ke")), db=sim.db, redis=sim.redis,
+            clock=sim.clock)
+        refused = create_app(services=real).test_client().post("/simulator/api/paybill", json={
+            "phone": BORROWERS[0][0], "business": "247247", "account": "L1001",
+            "amount": "100", "pin": "1234"})
+        assert refused.status_code == 400 and "no real money" in refused.get_json()["error"]
+    with sim.uow() as uow:
+        assert uow.session.scalar(select(Payment.id).where(Payment.amount == 10_000)) is None

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime, time, timedelta
 from typing import Any
 
+import requests
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from redis import RedisError
 from sqlalchemy import select
@@ -61,6 +62,12 @@ def redis_down(exc: RedisError) -> tuple[Response, int]:
     return _refused("Redis is not answering; the phones wait for it", 503)
 
 
+@bp.errorhandler(requests.RequestException)
+def fake_down(exc: requests.RequestException) -> tuple[Response, int]:
+    log.warning("simulator: the fake Daraja did not answer (%s)", type(exc).__name__)
+    return _refused("the fake Daraja is not answering; M-Pesa waits for it", 503)
+
+
 @bp.get("/")
 def page() -> str:
     svc = services()
@@ -75,7 +82,11 @@ def page() -> str:
 
 @bp.get("/api/state")
 def state() -> Response:
-    """Everything the page shows: the clock, each phone, the log since `?since=`."""
+    """Everything the page shows: the clock, each phone, the log since `?since=`.
+
+    The page asks for it every second, so it is also the network's heartbeat: sessions
+    past their time are dropped, messages waiting for a phone on the page are delivered
+    (and reported), and payouts paid since the last look become M-Pesa's SMS."""
     net = _network()
     svc = net.svc
     phones = net.phones()
