@@ -249,6 +249,8 @@ def test_the_pay_now_prompt_pops_up_and_cancel_rejects_it(sim):
         run_worker(live.services)
         assert amina.state()["prompts"] == []
         assert any("You cancelled the M-Pesa prompt for Ksh 500" in t for t in amina.inbox())
+        log = [entry["what"] for entry in page.get("/simulator/api/state").get_json()["log"]]
+        assert any(what.startswith("Daraja callback stk_callback -> 200") for what in log), log
         with live.services.uow() as uow:
             assert uow.session.scalar(select(Payment.id).where(
                 Payment.reference == "L1001", Payment.amount == 50_000)) is None

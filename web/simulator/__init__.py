@@ -95,6 +95,7 @@ def state() -> Response:
     mpesa.payouts_arrived(phones)
     gateway = svc.sms if isinstance(svc.sms, SimulatorGateway) else None
     prompts = mpesa.prompts()
+    mpesa.callbacks_seen()
     with svc.uow() as uow:
         people = {m.phone: m for m in uow.session.scalars(
             select(Member).where(Member.phone.in_(phones)))}

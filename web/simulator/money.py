@@ -165,6 +165,25 @@ class Mpesa:
             return Handset(True, f"Paid Ksh{int(prompt['amount']):,}.00.")
         return Handset(not accept, "Cancelled." if not accept else "Failed.")
 
+    def callbacks_seen(self) -> None:
+        """Log each callback the fake Daraja made to our hooks since the last look."""
+        fake = self.fake_url
+        if fake is None:
+            return
+        redis = self.net.redis
+        after = int(cast(bytes | None, redis.get(PREFIX + "fake:after")) or 0)
+        try:
+            made = requests.get(f"{fake}/fake/deliveries", params={"after": after},
+                                timeout=3).json()
+        except (requests.RequestException, ValueError):
+            return
+        for delivery in made if isinstance(made, list) else []:
+            if redis.sadd(PREFIX + "fake:noted", delivery["id"]):
+                outcome = delivery["status"] or delivery["error"] or "no answer"
+                self.net.note("mpesa", "", f"Daraja callback {delivery['kind']} -> {outcome}",
+                              delivery.get("ms", 0))
+            redis.set(PREFIX + "fake:after", max(after, int(delivery["id"])))
+
     # --- money arriving ------------------------------------------------------------------
 
     def payouts_arrived(self, phones: list[str]) -> None:
