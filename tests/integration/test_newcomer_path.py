@@ -121,3 +121,13 @@ def test_simulator_settings_are_checked(key, value):
     with pytest.raises(ConfigError) as refused:
         load_settings(env={f"HARAMBEE_SIMULATOR__{key.upper()}": value})
     assert refused.value.key == f"simulator.{key}"
+
+
+def test_the_terminal_phone_writes_an_sms_at_its_prompt(world, settings):
+    world.member("Amina Otieno", roles="borrower", phone="+254711000001")
+    result = CliRunner().invoke(main, ["phone", "+254711000001", "--in-process"],
+                                input="\nw\nSTATUS\nq\n", env=env_for(settings))
+    assert result.exit_code == 0, result.output
+    assert "d/s/w/q" in result.output and "sent to 22384" in result.output
+    with world.uow() as uow:
+        assert uow.session.scalar(select(InboundSms.text)) == "STATUS"
