@@ -132,9 +132,11 @@ def outbox_command(phone: str | None, limit: int, as_json: bool) -> None:
     from core.db import UnitOfWork
     from core.models import OutboxMessage
     from core.phones import try_normalise
+    from workers import jobs
 
+    given = jobs.bound()  # a process (or test) that bound its services reads their database
     try:
-        settings = load_settings()
+        settings = given.settings if given else load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
@@ -143,12 +145,13 @@ def outbox_command(phone: str | None, limit: int, as_json: bool) -> None:
         if e164 is None:
             raise click.BadParameter("not a phone number", param_hint="--phone")
         query = query.where(OutboxMessage.phone == e164)
-    database = database_or_hint(settings)  # only the database: no Redis is started
+    database = given.db if given else database_or_hint(settings)  # no Redis is started
     try:
         with UnitOfWork(database) as uow:
             rows = list(uow.session.scalars(query))
     finally:
-        database.dispose()
+        if given is None:
+            database.dispose()
     for row in rows:
         if as_json:
             click.echo(json.dumps({
