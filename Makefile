@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo phone test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/harambee demo
+
+# A phone in the terminal, on the running demo: make phone N=+254700000001
+phone: $(STAMP)
+	$(BIN)/harambee phone $(or $(N),+254711000001)
 
 # The suite on TEST_JOBS cores (pytest-xdist; each worker has its own database and
 # Redis db number). TEST_JOBS=0 runs it in this process.

@@ -102,7 +102,8 @@ def members_add(phone: str, name: str, roles: tuple[str, ...], national_id: str 
 
 @main.command()
 @click.option("--host", default="127.0.0.1")
-@click.option("--port", default=8000, type=int)
+@click.option("--port", default=int(os.environ.get("HARAMBEE_PORT", "8000")), type=int,
+              help="Default: HARAMBEE_PORT, else 8000.")
 @click.option("--workers", default=2, type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Run the web service under gunicorn."""

@@ -127,18 +127,31 @@ def outbox_command(phone: str | None, limit: int, as_json: bool) -> None:
     """List the newest outgoing messages and their state, for support staff."""
     from sqlalchemy import select
 
+    from cli.instance import database_or_hint
+    from core.config import load_settings
+    from core.db import UnitOfWork
     from core.models import OutboxMessage
     from core.phones import try_normalise
+    from workers import jobs
 
-    svc = _services()
+    given = jobs.bound()  # a process (or test) that bound its services reads their database
+    try:
+        settings = given.settings if given else load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
     if phone:
-        e164 = try_normalise(phone, svc.settings.app.default_region)
+        e164 = try_normalise(phone, settings.app.default_region)
         if e164 is None:
             raise click.BadParameter("not a phone number", param_hint="--phone")
         query = query.where(OutboxMessage.phone == e164)
-    with svc.uow() as uow:
-        rows = list(uow.session.scalars(query))
+    database = given.db if given else database_or_hint(settings)  # no Redis is started
+    try:
+        with UnitOfWork(database) as uow:
+            rows = list(uow.session.scalars(query))
+    finally:
+        if given is None:
+            database.dispose()
     for row in rows:
         if as_json:
             click.echo(json.dumps({
@@ -149,7 +162,7 @@ def outbox_command(phone: str | None, limit: int, as_json: bool) -> None:
                 "provider_message_id": row.provider_message_id, "cost": row.cost,
                 "last_error": row.last_error}, ensure_ascii=False))
         else:
-            when = row.created_at.astimezone(svc.settings.zone).strftime("%d/%m %H:%M")
+            when = row.created_at.astimezone(settings.zone).strftime("%d/%m %H:%M")
             click.echo(f"#{row.id} {when} {row.phone} {row.status:<13} {row.purpose:<8} "
                        f"{row.text}")
     if not rows and not as_json:

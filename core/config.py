@@ -188,6 +188,19 @@ class ReminderSettings:
 
 
 @dataclass(frozen=True)
+class SimulatorSettings:
+    """The phones in the browser at `/simulator` (docs/simulator.md): on in the demo, off
+    in production (it needs the operator console's login, not built yet)."""
+
+    enabled: bool = False
+    phones: tuple[str, ...] = ()  # the phones the page opens with (the demo's people)
+    known_pin: str = ""  # the PIN those people share, shown on their phones (the demo's)
+    hop_timeout_seconds: int = 60  # the network drops a session left this long on a screen
+    session_seconds: int = 180  # and any session this long, however busy
+    short_code: str = "22384"  # the SMS short code the phones write to
+
+
+@dataclass(frozen=True)
 class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -202,6 +215,7 @@ class Settings:
     payouts: PayoutSettings = field(default_factory=PayoutSettings)
     mpesa: MpesaSettings = field(default_factory=MpesaSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
 
     def fmt(self, minor: int) -> str:
         """An amount as people read it on M-Pesa: `Ksh 1,500`."""
@@ -231,6 +245,7 @@ class Settings:
 
 
 ENVIRONMENTS = ("production", "development")
+SMS_GATEWAYS = ("console", "africastalking", "simulator")
 STRONG = 16  # characters a secret needs in production
 
 
@@ -269,6 +284,8 @@ def production_gaps(s: Settings) -> list[str]:
         need(bool(getattr(m, key)), f"mpesa.{key}", f"set (MPESA_{key.upper()})")
     need(m.callback_base_url.startswith("https://"), "mpesa.callback_base_url",
          "our public https:// address")
+    need(not s.simulator.enabled, "simulator.enabled",
+         "false: the simulator needs the operator console's login, not built yet")
     return gaps
 
 
@@ -442,8 +459,7 @@ def _validate(s: Settings) -> None:
     need(s.payouts.give_up_hours >= 1, "payouts.give_up_hours", "at least 1")
     need(s.payouts.min_withdrawal >= 1, "payouts.min_withdrawal", "at least 1")
     need(s.pin.max_tries >= 1, "pin.max_tries", "at least 1")
-    need(s.gateway.sms in ("console", "africastalking"), "gateway.sms",
-         "console or africastalking")
+    need(s.gateway.sms in SMS_GATEWAYS, "gateway.sms", ", ".join(SMS_GATEWAYS))
     need(s.gateway.payout in ("console", "daraja"), "gateway.payout", "console or daraja")
     need(s.gateway.sms != "africastalking" or bool(s.gateway.api_key), "gateway.api_key",
          "required when gateway.sms is africastalking (or set AT_API_KEY)")
@@ -462,6 +478,17 @@ def _validate(s: Settings) -> None:
         need(len(s.payments.secrets.get(name, "")) >= 16, "payments.secrets",
              f"a secret of at least 16 characters for {name!r}")
     _validate_mpesa(s.mpesa)
+    sim = s.simulator
+    for phone in sim.phones:
+        need(phones.try_normalise(phone, s.app.default_region) == phone, "simulator.phones",
+             f"phone numbers in E.164 form, such as +254711000001 (got {phone!r})")
+    need(sim.known_pin == "" or (sim.known_pin.isdigit() and len(sim.known_pin) == s.pin.length),
+         "simulator.known_pin", f"empty, or {s.pin.length} digits")
+    need(5 <= sim.hop_timeout_seconds <= 600, "simulator.hop_timeout_seconds", "5 to 600")
+    need(sim.hop_timeout_seconds <= sim.session_seconds <= 3600, "simulator.session_seconds",
+         "at least simulator.hop_timeout_seconds, at most 3600")
+    need(sim.short_code.isdigit() and 3 <= len(sim.short_code) <= 8, "simulator.short_code",
+         "3 to 8 digits")
 
 
 def _validate_mpesa(m: MpesaSettings) -> None:

@@ -20,11 +20,12 @@ from core.db import Committed, Database, UnitOfWork
 from core.payouts import PayoutGateway
 from core.stk import StkGateway
 from mpesa.daraja import Daraja
+from runtime.clock import ShiftedClock
 from runtime.jobs import Jobs
 from runtime.mpesa import daraja_client
 from runtime.payouts import payout_gateway, stk_gateway
 from runtime.redis import RedisHandle, connect
-from runtime.sms_gateways import SmsGateway, sms_gateway
+from runtime.sms_gateways import SimulatorGateway, SmsGateway, sms_gateway
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Services:
     daraja: Daraja | None = field(init=False)
     payouts: PayoutGateway = field(init=False)
     stk: StkGateway = field(init=False)
+    _simulated_sms: SimulatorGateway | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.jobs = Jobs(self.redis.client)
@@ -55,7 +57,13 @@ class Services:
 
     @property
     def sms(self) -> SmsGateway:
-        """The configured SMS gateway (made once per process and configuration)."""
+        """The configured SMS gateway (made once per process and configuration); the
+        simulator's keeps what it sends in this Redis."""
+        if self.settings.gateway.sms == "simulator":
+            if self._simulated_sms is None:
+                self._simulated_sms = SimulatorGateway(
+                    self.redis.client, self.settings.simulator.short_code, self.clock)
+            return self._simulated_sms
         return sms_gateway(self.settings)
 
     def uow(self) -> UnitOfWork:
@@ -89,4 +97,8 @@ def build_services(settings: Settings | None = None,
     if gaps:
         raise ConfigError("app.environment",
                           "production refuses to start until these are set: " + "; ".join(gaps))
-    return Services(settings=settings, db=Database(settings), redis=redis or connect(settings))
+    handle = redis or connect(settings)
+    if settings.simulator.enabled:  # the demo: one clock the simulator moves for every process
+        return Services(settings=settings, db=Database(settings), redis=handle,
+                        clock=ShiftedClock(handle.client))
+    return Services(settings=settings, db=Database(settings), redis=handle)

@@ -19,6 +19,11 @@ def bind(svc: Services | None) -> None:
     _services = svc
 
 
+def bound() -> Services | None:
+    """The services bound to this process, if any (none are built here)."""
+    return _services
+
+
 def services() -> Services:
     global _services
     if _services is None:
