@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from core import confirmations
 from runtime.services import Services, build_services
 from workers import duties, payouts, stk
 
@@ -35,6 +36,12 @@ def send_outbox(ids: list[int]) -> dict[str, int]:
 def tell_lenders(payment_id: int) -> int:
     """Write the lenders' notices of one repayment (a no-op once written)."""
     return duties.tell_lenders_of(services(), payment_id)
+
+
+def record_confirmation(confirmation_id: int) -> str:
+    """Record one stored paybill confirmation in the ledger (a no-op once recorded)."""
+    svc = services()
+    return confirmations.record(svc.uow(), confirmation_id, svc.now())
 
 
 def send_payout(payout_id: int) -> str:

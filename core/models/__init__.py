@@ -52,6 +52,7 @@ from core.models.messaging import (
 )
 from core.models.payments import (
     PAYOUTS_IN_FLIGHT,
+    Confirmation,
     Payment,
     PaymentKind,
     Payout,
@@ -67,6 +68,7 @@ __all__ = [
     "AccountKind",
     "BEING_REPAID",
     "Base",
+    "Confirmation",
     "DeliveryReport",
     "Dispute",
     "DisputeStatus",
