@@ -43,7 +43,7 @@ _COLUMNS = ("provider", "trans_id", "amount", "bill_ref", "phone", "occurred_at"
 # SQLAlchemy compiles it once per process: the dialects' ON CONFLICT constructs cannot
 # be cached, and compiling one on every call was a third of the door's CPU.
 _STORE = text(
-    f"INSERT INTO {_TABLE.name} ({', '.join(_COLUMNS)}) "
+    f"INSERT INTO {Confirmation.__tablename__} ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
     "ON CONFLICT (provider, trans_id) DO NOTHING RETURNING id"
 ).bindparams(*(bindparam(c, type_=_TABLE.c[c].type) for c in _COLUMNS))
