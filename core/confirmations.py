@@ -80,8 +80,7 @@ def store(uow: UnitOfWork, paid: Confirmed, now: datetime) -> Stored:
         raise InvalidInput("payment.invalid")
     if paid.amount <= 0:
         raise InvalidInput("ledger.amount_not_positive")
-    with uow:
-        conn = uow.connection
+    with uow.bare() as conn:
         new_id = conn.execute(_STORE, {
             "provider": provider, "trans_id": trans_id, "amount": paid.amount,
             "bill_ref": bill_ref, "phone": paid.phone, "occurred_at": paid.occurred_at,

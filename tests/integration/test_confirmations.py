@@ -218,3 +218,39 @@ def test_a_worker_may_keep_to_the_payments_queue(client, world, services, clock)
     # the SMS jobs wait, with one more: the top-up's receipt, written as it was recorded
     assert (queued(services), queued(services, OUTBOUND)) == (0, sms_jobs + 1)
     assert refused.exit_code == 2 and "payment" in refused.output
+
+
+def test_a_bare_unit_of_work_commits_hands_over_and_joins_as_any(services, clock):
+    """`UnitOfWork.bare` (the door's transaction without an ORM session): rolled back
+    unless committed, its follow-ups handed over only after commit, and joined when
+    entered inside an open unit."""
+    from sqlalchemy import text
+
+    from core.db import UnitOfWork
+
+    def count() -> int:
+        with services.db.engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM confirmations")).scalar_one()
+
+    def insert(uow: UnitOfWork, trans_id: str) -> None:
+        uow.connection.execute(confirmations._STORE, {
+            "provider": "mpesa", "trans_id": trans_id, "amount": 100, "bill_ref": "x",
+            "phone": None, "occurred_at": clock(), "received_at": clock(), "attempts": 0})
+
+    handed: list = []
+    uow = UnitOfWork(services.db, after_commit=handed.append)
+    with uow.bare():
+        insert(uow, "BARE1")
+        uow.follow_up("noted", 1)
+    assert (count(), handed) == (0, [])  # not committed: nothing stays, nothing goes
+    with uow.bare():
+        insert(uow, "BARE2")
+        uow.follow_up("noted", 2)
+        uow.commit()
+    assert count() == 1 and [done.follow_ups for done in handed] == [{"noted": [2]}]
+    with uow:
+        with uow.bare():
+            insert(uow, "BARE3")
+            uow.commit()  # joined: the outer unit commits
+        assert uow.session.scalar(select(func.count()).select_from(Confirmation)) == 2
+    assert count() == 1  # the outer unit never committed
