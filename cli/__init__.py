@@ -53,17 +53,22 @@ def db_upgrade() -> None:
 @main.command()
 def check() -> None:
     """Verify the ledger invariants; exit 1 naming each broken one."""
-    from core import checks
+    from core import checks, confirmations
     from core.db import Database, UnitOfWork
 
     database = Database(_settings())
-    violations = checks.check(UnitOfWork(database))
+    now = datetime.now(UTC)
+    violations = checks.check(UnitOfWork(database), now)
+    waiting = confirmations.waiting(UnitOfWork(database))
     database.dispose()
     if violations:
         for violation in violations:
             click.echo(str(violation), err=True)
         sys.exit(1)
     click.echo("ledger ok: all 6 invariants hold")
+    if waiting.count and waiting.oldest is not None:
+        click.echo(f"{waiting.count} paybill confirmations on their way to the ledger, the "
+                   f"oldest {int((now - waiting.oldest).total_seconds())} s old")
 
 
 @main.group()

@@ -13,6 +13,7 @@ import click
 import redis
 
 from core.config import ConfigError
+from runtime.jobs import QUEUES
 from runtime.services import Services
 
 log = logging.getLogger("harambee.worker")
@@ -29,20 +30,24 @@ def _services() -> Services:
 
 @click.command()
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-def worker(burst: bool) -> None:
-    """Run an RQ worker (with RQ's scheduler) on the SMS and duty queues. It outlives a
-    Redis outage of any length: it waits for Redis and carries on by itself."""
+@click.option("--queue", "queues", multiple=True, type=click.Choice(QUEUES),
+              help="Work only this queue (repeatable; default: all of them, in the order "
+                   "sms_in, payments, sms_out, duties).")
+def worker(burst: bool, queues: tuple[str, ...]) -> None:
+    """Run an RQ worker (with RQ's scheduler) on the SMS, payment and duty queues. It
+    outlives a Redis outage of any length: it waits for Redis and carries on by itself.
+    In production one worker or more keeps to `--queue payments`, so paybill payments
+    reach the ledger even while a flood of SMS waits."""
     from rq import Queue, SimpleWorker
-
-    from runtime.jobs import QUEUES
 
     svc = _services()
     connection = svc.redis.client
+    names = [name for name in QUEUES if name in queues] if queues else list(QUEUES)
 
     def make() -> SimpleWorker:
         # SimpleWorker runs jobs in this process, so Services (engine pool, gateway)
         # are built once per process rather than once per forked job.
-        return SimpleWorker([Queue(name, connection=connection) for name in QUEUES],
+        return SimpleWorker([Queue(name, connection=connection) for name in names],
                             connection=connection)
 
     keep_working(make, connection, burst=burst)

@@ -172,6 +172,9 @@ class MpesaSettings:
     allowed_ips: tuple[str, ...] = ()  # callers allowed on the callbacks; empty: any
     timeout_seconds: int = 10
     max_amount: int = 250_000  # whole shillings per transaction
+    # a paybill confirmation stored this long and still not in the ledger is a finding
+    # of `harambee check` (core/confirmations.py)
+    record_within_seconds: int = 300
 
     @property
     def b2c_party(self) -> str:
@@ -517,6 +520,8 @@ def _validate_mpesa(m: MpesaSettings) -> None:
                               f"not an IP address or network: {entry!r}") from None
     need(1 <= m.timeout_seconds <= 120, "timeout_seconds", "1 to 120 seconds")
     need(m.max_amount >= 1, "max_amount", "at least 1 (whole shillings)")
+    need(60 <= m.record_within_seconds <= 86_400, "record_within_seconds",
+         "60 to 86400 seconds")
 
 
 def _is_http_url(url: str) -> bool:

@@ -6,7 +6,8 @@ path, which is how RQ finds the function in the worker process; `workers/jobs.py
 defines them.
 
 Every enqueue may fail (Redis down): nothing is lost, because each kind of work is also
-found by a periodic sweep (queued outbox rows, unanswered inbox rows, untold lenders).
+found by a periodic sweep (queued outbox rows, unanswered inbox rows, untold lenders,
+unrecorded paybill confirmations).
 """
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from collections.abc import Sequence
 
 import redis
 from rq import Queue
+from rq.job import Job
 
-from core import payouts, stk, stories
+from core import confirmations, payouts, stk, stories
 from core.db import Committed
 from core.repayments import TELL_LENDERS
 
 INBOUND = "sms_in"  # people waiting for an answer: first
+PAYMENTS = "payments"  # paybill confirmations stored at the door, to record in the ledger
 OUTBOUND = "sms_out"
 DUTIES = "duties"
-QUEUES = (INBOUND, OUTBOUND, DUTIES)
+QUEUES = (INBOUND, PAYMENTS, OUTBOUND, DUTIES)  # the order a worker takes them in
 
 SEND_BATCH = 200  # outbox rows per send job (rows with the same text go in one request)
 SEND_JOB = "workers.jobs.send_outbox"
@@ -31,7 +34,14 @@ ANSWER_JOB = "workers.jobs.answer_sms"
 FOLLOW_UP_JOBS = {TELL_LENDERS: "workers.jobs.tell_lenders",
                   payouts.SEND: "workers.jobs.send_payout",
                   stk.SEND: "workers.jobs.push_stk",
-                  stories.SHARE: "workers.jobs.share_story"}
+                  stories.SHARE: "workers.jobs.share_story",
+                  confirmations.RECORD: "workers.jobs.record_confirmation"}
+# ... and the queue each goes on (the rest: OUTBOUND)
+FOLLOW_UP_QUEUES = {confirmations.RECORD: PAYMENTS}
+# ... and the job ids of those a sweep may enqueue again while the first job still
+# waits (a backlog): the sweep skips a reference whose job is queued or running
+FOLLOW_UP_IDS = {confirmations.RECORD: "confirmation-{}"}
+OVER = (b"failed", b"stopped", b"canceled")  # job states after which a job runs no more
 KEEP_FAILED = 86_400  # seconds a failed job stays inspectable
 
 
@@ -62,13 +72,30 @@ class Jobs:
         """One job per follow-up reference (their sweep covers failures)."""
         if not follow_ups:
             return
-        q = self.queue(OUTBOUND)
         with self.client.pipeline() as pipe:
             for name, refs in follow_ups.items():
+                q = self.queue(FOLLOW_UP_QUEUES.get(name, OUTBOUND))
+                ids = FOLLOW_UP_IDS.get(name)
                 for ref in refs:
                     q.enqueue(FOLLOW_UP_JOBS[name], ref, pipeline=pipe, result_ttl=0,
-                              failure_ttl=KEEP_FAILED)
+                              failure_ttl=KEEP_FAILED,
+                              job_id=ids.format(ref) if ids else None)
             pipe.execute()
+
+    def record_confirmations(self, ids: Sequence[int]) -> int:
+        """Record these stored paybill confirmations, unless a job for one is already
+        queued or running (a backlog is not a loss); return how many were enqueued."""
+        if not ids:
+            return 0
+        with self.client.pipeline(transaction=False) as pipe:
+            for ref in ids:
+                pipe.hget(Job.key_for(FOLLOW_UP_IDS[confirmations.RECORD].format(ref)),
+                          "status")
+            states = pipe.execute()
+        lost = [ref for ref, state in zip(ids, states, strict=True)
+                if state is None or state in OVER]
+        self.follow_up({confirmations.RECORD: lost} if lost else {})
+        return len(lost)
 
     def answer_sms(self, inbound_id: int) -> None:
         """Answer a stored incoming SMS (the inbound sweep covers failures)."""

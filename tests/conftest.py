@@ -168,7 +168,7 @@ def services(request: pytest.FixtureRequest, settings: Settings, database: Datab
     yield svc
     if request.node.get_closest_marker("corrupts_ledger") is None:
         # Whatever a test did, the books must still balance afterwards.
-        violations = checks.check(UnitOfWork(database))
+        violations = checks.check(UnitOfWork(database), svc.now())
         assert violations == [], f"harambee check after the test: {violations}"
 
 

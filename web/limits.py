@@ -12,6 +12,8 @@ from flask_limiter.util import get_remote_address
 from core.phones import try_normalise
 from runtime.services import Services
 
+LIMITED = ("sms.incoming", "payments.payment_hook")  # the endpoints limited below
+
 
 def install(app: Flask, svc: Services) -> Limiter:
     """Limit `/hooks/sms` per sending phone and `/hooks/payments` per calling address.
@@ -32,6 +34,9 @@ def install(app: Flask, svc: Services) -> Limiter:
     _limit(app, limiter, "sms.incoming", security.sms_rate_limit, sender)
     _limit(app, limiter, "payments.payment_hook", security.payments_rate_limit,
            lambda: "payments:" + get_remote_address())
+    # Every other endpoint has no limit: say so first, so the limiter's check before each
+    # request stops at once (it cost a tenth of a paybill confirmation's CPU).
+    limiter.request_filter(lambda: request.endpoint not in LIMITED)
     app.register_error_handler(429, _too_many)
     return limiter
 

@@ -13,7 +13,17 @@ from datetime import datetime, timedelta
 
 from redis import RedisError
 
-from core import delivery, inbox, loans, pledges, reminders, repayments, stories, tips
+from core import (
+    confirmations,
+    delivery,
+    inbox,
+    loans,
+    pledges,
+    reminders,
+    repayments,
+    stories,
+    tips,
+)
 from runtime.jobs import SEND_BATCH
 from runtime.services import Services
 from runtime.sms_gateways import SmsGateway
@@ -99,6 +109,27 @@ def tell_lenders(svc: Services, now: datetime) -> int:
         done += len(ids)
         if len(ids) < 100:
             break
+    return done
+
+
+def record_confirmations(svc: Services, now: datetime) -> int:
+    """Paybill confirmations stored and still not in the ledger, whose job was lost
+    (Redis lost it, or it failed): enqueued again, or recorded from here while Redis is
+    down. Those whose job still waits in a backlog are left to it. Returns how many
+    were enqueued or recorded here."""
+    ids = confirmations.unrecorded(svc.uow(), now - SWEEP_GRACE, limit=5_000)
+    if not ids:
+        return 0
+    try:
+        done = svc.jobs.record_confirmations(ids)
+    except RedisError:
+        log.warning("confirmations: Redis is down; recording %d from here", len(ids))
+        for confirmation_id in ids:
+            confirmations.record(svc.uow(), confirmation_id, now)
+        return len(ids)
+    if done:
+        log.warning("confirmations: %d stored but not recorded had lost their job; "
+                    "enqueued again", done)
     return done
 
 
@@ -208,13 +239,14 @@ DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "reminders": send_reminders,
     "tips": send_tips,
     "inbound_sweep": sweep_inbound,
+    "confirmations": record_confirmations,
     "tell_lenders": tell_lenders,
     "share_stories": share_stories,
     "outbox_sweep": sweep_outbox,
     "prune_reports": prune_reports,
 }
 FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "payouts", "stk_sweep",
-            "inbound_sweep", "tell_lenders", "share_stories", "outbox_sweep")
+            "inbound_sweep", "confirmations", "tell_lenders", "share_stories", "outbox_sweep")
 DAILY = ("mark_arrears", "reminders", "tips", "payout_float", "prune_reports")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from core import confirmations
 from runtime.services import Services, build_services
 from workers import duties, payouts, stk
 
@@ -45,6 +46,12 @@ def tell_lenders(payment_id: int) -> int:
 def share_story(story_id: int) -> int:
     """Write an approved story to the members who want stories (a no-op once done)."""
     return duties.share_story(services(), story_id)
+
+
+def record_confirmation(confirmation_id: int) -> str:
+    """Record one stored paybill confirmation in the ledger (a no-op once recorded)."""
+    svc = services()
+    return confirmations.record(svc.uow(), confirmation_id, svc.now())
 
 
 def send_payout(payout_id: int) -> str:

@@ -59,6 +59,7 @@ from core.models.messaging import (
 )
 from core.models.payments import (
     PAYOUTS_IN_FLIGHT,
+    Confirmation,
     Payment,
     PaymentKind,
     Payout,
@@ -74,6 +75,7 @@ __all__ = [
     "AccountKind",
     "BEING_REPAID",
     "Base",
+    "Confirmation",
     "DeliveryReport",
     "DataRequest",
     "DataRequestKind",

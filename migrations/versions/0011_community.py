@@ -21,7 +21,7 @@ from alembic import op
 import core.models
 
 revision = '0011'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
