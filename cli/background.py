@@ -85,7 +85,8 @@ def cron() -> None:
     arrears and reminders every quarter hour."""
     from workers.schedule import cron_schedule
 
-    cron_schedule(_services().redis.client).start()
+    svc = _services()
+    cron_schedule(svc.redis.client, svc.settings.background.sweep_seconds).start()
 
 
 @click.command()

@@ -188,6 +188,16 @@ class ReminderSettings:
 
 
 @dataclass(frozen=True)
+class BackgroundSettings:
+    # How often `harambee cron` runs the frequent duties (the outbox and inbox sweeps,
+    # lapses, disbursements, payout checks); arrears and reminders run every 15 minutes.
+    sweep_seconds: int = 60
+    # First wait before an SMS the gateway did not take is tried again; it doubles with
+    # each try, up to an hour.
+    sms_retry_seconds: int = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -202,6 +212,7 @@ class Settings:
     payouts: PayoutSettings = field(default_factory=PayoutSettings)
     mpesa: MpesaSettings = field(default_factory=MpesaSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    background: BackgroundSettings = field(default_factory=BackgroundSettings)
 
     def fmt(self, minor: int) -> str:
         """An amount as people read it on M-Pesa: `Ksh 1,500`."""
@@ -456,6 +467,9 @@ def _validate(s: Settings) -> None:
     need(s.security.unmatched_report_days >= 1, "security.unmatched_report_days", "at least 1")
     need(0 <= s.security.trusted_proxies <= 5, "security.trusted_proxies", "0 to 5")
     need(s.payments.max_amount >= 1, "payments.max_amount", "at least 1")
+    need(1 <= s.background.sweep_seconds <= 900, "background.sweep_seconds", "1 to 900 seconds")
+    need(1 <= s.background.sms_retry_seconds <= 3600, "background.sms_retry_seconds",
+         "1 to 3600 seconds")
     for name in s.payments.providers:
         need(name.isalnum() and name.islower() and len(name) <= 20, "payments.providers",
              f"lower-case letters and digits: {name!r}")
