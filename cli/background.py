@@ -71,10 +71,10 @@ def wait_for_redis(connection: redis.Redis, sleep: Callable[[float], None]) -> N
     while True:
         try:
             connection.ping()
-            log.warning("worker: redis answers again; carrying on")
+            log.warning("redis answers again; carrying on")
             return
         except redis.RedisError:
-            log.warning("worker: waiting for redis (next try in %.1f s)", delay)
+            log.warning("waiting for redis (next try in %.1f s)", delay)
             sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -82,11 +82,27 @@ def wait_for_redis(connection: redis.Redis, sleep: Callable[[float], None]) -> N
 @click.command()
 def cron() -> None:
     """Run RQ's cron scheduler (one process): the frequent duties every minute,
-    arrears and reminders every quarter hour."""
+    arrears and reminders every quarter hour. It outlives a Redis outage."""
     from workers.schedule import cron_schedule
 
     svc = _services()
-    cron_schedule(svc.redis.client, svc.settings.background.sweep_seconds).start()
+    every = svc.settings.background.sweep_seconds
+    keep_scheduling(lambda: cron_schedule(svc.redis.client, every), svc.redis.client)
+
+
+def keep_scheduling(make: Callable[[], Any], connection: redis.Redis,
+                    sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run RQ cron schedulers one after another until one stops on request. RQ's
+    scheduler loop raises when Redis goes away (and so does its own clean-up, so the
+    process would die): then wait until Redis answers and start a new one, which runs
+    every duty at once, as a scheduler does when it starts (each duty is idempotent)."""
+    while True:
+        try:
+            make().start()  # returns when stopped on request (SIGTERM, SIGINT)
+            return
+        except redis.RedisError as exc:
+            log.warning("cron: redis unavailable (%s)", type(exc).__name__)
+        wait_for_redis(connection, sleep)
 
 
 @click.command()

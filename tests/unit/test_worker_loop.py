@@ -1,10 +1,10 @@
-"""`harambee worker` outlives Redis going away: RQ's loop quits, a new one starts once
-Redis answers, and a stop on request is final."""
+"""`harambee worker` and `harambee cron` outlive Redis going away: RQ's loop quits (or
+raises), a new one starts once Redis answers, and a stop on request is final."""
 from __future__ import annotations
 
 import redis
 
-from cli.background import keep_working
+from cli.background import keep_scheduling, keep_working
 
 
 class FakeWorker:
@@ -50,3 +50,29 @@ def test_a_burst_worker_returns_when_its_queues_are_done():
     keep_working(lambda: made.append(FakeWorker("quit")) or made[-1], FlakyRedis(0),
                  burst=True, sleep=lambda _: None)  # type: ignore[arg-type]
     assert len(made) == 1
+
+
+class FakeScheduler:
+    """RQ's CronScheduler: `start` returns when stopped on request, and raises when Redis
+    goes away (from its loop, then again from its own clean-up)."""
+
+    def __init__(self, outcome: str) -> None:
+        self.outcome = outcome
+
+    def start(self) -> None:
+        if self.outcome == "raise":
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+
+def test_cron_starts_a_new_scheduler_once_redis_answers_and_stops_only_on_request():
+    made = []
+    outcomes = iter(["raise", "raise", "stop"])
+
+    def make() -> FakeScheduler:
+        made.append(FakeScheduler(next(outcomes)))
+        return made[-1]
+
+    slept: list[float] = []
+    keep_scheduling(make, FlakyRedis(failures=2), sleep=slept.append)  # type: ignore[arg-type]
+    assert [s.outcome for s in made] == ["raise", "raise", "stop"]
+    assert slept == [0.5, 1.0]  # two failed pings after the first loss, none after the second
