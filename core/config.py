@@ -45,6 +45,9 @@ class AppSettings:
     timezone: str = "Africa/Nairobi"
     instance_dir: str = "instance"
     support_phone: str = "+254709000000"  # whom members call when no agent can help
+    # Outside production only: a file holding seconds to add to every process's clock
+    # (runtime/clock.py); the fault harness moves time with it.
+    clock_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,7 @@ def production_gaps(s: Settings) -> list[str]:
          and s.security.session_secret != s.security.webhook_key, "security.session_secret",
          f"a secret of {STRONG}+ characters of its own, not the default nor the webhook key "
          "(HARAMBEE_SESSION_SECRET)")
+    need(not s.app.clock_file, "app.clock_file", "empty: production runs on the real clock")
     need(len(s.security.metrics_token) >= STRONG, "security.metrics_token",
          f"a token of {STRONG}+ characters for /metrics (HARAMBEE_METRICS_TOKEN)")
     need(s.gateway.sms == "africastalking", "gateway.sms",

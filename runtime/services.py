@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from redis import RedisError
@@ -20,6 +20,7 @@ from core.db import Committed, Database, UnitOfWork
 from core.payouts import PayoutGateway
 from core.stk import StkGateway
 from mpesa.daraja import Daraja
+from runtime.clock import OffsetClock, utcnow
 from runtime.jobs import Jobs
 from runtime.mpesa import daraja_client
 from runtime.payouts import payout_gateway, stk_gateway
@@ -27,10 +28,6 @@ from runtime.redis import RedisHandle, connect
 from runtime.sms_gateways import SmsGateway, sms_gateway
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -89,4 +86,7 @@ def build_services(settings: Settings | None = None,
     if gaps:
         raise ConfigError("app.environment",
                           "production refuses to start until these are set: " + "; ".join(gaps))
-    return Services(settings=settings, db=Database(settings), redis=redis or connect(settings))
+    clock: Callable[[], datetime] = (OffsetClock(settings.app.clock_file)
+                                     if settings.app.clock_file else utcnow)
+    return Services(settings=settings, db=Database(settings), redis=redis or connect(settings),
+                    clock=clock)
