@@ -207,10 +207,17 @@ class Topology:
         self.start_cron()
         self.start_web()
 
-    def stop_all(self) -> None:
-        """Everything this topology started, each by its own process group."""
-        for child in (self.cron, *self.workers, self.web, self.redis_server):
-            stop_group(child)
+    def stop_all(self, grace: float = 10.0) -> None:
+        """Everything this topology started, each by its own process group: SIGTERM to
+        all at once, up to `grace` seconds for all, then SIGKILL to what is left."""
+        running = [c for c in (self.cron, *self.workers, self.web, self.redis_server)
+                   if c is not None]
+        for child in running:
+            if child.poll() is None:
+                _signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for child in running:
+            stop_group(child, grace=max(0.1, deadline - time.monotonic()))
 
     def log_tail(self, name: str, lines: int = 25) -> str:
         path = self.workdir / f"{name}.log"

@@ -130,6 +130,9 @@ class Hooks:
         self.tally.add("replays")
         if answer == hop["answer"]:
             self.tally.add("replays_same")
+        else:
+            print(f"  a replayed hop got another answer: {hop['answer'][:50]!r} then "
+                  f"{answer[:50]!r}")
 
     def sms(self, phone: str, body: str, sms_id: str | None = None) -> None:
         """An incoming SMS, retried while we answer 5xx, as AT does."""

@@ -387,19 +387,25 @@ def run(workdir: Path, database_url: str, seconds: float, args: argparse.Namespa
         village = Village(hooks, gateway, db, list(AGENTS), random.Random(args.seed))
         injector = Injector(topology, gateway, village, faults,
                             pause=3.0 if seconds < 120 else 6.0)
+        started = time.monotonic()
         print(f"playing for {seconds:.0f} s with {args.actors} people at once; faults:")
         play(village, injector, topology, seconds, args.actors, args.seed)
         move_clock(topology, tally)  # once more, for the loans paid out late in the play
         accounts = Accounts(db, topology.redis_url, gateway, daraja,
                             OffsetClock(topology.env["HARAMBEE_APP__CLOCK_FILE"]))
+        played = time.monotonic()
         drained = drain(accounts, hooks, village, args.drain)
         dead = topology.dead()
         for name in dead:
             print(f"-- {name} exited on its own; the end of its log:\n{topology.log_tail(name)}")
         result = account(accounts, tally, faults, drained, topology.run_cli("check"), dead)
+        print(f"phases: start {started - began:.1f} s, play {played - started:.1f} s, "
+              f"drain and accounts {time.monotonic() - played:.1f} s")
         return 0 if result else 1
     finally:
+        stopping = time.monotonic()
         topology.stop_all()
+        print(f"stopped in {time.monotonic() - stopping:.1f} s")
         db.dispose()
         gateway.stop()
         daraja.stop()
