@@ -32,6 +32,10 @@ DONE = ("sent", "delivered", "skipped")
 # again. The fault must begin within this many seconds of the first sending.
 CAUSES = ("rq_worker_kill", "pg_terminate", "redis_kill")
 NEAR = 2.0
+# A clock moved by days makes the lease of a row in flight look long run out to a
+# process that reads the new time first; the sweep there takes the row back and it goes
+# again. A harness effect (real clocks do not jump days), counted as such.
+CLOCK_NEAR = 3.0
 
 
 class Accounts:
@@ -148,10 +152,17 @@ def explain(extra: list[Taken], taken: list[Taken], faults: Any) -> Counter[str]
                       if f.kind in CAUSES and abs(f.start - original.at) <= NEAR)
         if near:
             causes[f"{near[0][1]} (sender broken mid-send, sent again after its lease)"] += 1
+        elif any(abs(moved - original.at) <= CLOCK_NEAR for moved in faults.clock_moves):
+            causes["clock moved days while it was in flight (a harness effect)"] += 1
         else:
             causes["unexplained"] += 1
-            print(f"  unexplained: {original.message_id} and {t.message_id} to "
-                  f"{t.phone[:7]}..., {t.at - original.at:.1f} s apart, {t.text[:40]!r}")
+            events = sorted([(f.start, f.kind) for f in faults.log]
+                            + [(m, "clock_move") for m in faults.clock_moves])
+            around = [f"{kind}@{at - faults.started:.1f}" for at, kind in events
+                      if abs(at - original.at) <= 40]
+            print(f"  unexplained: {original.message_id} at {original.at - faults.started:.1f} s "
+                  f"and {t.message_id} at {t.at - faults.started:.1f} s to {t.phone[:7]}..., "
+                  f"{t.text[:40]!r}; events near: {around}")
     return causes
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -66,6 +67,8 @@ class Faults:
     """Every fault injected, in order."""
 
     log: list[Fault] = field(default_factory=list)
+    clock_moves: list[float] = field(default_factory=list)  # when the clock jumped (not a fault)
+    started: float = 0.0  # when the play began
 
     @property
     def by_kind(self) -> Counter[str]:
@@ -278,13 +281,14 @@ def actor(village: Village, stop_at: float, rng: random.Random) -> None:
             time.sleep(0.2)
 
 
-def move_clock(topology: Topology, tally: Tally) -> None:
+def move_clock(topology: Topology, tally: Tally, faults: Faults) -> None:
     """Five days pass in the village: every process's clock is moved to 10:00 in
     Nairobi five days on (`app.clock_file`), and the operator runs the day's duties
     (`harambee tick`): installments come near or fall late, and reminders are written."""
     path = topology.env["HARAMBEE_APP__CLOCK_FILE"]
     day = (OffsetClock(path)().astimezone(NAIROBI) + timedelta(days=5)).date()
     move_to(path, datetime(day.year, day.month, day.day, 10, 0, tzinfo=NAIROBI))
+    faults.clock_moves.append(time.monotonic())
     time.sleep(1.0)  # every process reads the file again within half a second
     done = topology.run_cli("tick", "--only", "mark_arrears", "--only", "reminders",
                             timeout=60)
@@ -296,6 +300,7 @@ def move_clock(topology: Topology, tally: Tally) -> None:
 def play(village: Village, injector: Injector, topology: Topology, seconds: float,
          actors: int, seed: int) -> None:
     started = time.monotonic()
+    injector.faults.started = started
     stop_at = started + seconds
     threads = [threading.Thread(target=actor, args=(village, stop_at, random.Random(seed + n)),
                                 daemon=True) for n in range(actors)]
@@ -305,13 +310,15 @@ def play(village: Village, injector: Injector, topology: Topology, seconds: floa
     for at, kind in schedule(seconds, random.Random(seed)):
         while clock_moves and clock_moves[0] <= at:
             _wait_until(started + clock_moves.pop(0))
-            move_clock(topology, village.hooks.tally)
+            move_clock(topology, village.hooks.tally, injector.faults)
         _wait_until(started + at)
         injector.inject(kind)
-        print(f"  t={time.monotonic() - started:5.1f}s {kind}: {injector.faults.log[-1].detail}")
+        fault = injector.faults.log[-1]
+        print(f"  t={fault.start - started:5.1f}-{fault.end - started:5.1f}s {kind}: "
+              f"{fault.detail}")
     for moment in clock_moves:
         _wait_until(started + moment)
-        move_clock(topology, village.hooks.tally)
+        move_clock(topology, village.hooks.tally, injector.faults)
     for thread in threads:
         thread.join(timeout=max(0.0, stop_at - time.monotonic()) + 60)
 
@@ -356,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds allowed to drain after the play")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every process group is stopped and the database
+    # dropped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress as it goes
     seconds = args.seconds or (args.minutes or 0.5) * 60
     base = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     name = f"wt_faults_run_{os.getpid()}"
@@ -390,7 +401,7 @@ def run(workdir: Path, database_url: str, seconds: float, args: argparse.Namespa
         started = time.monotonic()
         print(f"playing for {seconds:.0f} s with {args.actors} people at once; faults:")
         play(village, injector, topology, seconds, args.actors, args.seed)
-        move_clock(topology, tally)  # once more, for the loans paid out late in the play
+        move_clock(topology, tally, faults)  # once more, for the loans paid out late in the play
         accounts = Accounts(db, topology.redis_url, gateway, daraja,
                             OffsetClock(topology.env["HARAMBEE_APP__CLOCK_FILE"]))
         played = time.monotonic()
