@@ -131,6 +131,10 @@ class Accounts:
                 extra.append(t)
         return extra
 
+    def statuses(self, table: str) -> dict[str, int]:
+        return dict(sorted((status, count) for status, count in self.rows(
+            f"SELECT status, count(*) FROM {table} GROUP BY status")))
+
     def reminders(self) -> int:
         return self.rows("SELECT count(*) FROM outbox WHERE purpose = 'reminder'")[0][0]
 
@@ -192,6 +196,7 @@ def account(accounts: Accounts, tally: Tally, faults: Any, drained: float | None
     print(f"village: {tally.registered} registered, {tally.loans_asked} loans asked, "
           f"{tally.pledges} LEND, {tally.confirmations} YES, {tally.repayments} repayments; "
           f"{tally.reminder_runs} clock moves, {accounts.reminders()} reminders written")
+    print(f"loans {accounts.statuses('loans')}; pledges {accounts.statuses('pledges')}")
     print(f"payments: {tally.payments} paybill payments taken by M-Pesa "
           f"({tally.payments_refused} refused at validation); {b2c} B2C payouts made")
     print(f"faults injected: {len(faults.log)} {dict(sorted(faults.by_kind.items()))}")

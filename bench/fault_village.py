@@ -236,7 +236,6 @@ class Village:
     members: list[str] = field(default_factory=list)  # onboarded: terms accepted, PIN set
     lenders: list[str] = field(default_factory=list)  # topped up
     borrowed: set[str] = field(default_factory=set)  # asked for a loan already
-    loans: dict[str, int] = field(default_factory=dict)  # listed loan -> shillings
     codes_sent: set[tuple[str, str]] = field(default_factory=set)  # (lender, code) confirmed
     reported: set[str] = field(default_factory=set)  # message ids reported delivered
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -287,8 +286,6 @@ class Village:
         if found is None:
             return False
         self.hooks.tally.add("loans_asked")
-        with self.lock:
-            self.loans[found.group(1)] = amount
         return True
 
     # ---------------------------------------------------------------- money and SMS
@@ -305,34 +302,55 @@ class Village:
         return True
 
     def pledge(self) -> bool:
+        """A lender pledges to a loan still open to lenders (the loans a lender sees
+        listed under Lend): all that is left of it, or half of it."""
+        with self.db.connect() as conn:
+            open_loans = conn.execute(text(
+                "SELECT number, amount / 100, (amount - pledged) / 100 FROM loans "
+                "WHERE status = 'listed' AND pledged < amount")).all()
         with self.lock:
-            if not self.lenders or not self.loans:
+            if not self.lenders or not open_loans:
                 return False
             lender = self.rng.choice(self.lenders)
-            number = self.rng.choice(sorted(self.loans))
-            share = max(50, self.loans[number] // 2)
+            number, amount, left = self.rng.choice(open_loans)
+            whole = self.rng.random() < 0.5  # all that is left, or half the loan
+        share = int(left) if whole else min(int(left), max(50, int(amount) // 2))
+        seen = len(self.gateway.texts_to(lender))
         self.hooks.sms(lender, f"LEND {number} {share}")
         self.hooks.tally.add("pledges")
+        self.answer_code(lender, seen)
         return True
+
+    def answer_code(self, lender: str, seen: int, wait: float = 5.0) -> None:
+        """The lender reads the SMS that comes back and, if it holds a code, answers YES
+        (a code that comes later is answered by `confirm`)."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if len(self.gateway.texts_to(lender)) > seen:
+                self.confirm_codes(lender)
+                return
+            time.sleep(0.2)
 
     def confirm(self) -> bool:
         """Each lender answers `YES <code>` to every pledge code they got."""
         with self.lock:
             lenders = list(self.lenders)
+        return any([self.confirm_codes(lender) for lender in lenders])
+
+    def confirm_codes(self, lender: str) -> bool:
         confirmed = False
-        for lender in lenders:
-            for body in self.gateway.texts_to(lender):
-                found = re.search(r"reply YES (\d+)", body)
-                if found is None:
+        for body in self.gateway.texts_to(lender):
+            found = re.search(r"reply YES (\d+)", body)
+            if found is None:
+                continue
+            code = found.group(1)
+            with self.lock:
+                if (lender, code) in self.codes_sent:
                     continue
-                code = found.group(1)
-                with self.lock:
-                    if (lender, code) in self.codes_sent:
-                        continue
-                    self.codes_sent.add((lender, code))
-                self.hooks.sms(lender, f"YES {code}")
-                self.hooks.tally.add("confirmations")
-                confirmed = True
+                self.codes_sent.add((lender, code))
+            self.hooks.sms(lender, f"YES {code}")
+            self.hooks.tally.add("confirmations")
+            confirmed = True
         return confirmed
 
     def repay(self) -> bool:
