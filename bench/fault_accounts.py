@@ -139,7 +139,8 @@ class Accounts:
         return self.rows("SELECT count(*) FROM outbox WHERE purpose = 'reminder'")[0][0]
 
 
-def explain(extra: list[Taken], taken: list[Taken], faults: Any) -> Counter[str]:
+def explain(extra: list[Taken], taken: list[Taken], lost: set[str],
+            faults: Any) -> Counter[str]:
     """Each extra sending by its cause: the gateway's answer lost (the first sending was
     taken in `timeout` mode), or the fault that broke its sender (begun within NEAR
     seconds of the first sending); else "unexplained", which is printed in full."""
@@ -151,6 +152,9 @@ def explain(extra: list[Taken], taken: list[Taken], faults: Any) -> Counter[str]
         original = first[(t.phone, t.text)]
         if original.mode == "timeout":
             causes["sms_timeout (taken, answer lost, sent again)"] += 1
+            continue
+        if original.message_id in lost:
+            causes["gateway answered after the SDK gave up (slow machine), sent again"] += 1
             continue
         near = sorted((abs(f.start - original.at), f.kind) for f in faults.log
                       if f.kind in CAUSES and abs(f.start - original.at) <= NEAR)
@@ -209,7 +213,8 @@ def account(accounts: Accounts, tally: Tally, faults: Any, drained: float | None
     print(f"B2C paid by M-Pesa but not settled: {unsettled}")
     print(f"committed SMS never sent: {sum(never.values())} {dict(never)} "
           f"(held for quiet hours: {accounts.held()})")
-    print(f"SMS sent twice: {len(extra)} {dict(explain(extra, taken, faults))}")
+    causes = explain(extra, taken, accounts.gateway.lost, faults)
+    print(f"SMS sent twice: {len(extra)} {dict(causes)}")
     drain = (f"{drained - faults.last_end:.1f} s" if drained is not None
              else f"NOT DRAINED: {accounts.pending()}")
     print(f"time to drain after the last fault: {drain}")

@@ -5,7 +5,9 @@ message id it gave, the time, and the mode it was in.
 
 A message "went" when the fake took it: in `timeout` mode it takes the message and then
 answers too late, as a real gateway whose answer is lost would; the sender retries, and
-the person gets it twice. That is how the harness tells SMS sent twice from SMS lost.
+the person gets it twice. An answer that came later than the SDK waits, in any mode (a
+loaded machine), is noted as lost too (`lost`). That is how the harness tells SMS sent
+twice, and why, from SMS lost.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from urllib.parse import parse_qs
 API_KEY = "faults-at-key-0123456789"
 OK, FAIL_500, TIMEOUT = "ok", "500", "timeout"
 HANG_SECONDS = 11.0  # past the SDK's 9.05 s read timeout
+SDK_READ_TIMEOUT = 9.0  # an answer later than this never reached the sender
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class FakeGateway:
     mode: str = OK
     taken: list[Taken] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)  # by mode
+    lost: set[str] = field(default_factory=set)  # message ids whose answer the sender never got
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _counter: int = 0
@@ -56,8 +60,10 @@ class FakeGateway:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                started = time.monotonic()
                 status, body = gateway.answer(self.path, self.headers.get("apiKey", ""), form)
                 payload = json.dumps(body).encode() if isinstance(body, dict) else body.encode()
+                answered = True
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json"
@@ -65,8 +71,10 @@ class FakeGateway:
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
-                except OSError:  # the sender gave up waiting (timeout mode)
-                    pass
+                except OSError:  # the sender gave up waiting
+                    answered = False
+                if not answered or time.monotonic() - started > SDK_READ_TIMEOUT:
+                    gateway.answer_lost(body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -101,6 +109,14 @@ class FakeGateway:
         return 201, {"SMSMessageData": {
             "Message": f"Sent to {len(recipients)}/{len(recipients)}",
             "Recipients": recipients}}
+
+    def answer_lost(self, body: dict[str, Any] | str) -> None:
+        """The sender never read this answer (it came too late, or the sender had gone):
+        the messages in it went, but the sender will send them again."""
+        if not isinstance(body, dict):
+            return
+        with self._lock:
+            self.lost.update(r["messageId"] for r in body["SMSMessageData"]["Recipients"])
 
     def _take(self, phone: str, text: str, mode: str) -> dict[str, Any]:
         with self._lock:
