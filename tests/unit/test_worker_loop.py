@@ -3,6 +3,7 @@ raises), a new one starts once Redis answers, and a stop on request is final."""
 from __future__ import annotations
 
 import redis
+from rq.exceptions import StopRequested
 
 from cli.background import keep_scheduling, keep_working
 
@@ -14,6 +15,9 @@ class FakeWorker:
 
     def work(self, **_: object) -> bool:
         if self.outcome == "raise":
+            raise redis.ConnectionError("gone")
+        if self.outcome == "stop, redis gone":  # SIGTERM to the group: Redis went too
+            self._stop_requested = True
             raise redis.ConnectionError("gone")
         self._stop_requested = self.outcome == "stop"
         return False  # "quit" is RQ's loop giving up on an error
@@ -62,6 +66,11 @@ class FakeScheduler:
     def start(self) -> None:
         if self.outcome == "raise":
             raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+        if self.outcome == "stop, redis gone":
+            try:
+                raise StopRequested()  # what RQ's SIGTERM handler raises
+            finally:
+                raise redis.ConnectionError("register_death: Redis gone as well")
 
 
 def test_cron_starts_a_new_scheduler_once_redis_answers_and_stops_only_on_request():
@@ -76,3 +85,23 @@ def test_cron_starts_a_new_scheduler_once_redis_answers_and_stops_only_on_reques
     keep_scheduling(make, FlakyRedis(failures=2), sleep=slept.append)  # type: ignore[arg-type]
     assert [s.outcome for s in made] == ["raise", "raise", "stop"]
     assert slept == [0.5, 1.0]  # two failed pings after the first loss, none after the second
+
+
+def test_a_stop_while_redis_is_gone_is_final():
+    slept: list[float] = []
+    never_up = FlakyRedis(failures=10**6)  # waiting for it would never end
+    keep_working(lambda: FakeWorker("stop, redis gone"), never_up,  # type: ignore[arg-type]
+                 burst=False, sleep=slept.append)
+    keep_scheduling(lambda: FakeScheduler("stop, redis gone"), never_up,  # type: ignore[arg-type]
+                    sleep=slept.append)
+    assert slept == []
+
+
+def test_a_stop_while_waiting_for_redis_is_final():
+    def stop_now(_: float) -> None:
+        raise StopRequested()  # RQ's SIGTERM handler, still installed, while we sleep
+
+    keep_working(lambda: FakeWorker("raise"), FlakyRedis(failures=1),  # type: ignore[arg-type]
+                 burst=False, sleep=stop_now)
+    keep_scheduling(lambda: FakeScheduler("raise"), FlakyRedis(failures=1),  # type: ignore[arg-type]
+                    sleep=stop_now)
