@@ -63,8 +63,7 @@ def keep_working(make: Callable[[], Any], connection: redis.Redis, *, burst: boo
                 rq_worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
             except redis.RedisError as exc:  # at start-up or teardown, Redis gone
                 log.warning("worker: redis unavailable (%s)", type(exc).__name__)
-            stopped = rq_worker is not None and rq_worker._stop_requested  # noqa: SLF001 - RQ's flag
-            if burst or stopped:
+            if burst or stop_asked(rq_worker):
                 return
             wait_for_redis(connection, sleep)
     except (StopRequested, KeyboardInterrupt):  # stopped while waiting for Redis
@@ -93,6 +92,15 @@ def cron() -> None:
     svc = _services()
     every = svc.settings.background.sweep_seconds
     keep_scheduling(lambda: cron_schedule(svc.redis.client, every), svc.redis.client)
+
+
+def stop_asked(rq_worker: Any) -> bool:
+    """Whether the worker was told to stop (SIGTERM, SIGINT). RQ sets `_stop_requested`
+    only when the signal finds it busy; an idle worker just leaves its loop, with
+    `_shutdown_requested_date` set: either means stop, never start a new loop."""
+    return rq_worker is not None and bool(
+        rq_worker._stop_requested  # noqa: SLF001 - RQ's own flags
+        or rq_worker._shutdown_requested_date)  # noqa: SLF001
 
 
 def keep_scheduling(make: Callable[[], Any], connection: redis.Redis,

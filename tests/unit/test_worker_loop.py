@@ -12,10 +12,14 @@ class FakeWorker:
     def __init__(self, outcome: str) -> None:
         self.outcome = outcome
         self._stop_requested = False
+        self._shutdown_requested_date: str | None = None
 
     def work(self, **_: object) -> bool:
         if self.outcome == "raise":
             raise redis.ConnectionError("gone")
+        if self.outcome == "stop when idle":  # RQ leaves its loop, _stop_requested unset
+            self._shutdown_requested_date = "2026-12-01T20:30:58"
+            return False
         if self.outcome == "stop, redis gone":  # SIGTERM to the group: Redis went too
             self._stop_requested = True
             raise redis.ConnectionError("gone")
@@ -105,3 +109,10 @@ def test_a_stop_while_waiting_for_redis_is_final():
                  burst=False, sleep=stop_now)
     keep_scheduling(lambda: FakeScheduler("raise"), FlakyRedis(failures=1),  # type: ignore[arg-type]
                     sleep=stop_now)
+
+
+def test_a_worker_stopped_while_idle_is_not_started_again():
+    made = []
+    keep_working(lambda: made.append(FakeWorker("stop when idle")) or made[-1],
+                 FlakyRedis(0), burst=False, sleep=lambda _: None)  # type: ignore[arg-type]
+    assert len(made) == 1
