@@ -114,6 +114,12 @@ class Accounts:
                 never["recorded sent, never at the gateway"] += 1
         return never
 
+    def rows_of(self, phone: str, body: str) -> list[tuple[Any, ...]]:
+        """The outbox rows of one message: id, status, attempts, message id, last error."""
+        return [tuple(row) for row in self.rows(
+            "SELECT id, status, attempts, provider_message_id, last_error FROM outbox "
+            "WHERE phone = :phone AND text = :body ORDER BY id", phone=phone, body=body)]
+
     def held(self) -> int:
         return self.rows("SELECT count(*) FROM outbox WHERE status = 'queued' "
                          "AND not_before > :now", now=self.clock())[0][0]
@@ -140,7 +146,7 @@ class Accounts:
 
 
 def explain(extra: list[Taken], taken: list[Taken], lost: set[str],
-            faults: Any) -> Counter[str]:
+            faults: Any, accounts: Accounts) -> Counter[str]:
     """Each extra sending by its cause: the gateway's answer lost (the first sending was
     taken in `timeout` mode), or the fault that broke its sender (begun within NEAR
     seconds of the first sending); else "unexplained", which is printed in full."""
@@ -170,7 +176,8 @@ def explain(extra: list[Taken], taken: list[Taken], lost: set[str],
                       if abs(at - original.at) <= 40]
             print(f"  unexplained: {original.message_id} at {original.at - faults.started:.1f} s "
                   f"and {t.message_id} at {t.at - faults.started:.1f} s to {t.phone[:7]}..., "
-                  f"{t.text[:40]!r}; events near: {around}")
+                  f"{t.text[:40]!r}; events near: {around}; its outbox rows: "
+                  f"{accounts.rows_of(t.phone, t.text)}")
     return causes
 
 
@@ -213,7 +220,7 @@ def account(accounts: Accounts, tally: Tally, faults: Any, drained: float | None
     print(f"B2C paid by M-Pesa but not settled: {unsettled}")
     print(f"committed SMS never sent: {sum(never.values())} {dict(never)} "
           f"(held for quiet hours: {accounts.held()})")
-    causes = explain(extra, taken, accounts.gateway.lost, faults)
+    causes = explain(extra, taken, accounts.gateway.lost, faults, accounts)
     print(f"SMS sent twice: {len(extra)} {dict(causes)}")
     drain = (f"{drained - faults.last_end:.1f} s" if drained is not None
              else f"NOT DRAINED: {accounts.pending()}")
