@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 import redis
+from rq.exceptions import StopRequested
 
 from core.config import ConfigError
 from runtime.jobs import QUEUES
@@ -57,18 +58,21 @@ def keep_working(make: Callable[[], Any], connection: redis.Redis, *, burst: boo
                  sleep: Callable[[float], None] = time.sleep) -> None:
     """Run RQ workers one after another until one stops on request or its burst is
     done. RQ's work loop quits when Redis goes away (it logs "unhandled exception,
-    quitting"): then wait until Redis answers, with backoff, and start a new one."""
-    while True:
-        stopped = False
-        try:
-            rq_worker = make()
-            rq_worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
-            stopped = rq_worker._stop_requested  # noqa: SLF001 - RQ's own stop flag
-        except redis.RedisError as exc:  # at start-up or teardown, Redis gone
-            log.warning("worker: redis unavailable (%s)", type(exc).__name__)
-        if burst or stopped:
-            return
-        wait_for_redis(connection, sleep)
+    quitting"): then wait until Redis answers, with backoff, and start a new one. A stop
+    asked for while Redis is away (SIGTERM to the whole group: Redis goes too) is final."""
+    try:
+        while True:
+            rq_worker = None
+            try:
+                rq_worker = make()
+                rq_worker.work(burst=burst, with_scheduler=not burst, logging_level="INFO")
+            except redis.RedisError as exc:  # at start-up or teardown, Redis gone
+                log.warning("worker: redis unavailable (%s)", type(exc).__name__)
+            if burst or stop_asked(rq_worker):
+                return
+            wait_for_redis(connection, sleep)
+    except (StopRequested, KeyboardInterrupt):  # stopped while waiting for Redis
+        return
 
 
 def wait_for_redis(connection: redis.Redis, sleep: Callable[[float], None]) -> None:
@@ -76,10 +80,10 @@ def wait_for_redis(connection: redis.Redis, sleep: Callable[[float], None]) -> N
     while True:
         try:
             connection.ping()
-            log.warning("worker: redis answers again; carrying on")
+            log.warning("redis answers again; carrying on")
             return
         except redis.RedisError:
-            log.warning("worker: waiting for redis (next try in %.1f s)", delay)
+            log.warning("waiting for redis (next try in %.1f s)", delay)
             sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -87,10 +91,42 @@ def wait_for_redis(connection: redis.Redis, sleep: Callable[[float], None]) -> N
 @click.command()
 def cron() -> None:
     """Run RQ's cron scheduler (one process): the frequent duties every minute,
-    arrears and reminders every quarter hour."""
+    arrears and reminders every quarter hour. It outlives a Redis outage."""
     from workers.schedule import cron_schedule
 
-    cron_schedule(_services().redis.client).start()
+    svc = _services()
+    every = svc.settings.background.sweep_seconds
+    keep_scheduling(lambda: cron_schedule(svc.redis.client, every), svc.redis.client)
+
+
+def stop_asked(rq_worker: Any) -> bool:
+    """Whether the worker was told to stop (SIGTERM, SIGINT). RQ sets `_stop_requested`
+    only when the signal finds it busy; an idle worker just leaves its loop, with
+    `_shutdown_requested_date` set: either means stop, never start a new loop."""
+    return rq_worker is not None and bool(
+        rq_worker._stop_requested  # noqa: SLF001 - RQ's own flags
+        or rq_worker._shutdown_requested_date)  # noqa: SLF001
+
+
+def keep_scheduling(make: Callable[[], Any], connection: redis.Redis,
+                    sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run RQ cron schedulers one after another until one stops on request. RQ's
+    scheduler loop raises when Redis goes away (and so does its own clean-up, so the
+    process would die): then wait until Redis answers and start a new one, which runs
+    every duty at once, as a scheduler does when it starts (each duty is idempotent).
+    A stop asked for while Redis is away is final."""
+    try:
+        while True:
+            try:
+                make().start()  # returns when stopped on request (SIGTERM, SIGINT)
+                return
+            except redis.RedisError as exc:
+                if isinstance(exc.__context__, (StopRequested, KeyboardInterrupt)):
+                    return  # stopped, and Redis was gone for the scheduler's clean-up
+                log.warning("cron: redis unavailable (%s)", type(exc).__name__)
+            wait_for_redis(connection, sleep)
+    except (StopRequested, KeyboardInterrupt):  # stopped while waiting for Redis
+        return
 
 
 @click.command()

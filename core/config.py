@@ -45,6 +45,9 @@ class AppSettings:
     timezone: str = "Africa/Nairobi"
     instance_dir: str = "instance"
     support_phone: str = "+254709000000"  # whom members call when no agent can help
+    # Outside production only: a file holding seconds to add to every process's clock
+    # (runtime/clock.py); the fault harness moves time with it.
+    clock_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,16 @@ class SimulatorSettings:
 
 
 @dataclass(frozen=True)
+class BackgroundSettings:
+    # How often `harambee cron` runs the frequent duties (the outbox and inbox sweeps,
+    # lapses, disbursements, payout checks); arrears and reminders run every 15 minutes.
+    sweep_seconds: int = 60
+    # First wait before an SMS the gateway did not take is tried again; it doubles with
+    # each try, up to an hour.
+    sms_retry_seconds: int = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -219,6 +232,7 @@ class Settings:
     mpesa: MpesaSettings = field(default_factory=MpesaSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    background: BackgroundSettings = field(default_factory=BackgroundSettings)
 
     def fmt(self, minor: int) -> str:
         """An amount as people read it on M-Pesa: `Ksh 1,500`."""
@@ -273,6 +287,7 @@ def production_gaps(s: Settings) -> list[str]:
          and s.security.session_secret != s.security.webhook_key, "security.session_secret",
          f"a secret of {STRONG}+ characters of its own, not the default nor the webhook key "
          "(HARAMBEE_SESSION_SECRET)")
+    need(not s.app.clock_file, "app.clock_file", "empty: production runs on the real clock")
     need(len(s.security.metrics_token) >= STRONG, "security.metrics_token",
          f"a token of {STRONG}+ characters for /metrics (HARAMBEE_METRICS_TOKEN)")
     need(s.gateway.sms == "africastalking", "gateway.sms",
@@ -475,6 +490,9 @@ def _validate(s: Settings) -> None:
     need(s.security.unmatched_report_days >= 1, "security.unmatched_report_days", "at least 1")
     need(0 <= s.security.trusted_proxies <= 5, "security.trusted_proxies", "0 to 5")
     need(s.payments.max_amount >= 1, "payments.max_amount", "at least 1")
+    need(1 <= s.background.sweep_seconds <= 900, "background.sweep_seconds", "1 to 900 seconds")
+    need(1 <= s.background.sms_retry_seconds <= 3600, "background.sms_retry_seconds",
+         "1 to 3600 seconds")
     for name in s.payments.providers:
         need(name.isalnum() and name.islower() and len(name) <= 20, "payments.providers",
              f"lower-case letters and digits: {name!r}")

@@ -27,7 +27,7 @@ SKIPPED = OutboxStatus.SKIPPED
 # read), short enough that a sender killed mid-send delays its rows by seconds.
 LEASE = timedelta(seconds=30)
 MAX_ATTEMPTS = 8
-BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_BASE = timedelta(minutes=1)  # the default of background.sms_retry_seconds
 BACKOFF_CAP = timedelta(hours=1)
 
 FINAL_OK = {"Success"}
@@ -60,9 +60,10 @@ class Result:
     detail: str = ""
 
 
-def backoff(attempts: int) -> timedelta:
-    """Wait before the next try: 1, 2, 4 ... minutes, at most an hour."""
-    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+def backoff(attempts: int, base: timedelta = BACKOFF_BASE) -> timedelta:
+    """Wait before the next try: base, twice, four times ... (1, 2, 4 ... minutes by
+    default), at most an hour."""
+    return min(base * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
 
 
 def skip_opted_out_tips(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> int:
@@ -127,6 +128,7 @@ def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[st
     failures go back to `queued` with backoff (or `failed` after MAX_ATTEMPTS);
     invalid numbers become `undeliverable` and their member unreachable.
     Returns the provider message ids recorded (to apply early delivery reports)."""
+    base = timedelta(seconds=uow.settings.background.sms_retry_seconds)
     with uow:
         recorded: list[str] = []
         unreachable: set[int] = set()
@@ -153,7 +155,7 @@ def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[st
                 row.next_attempt_at = None
             else:
                 row.status = OutboxStatus.QUEUED
-                row.next_attempt_at = now + backoff(row.attempts)
+                row.next_attempt_at = now + backoff(row.attempts, base)
         if unreachable:
             mark_unreachable(uow, unreachable)
         uow.session.flush()

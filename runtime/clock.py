@@ -1,21 +1,30 @@
-"""The clock the simulator can move: the wall clock plus an offset kept in Redis.
+"""The clocks a process can run on besides UTC now, both for outside production only:
 
-Only the demo uses it (`simulator.enabled`, which production refuses): every process of
-the demo (web, worker, cron) reads the same offset, so moving time forward on the
-simulator's page moves it for the jobs too. The offset only grows: time never goes back,
-so nothing already dated can end up in the future.
+- `ShiftedClock`: the wall clock plus an offset kept in Redis, which the simulator's page
+  moves for every process of the demo (web, worker, cron) at once
+  (`simulator.enabled`);
+- `OffsetClock`: the wall clock plus an offset read from a file (`app.clock_file`),
+  which the fault harness moves for the web workers, the RQ workers, cron and
+  `harambee tick` at once, so reminders come due and the messages they write are due
+  for the senders too.
+
+Both only ever move forward. Production refuses to start with either set
+(`core.config.production_gaps`).
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol, cast
 
 import redis
 
 OFFSET_KEY = "harambee:sim:clock-offset"  # whole seconds ahead of the wall clock
 FRESH_FOR = 1.0  # seconds a process trusts the offset it read last
+REFRESH = 0.5  # seconds between reads of the clock file: every process follows within this
 
 
 class MovableClock(Protocol):
@@ -60,3 +69,34 @@ class ShiftedClock:
         self._offset = cast(int, self.client.incrby(OFFSET_KEY, seconds))
         self._read_at = time.monotonic()
         return self.wall() + timedelta(seconds=self._offset)
+
+
+class OffsetClock:
+    """UTC now plus the seconds written in `path` (none while it is missing or unreadable)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._offset = timedelta(0)
+        self._read_at = -REFRESH
+
+    def __call__(self) -> datetime:
+        if time.monotonic() - self._read_at >= REFRESH:
+            self._offset = read_offset(self.path)
+            self._read_at = time.monotonic()
+        return utcnow() + self._offset
+
+
+def read_offset(path: Path) -> timedelta:
+    try:
+        return timedelta(seconds=float(path.read_text().strip() or 0))
+    except (OSError, ValueError):
+        return timedelta(0)
+
+
+def move_to(path: str | os.PathLike[str], moment: datetime) -> None:
+    """Every clock reading `path` shows `moment` now, and runs on from it. Written to a
+    temporary file and renamed, so a reader never sees half a number."""
+    target = Path(path)
+    spare = target.with_name(target.name + ".new")
+    spare.write_text(f"{(moment - utcnow()).total_seconds():.3f}\n")
+    spare.replace(target)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from redis import RedisError
@@ -20,7 +20,7 @@ from core.db import Committed, Database, UnitOfWork
 from core.payouts import PayoutGateway
 from core.stk import StkGateway
 from mpesa.daraja import Daraja
-from runtime.clock import ShiftedClock
+from runtime.clock import OffsetClock, ShiftedClock, utcnow
 from runtime.jobs import Jobs
 from runtime.mpesa import daraja_client
 from runtime.payouts import payout_gateway, stk_gateway
@@ -28,10 +28,6 @@ from runtime.redis import RedisHandle, connect
 from runtime.sms_gateways import SimulatorGateway, SmsGateway, sms_gateway
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -98,7 +94,9 @@ def build_services(settings: Settings | None = None,
         raise ConfigError("app.environment",
                           "production refuses to start until these are set: " + "; ".join(gaps))
     handle = redis or connect(settings)
+    clock: Callable[[], datetime] = utcnow
     if settings.simulator.enabled:  # the demo: one clock the simulator moves for every process
-        return Services(settings=settings, db=Database(settings), redis=handle,
-                        clock=ShiftedClock(handle.client))
-    return Services(settings=settings, db=Database(settings), redis=handle)
+        clock = ShiftedClock(handle.client)
+    elif settings.app.clock_file:  # the fault harness: a clock moved through a file
+        clock = OffsetClock(settings.app.clock_file)
+    return Services(settings=settings, db=Database(settings), redis=handle, clock=clock)

@@ -2,7 +2,7 @@
 reminder kinds and quiet hours; bulk grouping; AT's status codes."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
@@ -97,6 +97,12 @@ def test_quiet_hours_within_one_day_and_none():
 def test_backoff_doubles_up_to_an_hour():
     assert [backoff(n).total_seconds() / 60 for n in (1, 2, 3, 4, 7, 20)] == [
         1, 2, 4, 8, 60, 60]
+
+
+def test_backoff_starts_from_the_configured_wait():
+    five = timedelta(seconds=5)
+    assert [backoff(n, five).total_seconds() for n in (1, 2, 3, 11, 20)] == [
+        5, 10, 20, 3600, 3600]
 
 
 def test_bulk_groups_same_text_with_distinct_phones():
