@@ -407,7 +407,8 @@ def main() -> None:
             problems = exactly_one_reply(svc) + [str(v) for v in checks.check(UnitOfWork(svc.db))]
         print("targets: " + "; ".join([
             verdict("replies/s per worker", rate1, rate1 >= TARGETS["replies/s per worker"]),
-            verdict("2 workers over 1", rate2 / rate1, rate2 / rate1 >= TARGETS["2 workers over 1"]),
+            verdict("2 workers over 1", rate2 / rate1,
+                    rate2 / rate1 >= TARGETS["2 workers over 1"]),
             verdict("intake share of bare", share, share >= TARGETS["intake share of bare"]),
             verdict("paced worst p99 (s)", worst, worst < TARGETS["paced p99 (s)"]),
             verdict("outbound/s", distinct, distinct >= TARGETS["outbound/s"])]))
