@@ -30,12 +30,13 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,6 +168,19 @@ class Workers:
         processes.stop(self.running)
         self.running.clear()
 
+    def finish(self) -> float:
+        """Stop the workers and return the CPU seconds they used in all (their own
+        rusage, read as each is reaped: a burst worker may have exited already)."""
+        used = 0.0
+        for worker in self.running:
+            with suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGTERM)
+            _, status, usage = os.wait4(worker.pid, 0)
+            worker.returncode = os.waitstatus_to_exitcode(status)
+            used += usage.ru_utime + usage.ru_stime
+        self.running.clear()
+        return used
+
 
 # ---------------------------------------------------------------- what the database says
 
@@ -227,13 +241,21 @@ def intake(servers: Any, messages: Messages, clients: int, seconds: float) -> tu
     return ours, bare
 
 
-def drain(svc: Any, workers: Workers, count: int, prefix: str) -> tuple[float, int]:
-    """Answer what is stored under `prefix` with `count` burst workers: replies/s."""
+def startup_cpu(workers: Workers) -> float:
+    """CPU seconds a worker spends starting and stopping with nothing to do."""
+    workers.start(1, burst=True)
+    return workers.finish()
+
+
+def drain(svc: Any, workers: Workers, count: int, prefix: str, startup: float
+          ) -> tuple[float, int, float]:
+    """Answer what is stored under `prefix` with `count` burst workers: replies/s, the
+    replies sent, and worker CPU milliseconds per reply (start-up taken out)."""
     workers.start(count, burst=True)
     wait_until_drained(svc, prefix, 600)
-    workers.stop()
+    cpu = workers.finish() - count * startup
     sent = replies_sent(svc, prefix)
-    return span_rate([s for _, s in sent]), len(sent)
+    return span_rate([s for _, s in sent]), len(sent), cpu / max(len(sent), 1) * 1000
 
 
 async def paced_posts(port: int, messages: Messages, rate: float, seconds: float) -> int:
@@ -370,6 +392,7 @@ def main() -> None:
         with closing(build_services(load_settings(env=env))) as svc, \
                 app_and_bare(env, BARE_APP) as servers:
             try:
+                startup = startup_cpu(workers)
                 one = Messages(book, rng, "BA")
                 ours, bare = intake(servers, one, args.clients, args.seconds)
                 print(f"1. intake, {args.clients} connections:")
@@ -378,15 +401,17 @@ def main() -> None:
                 share = ours.rate / bare.rate
                 print(f"{'':>16}  {share:.2f}x bare; {ours.bad + bare.bad} bad answers")
 
-                print("2. drain (the SMS the intake stored; replies/s from their sent times):")
-                rate1, sent1 = drain(svc, workers, 1, "BA")
-                print(f"{'1 worker':>16}: {sent1} replies, {rate1:7.0f} replies/s")
+                print("2. drain (the SMS the intake stored; replies/s from their sent times;"
+                      " worker CPU per reply without start-up):")
+                rate1, sent1, cpu1 = drain(svc, workers, 1, "BA", startup)
+                print(f"{'1 worker':>16}: {sent1} replies, {rate1:7.0f} replies/s, "
+                      f"{cpu1:5.2f} ms CPU each (= {1000 / cpu1:4.0f} replies per CPU second)")
                 two = Messages(book, rng, "BB")
                 intake(servers, two, args.clients, min(args.seconds, sent1 / ours.rate * 1.2
                                                         if ours.rate else args.seconds))
-                rate2, sent2 = drain(svc, workers, 2, "BB")
+                rate2, sent2, cpu2 = drain(svc, workers, 2, "BB", startup)
                 print(f"{'2 workers':>16}: {sent2} replies, {rate2:7.0f} replies/s "
-                      f"({rate2 / rate1:.2f}x one)")
+                      f"({rate2 / rate1:.2f}x one), {cpu2:5.2f} ms CPU each")
 
                 print(f"3. paced: {args.rate:.0f} SMS/s for {args.paced_seconds:.0f} s, "
                       "1 worker; hook accepted -> reply sent, by arrival window:")
