@@ -50,6 +50,7 @@ from bench.serving import (  # noqa: E402
     Measured,
     app_and_bare,
     app_env,
+    counting,
     drive,
     own_database,
     own_redis,
@@ -329,6 +330,55 @@ def outbound(svc: Any, workers: Workers, count: int, *, same_text: bool) -> floa
     return span_rate(times)
 
 
+def round_trips(svc: Any, book: Book) -> None:
+    """SQL statements and Redis round trips of one intake and of one answer sent,
+    counted in this process (BEGIN and COMMIT not included)."""
+    from urllib.parse import parse_qsl
+
+    from web.app import create_app
+    from workers import duties
+
+    client = create_app(services=svc).test_client()
+    messages = Messages(book, random.Random(1), "RT")
+    for _ in range(3):  # warm: the first request builds what later ones reuse
+        path, body, _kind = messages.form()
+        client.post(path, data=dict(parse_qsl(body.decode())))
+    path, body, _kind = messages.form()
+    with counting(svc.db.engine) as seen:
+        client.post(path, data=dict(parse_qsl(body.decode())))
+    intake_sql, intake_redis = len(seen.sql), seen.redis
+    with svc.uow() as uow:
+        from sqlalchemy import select
+
+        from core.models import InboundSms, InboundStatus
+        waiting_ids = list(uow.session.scalars(select(InboundSms.id).where(
+            InboundSms.provider_id.like("RT%"), InboundSms.status == InboundStatus.RECEIVED)
+            .order_by(InboundSms.id)))
+    answer = getattr(duties, "answer_and_send", None)
+    own = 0
+    if answer is None:  # the code before share answerers (a before/after run)
+        answer, own = _answer_then_send, 1
+    answer(svc, waiting_ids[:-1])
+    with counting(svc.db.engine) as seen:
+        answer(svc, waiting_ids[-1:])
+    print(f"0. round trips: one intake {intake_sql} SQL + {intake_redis} Redis; one answer "
+          f"and its reply sent alone {len(seen.sql) - own} SQL + {seen.redis} Redis")
+
+
+def _answer_then_send(svc: Any, inbound_ids: list[int]) -> None:
+    """Before share answerers: the answer job, then the send job of its reply."""
+    from workers import duties
+
+    for inbound_id in inbound_ids:
+        duties.answer_sms(svc, inbound_id)
+        with svc.db.engine.connect() as conn:
+            from sqlalchemy import text as sql
+            reply = conn.execute(sql("SELECT id FROM outbox WHERE key = :k"),
+                                 {"k": f"reply:{inbound_id}"}).scalar()
+        if reply is not None:
+            duties.send_outbox(svc, [reply])
+
+
 def exactly_one_reply(svc: Any) -> list[str]:
     """Every stored SMS answered once: no inbound row left unanswered, no reply twice."""
     from sqlalchemy import text as sql
@@ -392,6 +442,7 @@ def main() -> None:
         with closing(build_services(load_settings(env=env))) as svc, \
                 app_and_bare(env, BARE_APP) as servers:
             try:
+                round_trips(svc, book)
                 startup = startup_cpu(workers)
                 one = Messages(book, rng, "BA")
                 ours, bare = intake(servers, one, args.clients, args.seconds)
