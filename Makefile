@@ -16,8 +16,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/harambee demo
 
+# The suite on TEST_JOBS cores (pytest-xdist; each worker has its own database and
+# Redis db number). TEST_JOBS=0 runs it in this process.
+TEST_JOBS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS)
 
 # Style, types, and who may import whom (the contracts in pyproject.toml).
 lint: $(STAMP)

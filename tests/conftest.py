@@ -74,7 +74,9 @@ def database_url(tmp_root: Path) -> Iterator[str]:
 def redis_url(tmp_root: Path) -> Iterator[str]:
     base = os.environ.get("REDIS_URL")
     if base:
-        db = int(os.environ.get("HARAMBEE_TEST_REDIS_DB", "13"))
+        # Under pytest-xdist each worker (gw0, gw1, ...) takes the next db number.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        db = int(os.environ.get("HARAMBEE_TEST_REDIS_DB", "13")) + int(worker[2:] or 0)
         url = urlunsplit(urlsplit(base)._replace(path=f"/{db}"))
         client = redis_lib.Redis.from_url(url)
         client.flushdb()
