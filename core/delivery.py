@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Result as SqlResult
 from sqlalchemy.exc import IntegrityError
 
@@ -35,7 +35,7 @@ FINAL_FAILED = {"Failed", "Rejected"}
 # Reasons after which the number will not take SMS from us: stop trying that member.
 UNREACHABLE_REASONS = {"UserInBlackList", "UserDoesNotExist", "NotNetworkSubscriber"}
 
-_OUTBOX = OutboxMessage.__table__
+_OUTBOX = cast(Table, OutboxMessage.__table__)
 
 
 @dataclass(frozen=True)
@@ -123,29 +123,40 @@ def claim(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> list[Claimed]:
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
 
+# A sent row, written for many rows in one executemany: only while its sender still
+# holds it (a row whose lease ran out belongs to whoever took it, and theirs counts).
+_RECORD_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("row_id"), _OUTBOX.c.status == OutboxStatus.SENDING)
+    .values(status=OutboxStatus.SENT, provider_message_id=bindparam("message_id"),
+            cost=bindparam("row_cost"), last_error=bindparam("detail"),
+            sent_at=bindparam("at"), next_attempt_at=None))
+
+
 def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[str]:
-    """Write what the gateway said. Sent rows keep the provider's id and cost; retryable
-    failures go back to `queued` with backoff (or `failed` after MAX_ATTEMPTS);
-    invalid numbers become `undeliverable` and their member unreachable.
-    Returns the provider message ids recorded (to apply early delivery reports)."""
+    """Write what the gateway said. Sent rows keep the provider's id and cost (one
+    statement for them all); retryable failures go back to `queued` with backoff (or
+    `failed` after MAX_ATTEMPTS); invalid numbers become `undeliverable` and their
+    member unreachable. Returns the provider message ids of the sent rows (to apply
+    early delivery reports)."""
+    results = list(results)
+    sent = [r for r in results if r.state == "sent"]
     base = timedelta(seconds=uow.settings.background.sms_retry_seconds)
     with uow:
-        recorded: list[str] = []
+        if sent:
+            uow.session.execute(_RECORD_SENT, [
+                {"row_id": r.id, "message_id": r.message_id,
+                 "row_cost": (r.cost or "")[:20] or None, "detail": r.detail[:200] or None,
+                 "at": now} for r in sent])
         unreachable: set[int] = set()
         for result in results:
+            if result.state == "sent":
+                continue
             row = uow.session.get(OutboxMessage, result.id)
             if row is None or row.status != OutboxStatus.SENDING:
                 continue  # the lease ran out and someone else took it; theirs counts
             row.last_error = result.detail[:200] or None
-            if result.state == "sent":
-                row.status = OutboxStatus.SENT
-                row.provider_message_id = result.message_id
-                row.cost = (result.cost or "")[:20] or None
-                row.sent_at = now
-                row.next_attempt_at = None
-                if result.message_id:
-                    recorded.append(result.message_id)
-            elif result.state == "invalid":
+            if result.state == "invalid":
                 row.status = OutboxStatus.UNDELIVERABLE
                 row.next_attempt_at = None
                 if row.member_id is not None:
@@ -159,6 +170,7 @@ def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[st
         if unreachable:
             mark_unreachable(uow, unreachable)
         uow.session.flush()
+        recorded = [r.message_id for r in sent if r.message_id]
         if recorded:
             apply_pending_reports(uow, now, message_ids=recorded)
         uow.commit()

@@ -29,7 +29,15 @@ QUEUES = (INBOUND, PAYMENTS, OUTBOUND, DUTIES)  # the order a worker takes them 
 
 SEND_BATCH = 200  # outbox rows per send job (rows with the same text go in one request)
 SEND_JOB = "workers.jobs.send_outbox"
-ANSWER_JOB = "workers.jobs.answer_sms"
+ANSWER_JOB = "workers.jobs.answer_share"
+# Incoming SMS are answered by at most ANSWERERS jobs at once, each owning the messages
+# whose id modulo ANSWERERS is its share: answerers on several workers never wait on
+# each other's rows, and while one runs, new messages of its share need no job at all.
+# A flag in Redis per share says "an answerer is queued or running"; it expires after
+# ANSWERER_TTL seconds without a sign of life (a killed worker), and the inbound sweep
+# answers anything left meanwhile.
+ANSWERERS = 4
+ANSWERER_TTL = 60
 # core's follow-ups (UnitOfWork.follow_up) by name -> the job that does each
 FOLLOW_UP_JOBS = {TELL_LENDERS: "workers.jobs.tell_lenders",
                   payouts.SEND: "workers.jobs.send_payout",
@@ -43,6 +51,10 @@ FOLLOW_UP_QUEUES = {confirmations.RECORD: PAYMENTS}
 FOLLOW_UP_IDS = {confirmations.RECORD: "confirmation-{}"}
 OVER = (b"failed", b"stopped", b"canceled")  # job states after which a job runs no more
 KEEP_FAILED = 86_400  # seconds a failed job stays inspectable
+
+
+def _answerer_flag(share: int) -> str:
+    return f"harambee:sms:answerer:{share}"
 
 
 class Jobs:
@@ -98,9 +110,29 @@ class Jobs:
         return len(lost)
 
     def answer_sms(self, inbound_id: int) -> None:
-        """Answer a stored incoming SMS (the inbound sweep covers failures)."""
-        self.queue(INBOUND).enqueue(ANSWER_JOB, inbound_id, result_ttl=0,
-                                    failure_ttl=KEEP_FAILED)
+        """See that a stored incoming SMS gets answered: start its share's answerer
+        unless one is queued or running (one Redis round trip when it is). The inbound
+        sweep covers failures."""
+        share = inbound_id % ANSWERERS
+        if self.client.set(_answerer_flag(share), 1, nx=True, ex=ANSWERER_TTL):
+            self.answer_share(share)
+
+    def answer_share(self, share: int) -> None:
+        """Queue the answerer of one share (its flag already held)."""
+        self.queue(INBOUND).enqueue(ANSWER_JOB, share, result_ttl=0, failure_ttl=KEEP_FAILED)
+
+    def answerer_alive(self, share: int) -> None:
+        """The share's answerer is still at work: keep its flag."""
+        self.client.expire(_answerer_flag(share), ANSWERER_TTL)
+
+    def answerer_leaves(self, share: int) -> None:
+        """The share's answerer found nothing more: the next message starts a new one."""
+        self.client.delete(_answerer_flag(share))
+
+    def answerer_returns(self, share: int) -> bool:
+        """Take the share's flag back (a message came as the answerer left); False when
+        a new answerer already holds it."""
+        return bool(self.client.set(_answerer_flag(share), 1, nx=True, ex=ANSWERER_TTL))
 
     def after_commit(self, done: Committed) -> None:
         """What a committed unit of work left: its outbox rows and follow-ups."""

@@ -66,6 +66,18 @@ class Services:
         """A unit of work whose committed outbox rows and follow-ups are enqueued."""
         return UnitOfWork(self.db, after_commit=self._after_commit)
 
+    def uow_sending_here(self, sends: list[int]) -> UnitOfWork:
+        """A unit of work whose committed outbox rows are added to `sends`, for this
+        process to send at once (the SMS answerer sends its replies itself, with no job
+        between); follow-ups are enqueued as from `uow`. Rows left unsent (the process
+        died) are queued rows like any other: the outbox sweep sends them."""
+        def keep(done: Committed) -> None:
+            sends.extend(done.outbox_ids)
+            if done.follow_ups:
+                self._after_commit(Committed(follow_ups=done.follow_ups))
+
+        return UnitOfWork(self.db, after_commit=keep)
+
     def now(self) -> datetime:
         return self.clock()
 

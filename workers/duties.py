@@ -24,7 +24,7 @@ from core import (
     stories,
     tips,
 )
-from runtime.jobs import SEND_BATCH
+from runtime.jobs import ANSWERERS, SEND_BATCH
 from runtime.services import Services
 from runtime.sms_gateways import SmsGateway
 from sms import handlers
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 BULK_MAX = 100  # recipients per gateway request
 CLAIM_AT_ONCE = 25  # rows a sender holds at a time: what a crash mid-send can delay
 SWEEP_GRACE = timedelta(seconds=30)  # rows this fresh still have their own send job
+ANSWER_BATCH = 25  # SMS answered before their replies go (the most a reply waits behind)
+ANSWER_ROUNDS = 8  # batches an answerer takes before it makes way for other jobs
 
 
 @dataclass
@@ -135,6 +137,46 @@ def record_confirmations(svc: Services, now: datetime) -> int:
 
 def answer_sms(svc: Services, inbound_id: int) -> str:
     return handlers.answer(svc.uow(), inbound_id, svc.now())
+
+
+def answer_share(svc: Services, share: int, *, rounds: int = ANSWER_ROUNDS) -> int:
+    """Answer the waiting SMS of one share, oldest first, ANSWER_BATCH at a time; each
+    batch's replies are sent before the next batch is taken, so a burst of new messages
+    delays the reply to an earlier one by one batch at most. After `rounds` batches the
+    answerer queues itself again and makes way for other work. Returns the number
+    answered."""
+    answered = 0
+    for _ in range(rounds):
+        ids = inbox.waiting_in_slot(svc.uow(), share, ANSWERERS, limit=ANSWER_BATCH)
+        if not ids:
+            svc.jobs.answerer_leaves(share)
+            # A message stored as we left found the flag still up and started nobody.
+            if not inbox.waiting_in_slot(svc.uow(), share, ANSWERERS, limit=1):
+                return answered
+            if not svc.jobs.answerer_returns(share):
+                return answered  # a new answerer has it
+            continue
+        answered += answer_and_send(svc, ids)
+        _still_here(svc, share)
+    svc.jobs.answer_share(share)  # the flag stays up: this share's answerer is queued
+    return answered
+
+
+def answer_and_send(svc: Services, inbound_ids: Sequence[int]) -> int:
+    """Answer these SMS (each in its own transaction) and send their replies in one go."""
+    sends: list[int] = []
+    for inbound_id in inbound_ids:
+        handlers.answer(svc.uow_sending_here(sends), inbound_id, svc.now())
+    if sends:
+        send_outbox(svc, sends)
+    return len(inbound_ids)
+
+
+def _still_here(svc: Services, share: int) -> None:
+    try:
+        svc.jobs.answerer_alive(share)
+    except RedisError:  # the work goes on; the flag expires and the sweep covers the rest
+        log.warning("answerer %d: redis unavailable", share)
 
 
 # ---------------------------------------------------------------- periodic duties

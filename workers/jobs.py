@@ -67,8 +67,13 @@ def push_stk(request_id: int) -> str:
 
 
 def answer_sms(inbound_id: int) -> str:
-    """Answer one stored incoming SMS."""
+    """Answer one stored incoming SMS (jobs queued before answerers took shares)."""
     return duties.answer_sms(services(), inbound_id)
+
+
+def answer_share(share: int) -> int:
+    """Answer the waiting SMS of one share and send their replies."""
+    return duties.answer_share(services(), share)
 
 
 def run_duties(names: Sequence[str] | None = None) -> dict[str, object]:
