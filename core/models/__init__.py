@@ -15,7 +15,9 @@ from core.models.base import (
     UtcDateTime,
 )
 from core.models.disputes import (
+    OPEN_DISPUTES,
     Dispute,
+    DisputeNote,
     DisputeStatus,
 )
 from core.models.ledger import (
@@ -50,6 +52,11 @@ from core.models.messaging import (
     OutboxStatus,
     Purpose,
 )
+from core.models.operators import (
+    AuditEntry,
+    Operator,
+    OperatorRole,
+)
 from core.models.payments import (
     PAYOUTS_IN_FLIGHT,
     Payment,
@@ -65,10 +72,12 @@ from core.models.payments import (
 __all__ = [
     "Account",
     "AccountKind",
+    "AuditEntry",
     "BEING_REPAID",
     "Base",
     "DeliveryReport",
     "Dispute",
+    "DisputeNote",
     "DisputeStatus",
     "EnumText",
     "HoldState",
@@ -81,7 +90,10 @@ __all__ = [
     "MemberStatus",
     "Money",
     "NAMING",
+    "OPEN_DISPUTES",
     "OPEN_LOAN_STATES",
+    "Operator",
+    "OperatorRole",
     "OWING",
     "OutboxMessage",
     "OutboxStatus",

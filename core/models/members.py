@@ -37,8 +37,8 @@ class Member(Base):
     status: Mapped[MemberStatus] = mapped_column(EnumText(MemberStatus, 12),
                                                  default=MemberStatus.PENDING)
     language: Mapped[str] = mapped_column(String(2), default="en")
-    place: Mapped[str | None] = mapped_column(String(40))
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    place: Mapped[str | None] = mapped_column(String(40), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     verified_at: Mapped[datetime | None]
     terms_accepted_at: Mapped[datetime | None]
     pin_hash: Mapped[str | None] = mapped_column(String(200))

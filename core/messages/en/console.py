@@ -1,0 +1,33 @@
+"""English: the operator console's refusals, and the SMS its actions send members."""
+
+TEXTS = {
+    "console.reason_needed": "Please write a reason.",
+    "operator.bad_email": "That is not an email address.",
+    "operator.bad_role": "The role must be support, finance or admin.",
+    "operator.short_password": "The password must be at least {n} characters.",
+    "operator.exists": "An operator with that email already exists.",
+    "operator.bad_login": "Wrong email, password or code.",
+    "operator.locked": "Too many failed logins. Try again after {until}.",
+    "operator.not_self": "You cannot disable your own account.",
+    "dispute.not_found": "No such case.",
+    "dispute.bad_step": "That is not a step on a case.",
+    "dispute.note_too_long": "Keep it to {n} characters: it goes to the member by SMS.",
+    "dispute.wrong_state": "The case is {state}: that step is no longer possible.",
+    "member.already_suspended": "This member is already suspended.",
+    "member.not_suspended": "This member is not suspended.",
+    "suspense.not_found": "No such receipt.",
+    "suspense.not_waiting": "This receipt has already left suspense.",
+    "suspense.no_target": "{target} names no loan and no member.",
+    "payout.not_found": "No such payout.",
+    "payout.not_failed": "Only a failed payout can be tried again.",
+    "payout.loan_not_waiting": "The loan no longer waits for this payout.",
+    "payout.not_cancellable": "The payout is {state}: only one not yet sent can be cancelled.",
+    # SMS to members
+    "sms.pin_unlocked": "{name}, your Harambee PIN is unlocked. You can use it again now. Never share your PIN.",
+    "sms.account_suspended": "{name}, your Harambee account is on hold: no new loans, pledges or withdrawals for now. You can still repay. Call {support} to talk to us.",
+    "sms.account_reinstated": "{name}, your Harambee account is active again.",
+    "sms.dispute_acknowledged": "We are looking into case {case} about loan {loan}: {note} We will reply by {by}.",
+    "sms.dispute_note": "Case {case}: {note}",
+    "sms.dispute_resolved": "Case {case} about loan {loan} is resolved: {note}",
+    "sms.dispute_rejected": "Case {case} about loan {loan} is closed: {note} Call {support} if you disagree.",
+}

@@ -1,0 +1,33 @@
+"""Kiswahili: makosa ya dashibodi ya wasimamizi, na SMS ambazo hatua zao huwatumia wanachama."""
+
+TEXTS = {
+    "console.reason_needed": "Tafadhali andika sababu.",
+    "operator.bad_email": "Hiyo si anwani ya barua pepe.",
+    "operator.bad_role": "Jukumu liwe support, finance au admin.",
+    "operator.short_password": "Nenosiri liwe na herufi {n} au zaidi.",
+    "operator.exists": "Tayari kuna msimamizi mwenye barua pepe hiyo.",
+    "operator.bad_login": "Barua pepe, nenosiri au nambari si sahihi.",
+    "operator.locked": "Majaribio mengi mno yameshindwa. Jaribu tena baada ya {until}.",
+    "operator.not_self": "Huwezi kuzima akaunti yako mwenyewe.",
+    "dispute.not_found": "Hakuna lalamiko hilo.",
+    "dispute.bad_step": "Hiyo si hatua ya lalamiko.",
+    "dispute.note_too_long": "Usizidi herufi {n}: ujumbe huu unamfikia mwanachama kwa SMS.",
+    "dispute.wrong_state": "Lalamiko hili liko {state}: hatua hiyo haiwezekani tena.",
+    "member.already_suspended": "Mwanachama huyu tayari amesimamishwa.",
+    "member.not_suspended": "Mwanachama huyu hajasimamishwa.",
+    "suspense.not_found": "Hakuna malipo hayo.",
+    "suspense.not_waiting": "Malipo haya tayari yameshughulikiwa.",
+    "suspense.no_target": "{target} haulingani na mkopo wala mwanachama yeyote.",
+    "payout.not_found": "Hakuna malipo hayo ya kutuma.",
+    "payout.not_failed": "Ni malipo yaliyoshindwa tu yanayoweza kujaribiwa tena.",
+    "payout.loan_not_waiting": "Mkopo huu hausubiri tena malipo haya.",
+    "payout.not_cancellable": "Malipo haya yako {state}: ni yale ambayo bado hayajatumwa tu yanayoweza kusitishwa.",
+    # SMS kwa wanachama
+    "sms.pin_unlocked": "{name}, PIN yako ya Harambee imefunguliwa. Unaweza kuitumia tena sasa. Usimpe mtu PIN yako.",
+    "sms.account_suspended": "{name}, akaunti yako ya Harambee imesimamishwa kwa muda: huwezi kuomba mkopo, kukopesha wala kutoa pesa kwa sasa. Bado unaweza kulipa deni. Piga {support} uzungumze nasi.",
+    "sms.account_reinstated": "{name}, akaunti yako ya Harambee inatumika tena.",
+    "sms.dispute_acknowledged": "Tunashughulikia lalamiko {case} kuhusu mkopo {loan}: {note} Tutakujibu kufikia {by}.",
+    "sms.dispute_note": "Lalamiko {case}: {note}",
+    "sms.dispute_resolved": "Lalamiko {case} kuhusu mkopo {loan} limetatuliwa: {note}",
+    "sms.dispute_rejected": "Lalamiko {case} kuhusu mkopo {loan} limefungwa: {note} Piga {support} kama hukubaliani.",
+}
