@@ -1,4 +1,4 @@
-"""`harambee`: the one console script (demo, serve, db, check, members, and the
+"""`harambee`: the one console script (demo, serve, db, check, members, operators, and the
 background and phone commands defined beside the code they run)."""
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 
 from cli.background import cron, outbox_command, tick, worker
 from cli.demo import demo, fake_daraja
+from cli.operators import operators
 from cli.phone import phone
 from cli.reconcile import reconcile
 from core.config import ConfigError, Settings, load_settings, production_gaps
@@ -116,7 +117,8 @@ def serve(host: str, port: int, workers: int) -> None:
                                "--timeout", "30", "wsgi:app"])
 
 
-for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja, reconcile):
+for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja, reconcile,
+                 operators):
     main.add_command(_command)
 
 
