@@ -64,13 +64,19 @@ def retry(uow: UnitOfWork, actor: audit.Actor, *, payout_id: int, reason: str,
         if old.status != PayoutStatus.FAILED:
             raise Conflict("payout.not_failed")
         if old.purpose == PayoutPurpose.DISBURSEMENT:
-            loan = uow.session.get(Loan, old.loan_id)
+            loan = uow.session.get(Loan, old.loan_id, with_for_update=True)
             if loan is None or loan.status != LoanStatus.FUNDED:
                 raise Conflict("payout.loan_not_waiting")
+            if uow.session.scalar(select(Payout.id).where(
+                    Payout.loan_id == loan.id, Payout.purpose == PayoutPurpose.DISBURSEMENT,
+                    Payout.status.in_((*PAYOUTS_IN_FLIGHT, PayoutStatus.PAID)))):
+                raise Conflict("payout.already_retried")
             new = disbursements.disburse(uow, loan_id=loan.id, provider=old.provider, now=now,
                                          beyond_tries=True)
             assert new is not None
         else:
+            if payouts.find_payout(uow, f"retry:{old.id}") is not None:
+                raise Conflict("payout.already_retried")
             member = get_member(uow, old.member_id)
             wallet = ledger.wallet(uow, member.id)
             new = payouts.start(uow, provider=old.provider, key=f"retry:{old.id}",

@@ -60,3 +60,30 @@ class ConsoleActions:
              follow: bool = False) -> Any:
         return self.client.post(path, data={"csrf_token": self.token(token_from), **data},
                                 follow_redirects=follow)
+
+
+def seed_par_book(world: Any) -> dict[str, int]:
+    """Four loans of Ksh 3,000 (fee 5%, no interest: weekly installments of Ksh 787,
+    787, 787 and 789), seen on day 60, worked out by hand:
+
+    - A, paid out on day 0, nothing paid: oldest unpaid due day 7, 53 days late;
+      principal outstanding Ksh 3,000.
+    - B, paid out on day 0, Ksh 1,575 paid at once (two installments and 1): the fee takes
+      1,575 x 150/3,150 = Ksh 75, the lenders Ksh 1,500, all principal; outstanding
+      Ksh 1,500, oldest unpaid (the third) due day 21, 39 days late.
+    - C, paid out on day 40, nothing paid: first due day 47, 13 days late; Ksh 3,000.
+    - D, paid out on day 55: nothing due yet; Ksh 3,000.
+
+    Outstanding 10,500; more than 30 days late: A + B = 4,500, so PAR30 = 42.857...%;
+    more than 1 day: A + B + C = 7,500 (71.43%); more than 90: none.
+    """
+    a = world.disbursed_loan()
+    b = world.disbursed_loan()
+    world.pay(b.number, 157_500)
+    world.services.clock.advance(days=40)
+    world.disbursed_loan()
+    world.services.clock.advance(days=15)
+    world.disbursed_loan()
+    world.services.clock.advance(days=5)
+    assert a.number and b.number
+    return {"outstanding": 1_050_000, "par1": 750_000, "par30": 450_000, "par90": 0}

@@ -21,6 +21,7 @@ TEXTS = {
     "payout.not_found": "No such payout.",
     "payout.not_failed": "Only a failed payout can be tried again.",
     "payout.loan_not_waiting": "The loan no longer waits for this payout.",
+    "payout.already_retried": "This payout has already been tried again.",
     "payout.not_cancellable": "The payout is {state}: only one not yet sent can be cancelled.",
     # SMS to members
     "sms.pin_unlocked": "{name}, your Harambee PIN is unlocked. You can use it again now. Never share your PIN.",

@@ -21,6 +21,7 @@ TEXTS = {
     "payout.not_found": "Hakuna malipo hayo ya kutuma.",
     "payout.not_failed": "Ni malipo yaliyoshindwa tu yanayoweza kujaribiwa tena.",
     "payout.loan_not_waiting": "Mkopo huu hausubiri tena malipo haya.",
+    "payout.already_retried": "Malipo haya tayari yamejaribiwa tena.",
     "payout.not_cancellable": "Malipo haya yako {state}: ni yale ambayo bado hayajatumwa tu yanayoweza kusitishwa.",
     # SMS kwa wanachama
     "sms.pin_unlocked": "{name}, PIN yako ya Harambee imefunguliwa. Unaweza kuitumia tena sasa. Usimpe mtu PIN yako.",
