@@ -14,10 +14,12 @@ from core.portfolio import Dashboard
 _STYLE = Style(background="transparent", plot_background="transparent",
                foreground="#222", foreground_strong="#111", foreground_subtle="#666",
                colors=("#1f6f50", "#c0392b", "#d68910", "#2e86c1", "#7d3c98"),
-               font_family="system-ui, sans-serif")
+               font_family="system-ui, sans-serif", title_font_size=22,
+               label_font_size=16, major_label_font_size=16, value_font_size=16)
 _COMMON: dict[str, Any] = {"style": _STYLE, "js": [], "disable_xml_declaration": True,
-                           "show_legend": False, "width": 640, "height": 280,
-                           "explicit_size": False, "margin": 12}
+                           "show_legend": False, "width": 600, "height": 360,
+                           "explicit_size": False, "margin": 12,
+                           "truncate_label": -1}
 
 
 def _svg(chart: Any) -> Markup:

@@ -83,7 +83,7 @@ def loan_file(uow: UnitOfWork, number: str, now: datetime) -> LoanFile:
             events.append(Event(due, "installment", f"installment {inst.seq} due"
                                 f"{' (paid late)' if inst.late and inst.remaining == 0 else ''}",
                                 inst.amount, "paid" if inst.remaining == 0 else
-                                f"{inst.paid} paid"))
+                                f"{settings.fmt(inst.paid)} paid"))
         for pledge, lender in pledges:
             events.append(Event(pledge.created_at, "pledge", f"pledge by {lender.name}",
                                 pledge.amount, str(pledge.status)))
