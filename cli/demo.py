@@ -97,12 +97,13 @@ def demo(host: str, port: int, no_seed: bool) -> None:
         for name in ("worker", "cron"):
             children.append(subprocess.Popen([sys.executable, "-m", "cli", name], env=env))
         svc = build_services(live)
+        operator = _demo_operator(svc)
         urls = CallbackUrls.of(live)
         assert svc.daraja is not None
         svc.daraja.register_urls(confirmation_url=urls.c2b_confirmation,
                                  validation_url=urls.c2b_validation)
         svc.db.dispose()
-        _banner(live, host, port, fake_url)
+        _banner(live, host, port, fake_url, operator)
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
@@ -121,8 +122,38 @@ def _seed(seed: Any, build_services: Any, live: Settings) -> bool:
         svc.db.dispose()
 
 
-def _banner(settings: Settings, host: str, port: int, fake_url: str) -> None:
+DEMO_OPERATOR = "admin@harambee.demo"
+DEMO_PASSWORD = "harambee-demo-2580"
+
+
+def _demo_operator(svc: Any) -> tuple[str, str, str]:
+    """The demo's console operator (admin, with TOTP): made once, its secret read back
+    on later runs. Only the demo prints a password and a TOTP secret."""
+    from sqlalchemy import select
+
+    from core import operators
+    from core.errors import Conflict
+    from core.models import Operator
+
+    try:
+        made = operators.add_operator(svc.uow(), email=DEMO_OPERATOR, role="admin",
+                                      password=DEMO_PASSWORD, now=svc.now())
+        secret = made.totp_secret or ""
+    except Conflict:
+        with svc.uow() as uow:
+            secret = uow.session.scalar(select(Operator.totp_secret).where(
+                Operator.email == DEMO_OPERATOR)) or ""
+    return DEMO_OPERATOR, DEMO_PASSWORD, secret
+
+
+def _banner(settings: Settings, host: str, port: int, fake_url: str,
+            operator: tuple[str, str, str]) -> None:
     key = settings.security.webhook_key
+    email, password, secret = operator
+    click.echo(f"Operator console: http://{host}:{port}/console/  log in as {email}, "
+               f"password {password!r}, TOTP secret {secret} (add it to an authenticator "
+               f"app, or: .venv/bin/python -c \"import pyotp; "
+               f"print(pyotp.TOTP('{secret}').now())\")")
     click.echo(f"Harambee demo listening on http://{host}:{port}  "
                f"(USSD: POST /hooks/ussd?key={key}; try: .venv/bin/harambee phone "
                f"+254711000001)")

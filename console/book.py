@@ -58,7 +58,7 @@ def dashboard() -> Any:
         return csv_response("dashboard", ("figure", "value"), rows)
     return page("dashboard.html", title="Portfolio", board=board, where=where,
                 link=lambda **more: loans_link(where, **more),
-                agents=casebook.agents(svc.uow(), svc.now()),
+                agents=casebook.agent_choices(svc.uow()),
                 places=casebook.places(svc.uow()), par_days=portfolio.PAR_DAYS,
                 chart_weeks=charts.disbursed_per_week(board, scale),
                 chart_states=charts.loans_by_state(board),
@@ -83,7 +83,7 @@ def loans() -> Any:
     rows = portfolio.loans(svc.uow(), where, svc.now(), limit=PAGE, offset=(number - 1) * PAGE)
     return page("loans.html", title="Loans", rows=rows, where=where, states=STATES,
                 page_number=number, more=len(rows) == PAGE, csv=csv_link(),
-                agents=casebook.agents(svc.uow(), svc.now()))
+                agents=casebook.agent_choices(svc.uow()))
 
 
 @bp.get("/loans/<number>")

@@ -247,6 +247,15 @@ def agents(uow: UnitOfWork, now: datetime) -> list[AgentRow]:
                 for a in agent_rows if a.id in ids]
 
 
+def agent_choices(uow: UnitOfWork) -> list[tuple[int, str]]:
+    """Every agent's id and name (the filters' choices), without their figures."""
+    with uow:
+        return [(mid, name) for mid, name, roles in uow.session.execute(
+            select(Member.id, Member.name, Member.roles).where(
+                Member.roles.contains(str(Role.AGENT))).order_by(Member.name))
+                if str(Role.AGENT) in roles.split(",")]
+
+
 def places(uow: UnitOfWork) -> Sequence[str]:
     """The villages members live in (the dashboard's filter choices)."""
     with uow:

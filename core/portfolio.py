@@ -28,7 +28,6 @@ from sqlalchemy import (
     Date,
     Select,
     and_,
-    case,
     cast,
     func,
     select,
@@ -99,8 +98,8 @@ def oldest_unpaid(today: date) -> Any:
 
 def principal_outstanding() -> ColumnElement[int]:
     lent_back = Loan.repaid - Loan.fee_paid
-    return cast(Loan.amount - (lent_back * Loan.amount) / (Loan.amount + Loan.interest),
-                BigInteger)
+    return cast(Loan.amount - (lent_back * Loan.amount) // (Loan.amount + Loan.interest),
+                BigInteger)  # integer division: rounded down, no NUMERIC on the way
 
 
 @dataclass
@@ -148,35 +147,39 @@ class Dashboard:
 
 
 def dashboard(uow: UnitOfWork, where: BookFilter, now: datetime) -> Dashboard:
-    """Every figure of the dashboard, in six queries."""
+    """Every figure of the dashboard, in seven queries."""
     zone = uow.settings.zone
     today = now.astimezone(zone).date()
     board = Dashboard(today=today, where=where)
     late = oldest_unpaid(today)
     owing = Loan.status.in_(OWING)
     principal = principal_outstanding()
-    risk = [func.sum(case((and_(owing, late.c.oldest < today - timedelta(days=n)), principal),
-                          else_=0)) for n in PAR_DAYS]
+    filtered = where.agent_id is not None or bool(where.village) or where.since is not None \
+        or where.until is not None
     with uow:
         s = uow.session
-        # 1. loans by state, principal outstanding and at risk, active borrowers
-        rows = s.execute(_filtered(
-            select(Loan.status, func.count(), func.sum(case((owing, principal), else_=0)),
-                   *risk, func.count(func.distinct(case((owing, Loan.borrower_id)))))
-            .select_from(Loan).outerjoin(late, late.c.loan_id == Loan.id)
-            .group_by(Loan.status), where, zone)).all()
-        for status, count, outstanding, *at_risk, borrowers in rows:
-            board.by_state[str(status)] = count
-            board.outstanding += int(outstanding or 0)
-            for days, amount in zip(PAR_DAYS, at_risk, strict=True):
-                board.at_risk[days] = board.at_risk.get(days, 0) + int(amount or 0)
-            board.active_borrowers += borrowers  # a borrower has one open loan at most
+        # 1. loans by state (an index-only count), then the loans still owed: principal
+        # outstanding and at risk. A borrower has one open loan at most, so the loans
+        # owed count the active borrowers.
+        board.by_state = {str(status): count for status, count in s.execute(_filtered(
+            select(Loan.status, func.count()).select_from(Loan).group_by(Loan.status),
+            where, zone))}
+        outstanding, borrowers, *at_risk = s.execute(_filtered(
+            select(func.coalesce(func.sum(principal), 0), func.count(),
+                   *(func.coalesce(func.sum(principal).filter(
+                       late.c.oldest < today - timedelta(days=n)), 0) for n in PAR_DAYS))
+            .select_from(Loan).outerjoin(late, late.c.loan_id == Loan.id).where(owing),
+            where, zone)).one()
+        board.outstanding, board.active_borrowers = int(outstanding), borrowers
+        board.at_risk = {n: int(amount) for n, amount in zip(PAR_DAYS, at_risk, strict=True)}
         # 2. repayment rate: paid against installments due up to today
-        due, paid = s.execute(_filtered(
-            select(func.coalesce(func.sum(Installment.amount), 0),
-                   func.coalesce(func.sum(Installment.paid), 0))
-            .select_from(Installment).join(Loan, Loan.id == Installment.loan_id)
-            .where(Installment.due_on <= today), where, zone)).one()
+        due_query = (select(func.coalesce(func.sum(Installment.amount), 0),
+                            func.coalesce(func.sum(Installment.paid), 0))
+                     .select_from(Installment).where(Installment.due_on <= today))
+        if filtered:  # the loans only when the filter needs them
+            due_query = _filtered(due_query.join(Loan, Loan.id == Installment.loan_id),
+                                  where, zone)
+        due, paid = s.execute(due_query).one()
         board.due_to_date, board.paid_to_date = int(due), int(paid)
         # 3. disbursed per day (weeks are summed here: a few hundred rows at most)
         day = cast(Loan.disbursed_at, Date) if uow.is_postgres else func.date(Loan.disbursed_at)
@@ -191,10 +194,10 @@ def dashboard(uow: UnitOfWork, where: BookFilter, now: datetime) -> Dashboard:
             entry[1] += int(amount)
         board.disbursed_weeks = [(m, n, a) for m, (n, a) in sorted(weeks.items())]
         # 4. median days from listing to funding (whole days, as a histogram)
-        to_fund: Any = (func.floor(func.extract("epoch", Loan.funded_at - Loan.listed_at) / 86400)
-                if uow.is_postgres else
-                cast(func.julianday(Loan.funded_at) - func.julianday(Loan.listed_at),
-                     BigInteger))
+        to_fund: Any = (cast(Loan.funded_at, Date) - cast(Loan.listed_at, Date)
+                        if uow.is_postgres else
+                        cast(func.julianday(func.date(Loan.funded_at))
+                             - func.julianday(func.date(Loan.listed_at)), BigInteger))
         histogram = s.execute(_filtered(
             select(to_fund, func.count()).where(Loan.funded_at.is_not(None),
                                                 Loan.listed_at.is_not(None))

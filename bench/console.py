@@ -1,0 +1,136 @@
+"""Benchmark: the console's dashboard over a big loan book.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \
+    REDIS_URL=redis://127.0.0.1:6379/8 .venv/bin/python bench/console.py [100000]
+
+Creates its own PostgreSQL database (`BENCH_DB`, default `wt_console_bench`) and drops
+it at the end; without DATABASE_URL, a SQLite file in a temp dir. Seeds the book in bulk
+(`bench/seeding.py` `bulk_loan_book`: N loans over a year and every state, their
+borrowers, agents, villages, installments and pledges), ANALYZEs it, logs an admin in
+through the real login (password and TOTP), then times GET /console/dashboard through
+the whole Flask app: the median of several requests after one warm-up, unfiltered and
+filtered by an agent, by a village and by a period. It prints the SQL statements each
+request ran (counted on the engine) and the PAR figures, so a reader can see the page
+is a handful of GROUP BY queries, not one per loan.
+"""
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pyotp  # noqa: E402
+from sqlalchemy import create_engine, event, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from bench.seeding import bulk_loan_book  # noqa: E402
+from core import casebook, operators  # noqa: E402
+from core.config import load_settings  # noqa: E402
+from core.migrate import upgrade  # noqa: E402
+from runtime.services import build_services  # noqa: E402
+
+TODAY = date(2026, 12, 1)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+BENCH_DB = os.environ.get("BENCH_DB", "wt_console_bench")
+PASSWORD = "bench password 123"
+RUNS = 7
+
+
+def bench_url() -> tuple[str, Any]:
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        path = Path(tempfile.mkdtemp(prefix="harambee-bench-")) / "bench.db"
+        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
+    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=BENCH_DB).render_as_string(hide_password=False), drop
+
+
+def main(loans: int) -> None:
+    from web.app import create_app
+
+    url, drop = bench_url()
+    try:
+        settings = load_settings(env={}, overrides={
+            "database": {"url": url}, "redis": {"url": os.environ.get("REDIS_URL", "")},
+            "app": {"instance_dir": tempfile.gettempdir() + "/harambee-bench-console",
+                    "environment": "development"}})
+        upgrade(settings)
+        svc = build_services(settings)
+        svc.clock = lambda: NOW
+        started = time.perf_counter()
+        with svc.uow() as uow:
+            book = bulk_loan_book(uow, loans, TODAY)
+            uow.commit()
+        seeded = time.perf_counter() - started
+        with svc.db.engine.connect() as conn:
+            if svc.db.is_postgres:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+            else:
+                conn.execute(text("ANALYZE"))
+        made = operators.add_operator(svc.uow(), email="bench@harambee.test", role="admin",
+                                      password=PASSWORD, now=NOW)
+        assert made.totp_secret is not None
+        app = create_app(services=svc)
+        client = app.test_client()
+        page = client.get("/console/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
+        answer = client.post("/console/login", data={
+            "csrf_token": token.group(1), "email": "bench@harambee.test", "password": PASSWORD,
+            "code": pyotp.TOTP(made.totp_secret).at(NOW)})
+        assert answer.status_code == 302, answer.status_code
+
+        statements: list[str] = []
+        event.listen(svc.db.engine, "before_cursor_execute",
+                     lambda *args: statements.append(args[2]))
+        print(f"{svc.db.engine.dialect.name}: {book.loans:,} loans, {book.agents} agents, "
+              f"{book.places} villages, seeded in {seeded:.1f} s")
+        since = (TODAY - timedelta(days=90)).isoformat()
+        agent_id = casebook.agent_choices(svc.uow())[0][0]
+        for label, query in (("all loans", ""), ("one agent", f"?agent={agent_id}"),
+                             ("one village", "?village=Village%207"),
+                             ("last 90 days", f"?since={since}")):
+            timings, counts, cold = [], [], 0.0
+            for run in range(RUNS + 1):
+                statements.clear()
+                began = time.perf_counter()
+                answer = client.get(f"/console/dashboard{query}")
+                elapsed = time.perf_counter() - began
+                assert answer.status_code == 200, answer.status_code
+                if run:  # the first one warms the template and the charts' cache
+                    timings.append(elapsed * 1000)
+                    counts.append(len(statements))
+                else:
+                    cold = elapsed * 1000
+            html = answer.get_data(as_text=True)
+            par30 = re.search(r'data-par="30">([^<]+)<', html)
+            print(f"  {label:13s} median {statistics.median(timings):6.1f} ms "
+                  f"(min {min(timings):.1f}, max {max(timings):.1f}; {RUNS} requests; "
+                  f"first {cold:.1f}), "
+                  f"{max(counts)} SQL statements, PAR30 {par30.group(1) if par30 else '?'}")
+        svc.close()
+    finally:
+        drop()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
