@@ -302,3 +302,26 @@ def test_the_audit_log_is_append_only(services, world):
             uow.session.execute(AuditEntry.__table__.update().values(reason="rewritten"))
             uow.commit()
     assert _audit(services, "test.action")[0].reason == "r"
+
+
+def test_a_disbursement_out_of_tries_is_tried_once_more_by_an_operator(console, world,
+                                                                       services):
+    from core import disbursements
+
+    loan = world.funded_loan()
+    for _ in range(services.settings.payouts.max_attempts):
+        payout = disbursements.disburse(services.uow(), loan_id=loan.id,
+                                        provider=services.payouts.provider, now=services.now())
+        settlement.settle(services.uow(), provider=payout.provider,
+                          originator=originator_id(payout.id),
+                          outcome=Outcome(paid=False, detail="the phone is off"),
+                          now=services.now())
+    assert disbursements.awaiting_attention(services.uow()) == [loan.id]
+    console.login(make_operator(services, "finance"))
+    console.post(f"/console/money/payouts/{payout.id}/retry", {"reason": "borrower called"},
+                 token_from="/console/money")
+    with services.uow() as uow:
+        tried = uow.session.scalars(select(Payout).where(Payout.loan_id == loan.id)
+                                    .order_by(Payout.id.desc())).first()
+        assert tried.status == PayoutStatus.PENDING and tried.id != payout.id
+    assert disbursements.awaiting_attention(services.uow()) == []
