@@ -36,6 +36,7 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.wrappers import Response
 
+from console.render import form_text
 from core import audit, operators
 from core.errors import DomainError
 from core.messages import text
@@ -175,14 +176,14 @@ def login() -> Any:
     svc = services()
     try:
         operator = operators.authenticate(
-            svc.uow(), email=request.form.get("email", "")[:254],
-            password=request.form.get("password", "")[:200],
-            code=request.form.get("code", "")[:12], now=svc.now())
+            svc.uow(), email=form_text("email", 254),
+            password=form_text("password", 200),
+            code=form_text("code", 12), now=svc.now())
     except DomainError as exc:
         flash(text(exc.key, "en", **exc.params), "error")
         return render_template("console/login.html", title="Log in",
                                next=request.form.get("next", ""),
-                               email=request.form.get("email", "")[:254]), 401
+                               email=form_text("email", 254)), 401
     session.clear()  # a fresh session: nothing from before the login carries over
     session.permanent = True
     login_user(ConsoleUser(operator))

@@ -5,7 +5,7 @@ import dataclasses
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import flash, redirect, url_for
 from flask_login import current_user
 
 from console.access import ADMIN, bp, requires
@@ -13,6 +13,7 @@ from console.render import (
     PAGE,
     act,
     arg_date,
+    arg_text,
     csv_link,
     csv_response,
     form_text,
@@ -35,9 +36,9 @@ def audit_log() -> Any:
     zone = svc.settings.zone
     since, until = arg_date("since"), arg_date("until")
     where = audit.AuditFilter(
-        operator=request.args.get("operator", "")[:254].strip(),
-        action=request.args.get("action", "")[:40].strip(),
-        subject=request.args.get("subject", "")[:60].strip(),
+        operator=arg_text("operator", 254),
+        action=arg_text("action", 40),
+        subject=arg_text("subject", 60),
         since=None if since is None else _midnight(since, zone),
         until=None if until is None else _midnight(until + timedelta(days=1), zone))
     number = page_number()

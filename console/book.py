@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, request, url_for
+from flask import abort, url_for
 
 from console import charts
 from console.access import ANYONE, FINANCE, bp, requires
@@ -12,6 +12,7 @@ from console.render import (
     PAGE,
     arg_date,
     arg_int,
+    arg_text,
     csv_link,
     csv_response,
     page,
@@ -28,7 +29,7 @@ STATES = ["owing", *(s.value for s in LoanStatus)]
 
 def _book_filter() -> portfolio.BookFilter:
     return portfolio.BookFilter(agent_id=arg_int("agent"),
-                                village=request.args.get("village", "").strip()[:40],
+                                village=arg_text("village", 40),
                                 since=arg_date("since"), until=arg_date("until"))
 
 
@@ -69,10 +70,10 @@ def dashboard() -> Any:
 @requires(*ANYONE)
 def loans() -> Any:
     svc = services()
-    state = request.args.get("state", "")
+    state = arg_text("state", 20)
     where = portfolio.LoanFilter(book=_book_filter(), state=state if state in STATES else "",
                                  late_over=arg_int("late_over"),
-                                 number=request.args.get("number", "")[:12])
+                                 number=arg_text("number", 12))
     number = page_number()
     if wants_csv():
         rows = portfolio.loans(svc.uow(), where, svc.now(), limit=100_000)

@@ -8,7 +8,7 @@ from flask import abort, request, url_for
 from flask_login import current_user
 
 from console.access import ANYONE, SUPPORT, bp, requires
-from console.render import act, csv_link, csv_response, form_text, page, wants_csv
+from console.render import act, arg_text, csv_link, csv_response, form_text, page, wants_csv
 from core import casebook, disputes, member_desk
 from core.errors import NotFound
 from runtime.http import services
@@ -25,7 +25,7 @@ MEMBER_ACTIONS = {
 @requires(*ANYONE)
 def members() -> Any:
     svc = services()
-    query = request.args.get("q", "")[:60]
+    query = arg_text("q", 60)
     found = casebook.search_members(svc.uow(), query) if query.strip() else []
     if wants_csv():
         return csv_response("members", ("id", "name", "phone", "status", "place", "roles",

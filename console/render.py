@@ -91,8 +91,17 @@ def act(call: Callable[[], Any], done: str, back: str) -> BaseResponse:
     return redirect(back, code=303)
 
 
+def _clean(value: str, limit: int) -> str:
+    """Text as typed, without NUL (no database can store it) and cut to `limit`."""
+    return value.replace("\x00", "")[:limit]
+
+
 def form_text(name: str, limit: int = 500) -> str:
-    return request.form.get(name, "")[:limit]
+    return _clean(request.form.get(name, ""), limit)
+
+
+def arg_text(name: str, limit: int = 60) -> str:
+    return _clean(request.args.get(name, ""), limit).strip()
 
 
 def arg_int(name: str) -> int | None:

@@ -14,11 +14,13 @@ Definitions (docs/console.md says them for people):
 - **Repayment rate**: what was paid against installments due up to today, over what
   they asked.
 - **Default rate** of ended loans: defaulted over repaid plus defaulted.
+- **Disbursed per week** and **median days to fund**: of loans paid out in the period,
+  or, without one, in the last 26 weeks.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -47,6 +49,9 @@ from core.models import (
 )
 
 PAR_DAYS = (1, 30, 90)
+RECENT = timedelta(weeks=26)
+"""Without a period, disbursements per week and the days to fund are of the loans paid
+out in this window (the chart's half year), not the whole history."""
 ENDED = (LoanStatus.REPAID, LoanStatus.DEFAULTED)
 
 
@@ -113,6 +118,7 @@ class Dashboard:
     paid_to_date: int = 0
     disbursed_weeks: list[tuple[date, int, int]] = field(default_factory=list)  # monday, n, sum
     median_days_to_fund: float | None = None
+    recent_since: date | None = None  # without a period: the window of the two above
     active_borrowers: int = 0
     active_lenders: int = 0
     sms_by_status: dict[str, int] = field(default_factory=dict)
@@ -181,12 +187,17 @@ def dashboard(uow: UnitOfWork, where: BookFilter, now: datetime) -> Dashboard:
                                   where, zone)
         due, paid = s.execute(due_query).one()
         board.due_to_date, board.paid_to_date = int(due), int(paid)
-        # 3. disbursed per day (weeks are summed here: a few hundred rows at most)
+        # 3. disbursed per day (weeks are summed here: a few hundred rows at most), of the
+        # period, or of the last half year (`RECENT`)
+        recent = where
+        if where.since is None:
+            board.recent_since = today - RECENT
+            recent = replace(where, since=board.recent_since)
         day = cast(Loan.disbursed_at, Date) if uow.is_postgres else func.date(Loan.disbursed_at)
         weeks: dict[date, list[int]] = {}
         for on, count, amount in s.execute(_filtered(
                 select(day, func.count(), func.sum(Loan.amount))
-                .where(Loan.disbursed_at.is_not(None)).group_by(day), where, zone)):
+                .where(Loan.disbursed_at.is_not(None)).group_by(day), recent, zone)):
             on = on if isinstance(on, date) else date.fromisoformat(on)
             monday = on - timedelta(days=on.weekday())
             entry = weeks.setdefault(monday, [0, 0])
@@ -201,7 +212,7 @@ def dashboard(uow: UnitOfWork, where: BookFilter, now: datetime) -> Dashboard:
         histogram = s.execute(_filtered(
             select(to_fund, func.count()).where(Loan.funded_at.is_not(None),
                                                 Loan.listed_at.is_not(None))
-            .group_by(to_fund), where, zone)).all()
+            .group_by(to_fund), recent, zone)).all()
         board.median_days_to_fund = _median(histogram)
         # 5. active lenders: with money in a loan still owed
         board.active_lenders = s.scalar(_filtered(

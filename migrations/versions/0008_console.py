@@ -11,7 +11,8 @@ and notes, and where a receipt in suspense went.
 - `dispute_notes`: each operator step on a case.
 - `payments.matched_at`, `payments.refund_marked_at`: a receipt leaves suspense once.
 - Indexes the dashboard's filters need: loans by status and disbursement date, members
-  by agent and by place, unpaid installments (a partial index), payments in suspense.
+  by agent and by place, by disbursement date, unpaid installments (a partial
+  index), and installments by due date with their amounts (PostgreSQL: INCLUDE), payments in suspense.
 
 Revision ID: 0008
 Revises: 0006
@@ -123,7 +124,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('refund_marked_at',
                                       core.models.UtcDateTime(timezone=True), nullable=True))
         batch_op.create_index('ix_payments_kind', ['kind'])
-    op.create_index('ix_loans_status_disbursed', 'loans', ['status', 'disbursed_at'])
+    op.create_index('ix_loans_disbursed_at', 'loans', ['disbursed_at'])
+    if op.get_bind().dialect.name == 'postgresql':  # due and paid read from the index alone
+        op.drop_index('ix_installments_due', table_name='installments')
+        op.create_index('ix_installments_due', 'installments', ['due_on'],
+                        postgresql_include=['amount', 'paid'])
     op.create_index('ix_members_agent_id', 'members', ['agent_id'])
     op.create_index('ix_members_place', 'members', ['place'])
     op.create_index('ix_installments_unpaid', 'installments', ['due_on', 'loan_id'],
@@ -135,7 +140,10 @@ def downgrade() -> None:
     op.drop_index('ix_installments_unpaid', table_name='installments')
     op.drop_index('ix_members_place', table_name='members')
     op.drop_index('ix_members_agent_id', table_name='members')
-    op.drop_index('ix_loans_status_disbursed', table_name='loans')
+    op.drop_index('ix_loans_disbursed_at', table_name='loans')
+    if op.get_bind().dialect.name == 'postgresql':
+        op.drop_index('ix_installments_due', table_name='installments')
+        op.create_index('ix_installments_due', 'installments', ['due_on'])
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.drop_index('ix_payments_kind')
         batch_op.drop_column('refund_marked_at')
