@@ -100,8 +100,17 @@ def main(loans: int) -> None:
         assert answer.status_code == 302, answer.status_code
 
         statements: list[str] = []
-        event.listen(svc.db.engine, "before_cursor_execute",
-                     lambda *args: statements.append(args[2]))
+        in_sql: list[float] = []  # seconds spent in the database driver, per statement
+
+        def before(*args: Any) -> None:
+            statements.append(args[2])
+            in_sql.append(-time.perf_counter())
+
+        def after(*args: Any) -> None:
+            in_sql[-1] += time.perf_counter()
+
+        event.listen(svc.db.engine, "before_cursor_execute", before)
+        event.listen(svc.db.engine, "after_cursor_execute", after)
         print(f"{svc.db.engine.dialect.name}: {book.loans:,} loans, {book.agents} agents, "
               f"{book.places} villages, seeded in {seeded:.1f} s")
         since = (TODAY - timedelta(days=90)).isoformat()
@@ -109,9 +118,10 @@ def main(loans: int) -> None:
         for label, query in (("all loans", ""), ("one agent", f"?agent={agent_id}"),
                              ("one village", "?village=Village%207"),
                              ("last 90 days", f"?since={since}")):
-            timings, counts, cold = [], [], 0.0
+            timings, counts, sql_ms, cold = [], [], [], 0.0
             for run in range(RUNS + 1):
                 statements.clear()
+                in_sql.clear()
                 began = time.perf_counter()
                 answer = client.get(f"/console/dashboard{query}")
                 elapsed = time.perf_counter() - began
@@ -119,6 +129,7 @@ def main(loans: int) -> None:
                 if run:  # the first one warms the template and the charts' cache
                     timings.append(elapsed * 1000)
                     counts.append(len(statements))
+                    sql_ms.append(sum(in_sql) * 1000)
                 else:
                     cold = elapsed * 1000
             html = answer.get_data(as_text=True)
@@ -126,7 +137,10 @@ def main(loans: int) -> None:
             print(f"  {label:13s} median {statistics.median(timings):6.1f} ms "
                   f"(min {min(timings):.1f}, max {max(timings):.1f}; {RUNS} requests; "
                   f"first {cold:.1f}), "
-                  f"{max(counts)} SQL statements, PAR30 {par30.group(1) if par30 else '?'}")
+                  f"{max(counts)} SQL statements taking {statistics.median(sql_ms):.1f} ms, "
+                  f"PAR30 {par30.group(1) if par30 else '?'}")
+        print(f"  load average while measured: {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} cores")
         svc.close()
     finally:
         drop()

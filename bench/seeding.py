@@ -232,7 +232,7 @@ def bulk_loan_book(uow: UnitOfWork, loans: int, today: date, *, seed: int = 14,
         funded = listed + timedelta(days=rng.randrange(0, 2), hours=rng.randrange(24))
         paid_out = state in PAID_OUT
         number = f"L{1000 + i}"
-        row = {"number": number, "borrower_id": borrower_id, "status": state,
+        row: dict[str, Any] = {"number": number, "borrower_id": borrower_id, "status": state,
                "amount": amount, "fee": fee, "interest": 0, "term_weeks": 4,
                "installment_count": 4, "purpose": "stock",
                "pledged": amount if paid_out else 0, "funded": amount if paid_out else 0,

@@ -17,6 +17,7 @@ from core.models import (
     DisputeStatus,
     Member,
     MemberStatus,
+    Operator,
     OutboxMessage,
     Payment,
     PaymentKind,
@@ -325,3 +326,25 @@ def test_a_disbursement_out_of_tries_is_tried_once_more_by_an_operator(console, 
                                     .order_by(Payout.id.desc())).first()
         assert tried.status == PayoutStatus.PENDING and tried.id != payout.id
     assert disbursements.awaiting_attention(services.uow()) == []
+
+
+def test_an_admin_adds_and_disables_operators_but_not_themselves(console, services, client):
+    admin = make_operator(services, "admin")
+    console.login(admin)
+    added = console.post("/console/operators", {"email": "new@harambee.test", "role": "finance",
+                                                "password": "twelve chars ok"},
+                         token_from="/console/operators")
+    html = added.get_data(as_text=True)
+    assert "new@harambee.test" in html and "otpauth://totp/" in html
+    with services.uow() as uow:
+        new = uow.session.scalar(select(Operator).where(Operator.email == "new@harambee.test"))
+    console.post(f"/console/operators/{new.id}/disable", {"reason": "left the company"},
+                 token_from="/console/operators")
+    refused = console.post(f"/console/operators/{admin.id}/disable", {"reason": "oops"},
+                           token_from="/console/operators", follow=True)
+    assert "cannot disable your own account" in refused.get_data(as_text=True)
+    with services.uow() as uow:
+        assert uow.session.get(Operator, new.id).active is False
+        assert uow.session.get(Operator, admin.id).active is True
+    assert [r.action for r in _audit(services, "operator.add")] == ["operator.add"]
+    assert _audit(services, "operator.disable")[0].reason == "left the company"
