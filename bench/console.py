@@ -64,6 +64,34 @@ def bench_url() -> tuple[str, Any]:
     return url.set(database=BENCH_DB).render_as_string(hide_password=False), drop
 
 
+def _ticks(pid: int) -> int | None:
+    """CPU time (user + system, in clock ticks) a local process has used, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def backends(svc: Any) -> list[int]:
+    """The PostgreSQL server processes serving the app's pooled connections (when the
+    server runs on this machine: their CPU time is read from /proc)."""
+    if not svc.db.is_postgres:
+        return []
+    with svc.db.engine.connect() as conn:
+        return list(conn.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars())
+
+
+def cpu_ms(pids: list[int]) -> float | None:
+    """CPU milliseconds used so far by this process and the given server processes."""
+    ticks = [_ticks(pid) for pid in pids]
+    if any(t is None for t in ticks):
+        return None
+    return time.process_time() * 1000 + sum(t or 0 for t in ticks) * 1000 / os.sysconf(
+        "SC_CLK_TCK")
+
+
 def main(loans: int) -> None:
     from web.app import create_app
 
@@ -118,13 +146,18 @@ def main(loans: int) -> None:
         for label, query in (("all loans", ""), ("one agent", f"?agent={agent_id}"),
                              ("one village", "?village=Village%207"),
                              ("last 90 days", f"?since={since}")):
-            timings, counts, sql_ms, cold = [], [], [], 0.0
+            timings, counts, sql_ms, cpu, cold = [], [], [], [], 0.0
             for run in range(RUNS + 1):
                 statements.clear()
                 in_sql.clear()
+                pids = backends(svc)
+                cpu_before = cpu_ms(pids)
                 began = time.perf_counter()
                 answer = client.get(f"/console/dashboard{query}")
                 elapsed = time.perf_counter() - began
+                cpu_after = cpu_ms(pids)
+                if run and cpu_before is not None and cpu_after is not None:
+                    cpu.append(cpu_after - cpu_before)
                 assert answer.status_code == 200, answer.status_code
                 if run:  # the first one warms the template and the charts' cache
                     timings.append(elapsed * 1000)
@@ -138,7 +171,9 @@ def main(loans: int) -> None:
                   f"(min {min(timings):.1f}, max {max(timings):.1f}; {RUNS} requests; "
                   f"first {cold:.1f}), "
                   f"{max(counts)} SQL statements taking {statistics.median(sql_ms):.1f} ms, "
-                  f"PAR30 {par30.group(1) if par30 else '?'}")
+                  f"PAR30 {par30.group(1) if par30 else '?'}"
+                  + (f"; CPU used (app + PostgreSQL) median {statistics.median(cpu):.0f} ms"
+                     if cpu else ""))
         print(f"  load average while measured: {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} cores")
         svc.close()
