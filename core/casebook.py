@@ -248,12 +248,13 @@ def agents(uow: UnitOfWork, now: datetime) -> list[AgentRow]:
 
 
 def agent_choices(uow: UnitOfWork) -> list[tuple[int, str]]:
-    """Every agent's id and name (the filters' choices), without their figures."""
+    """The id and name of every agent who registered someone (the filters' choices:
+    an agent with no members has no loans to filter), read by `ix_members_agent_id`."""
     with uow:
-        return [(mid, name) for mid, name, roles in uow.session.execute(
-            select(Member.id, Member.name, Member.roles).where(
-                Member.roles.contains(str(Role.AGENT))).order_by(Member.name))
-                if str(Role.AGENT) in roles.split(",")]
+        return list(uow.session.execute(
+            select(Member.id, Member.name).where(Member.id.in_(
+                select(Member.agent_id).where(Member.agent_id.is_not(None)).distinct()))
+            .order_by(Member.name)).tuples())
 
 
 def places(uow: UnitOfWork) -> Sequence[str]:

@@ -205,7 +205,7 @@ def dashboard(uow: UnitOfWork, where: BookFilter, now: datetime) -> Dashboard:
             entry[1] += int(amount)
         board.disbursed_weeks = [(m, n, a) for m, (n, a) in sorted(weeks.items())]
         # 4. median days from listing to funding (whole days, as a histogram)
-        to_fund: Any = (cast(Loan.funded_at, Date) - cast(Loan.listed_at, Date)
+        to_fund: Any = (func.date_part("day", Loan.funded_at - Loan.listed_at)
                         if uow.is_postgres else
                         cast(func.julianday(func.date(Loan.funded_at))
                              - func.julianday(func.date(Loan.listed_at)), BigInteger))
@@ -215,10 +215,12 @@ def dashboard(uow: UnitOfWork, where: BookFilter, now: datetime) -> Dashboard:
             .group_by(to_fund), recent, zone)).all()
         board.median_days_to_fund = _median(histogram)
         # 5. active lenders: with money in a loan still owed
-        board.active_lenders = s.scalar(_filtered(
-            select(func.count(func.distinct(Pledge.lender_id))).select_from(Loan)
+        # (DISTINCT in a subquery: hashed, where count(DISTINCT ...) sorts every pledge)
+        lenders = _filtered(
+            select(Pledge.lender_id).select_from(Loan)
             .join(Pledge, and_(Pledge.loan_id == Loan.id, Pledge.status == PledgeStatus.POSTED))
-            .where(owing), where, zone)) or 0
+            .where(owing), where, zone).distinct().subquery()
+        board.active_lenders = s.scalar(select(func.count()).select_from(lenders)) or 0
         # 6. SMS by status (the whole service's: messages are not per loan)
         sms = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
         if where.since is not None:
