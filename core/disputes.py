@@ -33,7 +33,7 @@ from core.models import (
 from core.numbers import case_number
 
 MAX_TEXT = 500
-MAX_SMS_NOTE = 300  # what an operator may send a member in one step
+MAX_SMS_NOTE = 80  # what an operator may send a member in one step: it fits one SMS
 ACK_WITHIN = timedelta(days=2)
 RESOLVE_WITHIN = timedelta(days=7)
 

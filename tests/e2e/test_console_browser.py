@@ -110,7 +110,7 @@ def test_resolving_a_dispute_sends_the_member_an_sms_and_is_audited(page, site, 
         sms = uow.session.scalars(select(OutboxMessage).where(
             OutboxMessage.phone == borrower.phone).order_by(OutboxMessage.id.desc())).first()
         assert sms.template == "sms.dispute_resolved" and sms.language == "sw"
-        assert sms.text == (f"Lalamiko {case.number} kuhusu mkopo {loan.number} limetatuliwa: "
+        assert sms.text == (f"Lalamiko {case.number} ({loan.number}) limetatuliwa: "
                             "Malipo yako yamepatikana na kuhesabiwa.")
         (row,) = uow.session.scalars(select(AuditEntry).where(
             AuditEntry.action == "dispute.resolve"))

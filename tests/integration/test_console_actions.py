@@ -71,7 +71,7 @@ def test_acknowledging_and_resolving_a_case_tells_the_member_in_swahili(console,
     assert [m.template for m in sent] == ["sms.dispute_acknowledged", "sms.dispute_resolved"]
     assert all(m.language == "sw" for m in sent)
     number = world.loan_number_for(case.loan_id)
-    assert sent[1].text == (f"Lalamiko {case.number} kuhusu mkopo {number} "
+    assert sent[1].text == (f"Lalamiko {case.number} ({number}) "
                             "limetatuliwa: Malipo yamepatikana na kuhesabiwa.")
     with services.uow() as uow:
         settled = uow.session.get(Dispute, case.id)
@@ -348,3 +348,13 @@ def test_an_admin_adds_and_disables_operators_but_not_themselves(console, servic
         assert uow.session.get(Operator, admin.id).active is True
     assert [r.action for r in _audit(services, "operator.add")] == ["operator.add"]
     assert _audit(services, "operator.disable")[0].reason == "left the company"
+
+
+def test_a_step_longer_than_one_sms_is_refused(console, world, services):
+    case, borrower = _case(world, services)
+    console.login(make_operator(services, "support"))
+    before = len(_sms(services, borrower.phone))
+    answer = console.post(f"/console/disputes/{case.id}/step",
+                          {"step": "acknowledge", "text": "x" * 81}, follow=True)
+    assert "Keep it to 80 characters" in answer.get_data(as_text=True)
+    assert len(_sms(services, borrower.phone)) == before

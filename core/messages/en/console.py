@@ -11,7 +11,7 @@ TEXTS = {
     "operator.not_self": "You cannot disable your own account.",
     "dispute.not_found": "No such case.",
     "dispute.bad_step": "That is not a step on a case.",
-    "dispute.note_too_long": "Keep it to {n} characters: it goes to the member by SMS.",
+    "dispute.note_too_long": "Keep it to {n} characters: it goes to the member in one SMS.",
     "dispute.wrong_state": "The case is {state}: that step is no longer possible.",
     "member.already_suspended": "This member is already suspended.",
     "member.not_suspended": "This member is not suspended.",
@@ -25,10 +25,10 @@ TEXTS = {
     "payout.not_cancellable": "The payout is {state}: only one not yet sent can be cancelled.",
     # SMS to members
     "sms.pin_unlocked": "{name}, your Harambee PIN is unlocked. You can use it again now. Never share your PIN.",
-    "sms.account_suspended": "{name}, your Harambee account is on hold: no new loans, pledges or withdrawals for now. You can still repay. Call {support} to talk to us.",
+    "sms.account_suspended": "{name}, your Harambee account is on hold: no new loans, pledges or withdrawals. You can still repay. Call {support}.",
     "sms.account_reinstated": "{name}, your Harambee account is active again.",
-    "sms.dispute_acknowledged": "We are looking into case {case} about loan {loan}: {note} We will reply by {by}.",
+    "sms.dispute_acknowledged": "Case {case} ({loan}) is being looked into: {note} Answer by {by}.",
     "sms.dispute_note": "Case {case}: {note}",
-    "sms.dispute_resolved": "Case {case} about loan {loan} is resolved: {note}",
-    "sms.dispute_rejected": "Case {case} about loan {loan} is closed: {note} Call {support} if you disagree.",
+    "sms.dispute_resolved": "Case {case} ({loan}) is resolved: {note}",
+    "sms.dispute_rejected": "Case {case} ({loan}) is closed: {note} Disagree? Call {support}.",
 }

@@ -11,7 +11,7 @@ TEXTS = {
     "operator.not_self": "Huwezi kuzima akaunti yako mwenyewe.",
     "dispute.not_found": "Hakuna lalamiko hilo.",
     "dispute.bad_step": "Hiyo si hatua ya lalamiko.",
-    "dispute.note_too_long": "Usizidi herufi {n}: ujumbe huu unamfikia mwanachama kwa SMS.",
+    "dispute.note_too_long": "Usizidi herufi {n}: ujumbe huu unamfikia mwanachama kwa SMS moja.",
     "dispute.wrong_state": "Lalamiko hili liko {state}: hatua hiyo haiwezekani tena.",
     "member.already_suspended": "Mwanachama huyu tayari amesimamishwa.",
     "member.not_suspended": "Mwanachama huyu hajasimamishwa.",
@@ -25,10 +25,10 @@ TEXTS = {
     "payout.not_cancellable": "Malipo haya yako {state}: ni yale ambayo bado hayajatumwa tu yanayoweza kusitishwa.",
     # SMS kwa wanachama
     "sms.pin_unlocked": "{name}, PIN yako ya Harambee imefunguliwa. Unaweza kuitumia tena sasa. Usimpe mtu PIN yako.",
-    "sms.account_suspended": "{name}, akaunti yako ya Harambee imesimamishwa kwa muda: huwezi kuomba mkopo, kukopesha wala kutoa pesa kwa sasa. Bado unaweza kulipa deni. Piga {support} uzungumze nasi.",
+    "sms.account_suspended": "{name}, akaunti yako ya Harambee imesimamishwa: huwezi kukopa, kukopesha wala kutoa pesa. Bado unaweza kulipa deni. Piga {support}.",
     "sms.account_reinstated": "{name}, akaunti yako ya Harambee inatumika tena.",
-    "sms.dispute_acknowledged": "Tunashughulikia lalamiko {case} kuhusu mkopo {loan}: {note} Tutakujibu kufikia {by}.",
+    "sms.dispute_acknowledged": "Lalamiko {case} ({loan}) linashughulikiwa: {note} Tutakujibu kufikia {by}.",
     "sms.dispute_note": "Lalamiko {case}: {note}",
-    "sms.dispute_resolved": "Lalamiko {case} kuhusu mkopo {loan} limetatuliwa: {note}",
-    "sms.dispute_rejected": "Lalamiko {case} kuhusu mkopo {loan} limefungwa: {note} Piga {support} kama hukubaliani.",
+    "sms.dispute_resolved": "Lalamiko {case} ({loan}) limetatuliwa: {note}",
+    "sms.dispute_rejected": "Lalamiko {case} ({loan}) limefungwa: {note} Hukubaliani? Piga {support}.",
 }
