@@ -28,8 +28,8 @@ test: $(STAMP)
 
 # Style, types, and who may import whom (the contracts in pyproject.toml).
 lint: $(STAMP)
-	$(BIN)/ruff check core runtime ussd sms workers web cli mpesa tests bench wsgi.py
-	$(BIN)/mypy core runtime ussd sms workers web cli mpesa
+	$(BIN)/ruff check core runtime ussd sms workers web cli mpesa console tests bench wsgi.py
+	$(BIN)/mypy core runtime ussd sms workers web cli mpesa console
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

@@ -1,4 +1,4 @@
-"""`harambee`: the one console script (demo, serve, db, check, members, and the
+"""`harambee`: the one console script (demo, serve, db, check, members, operators, and the
 background and phone commands defined beside the code they run)."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 from cli.background import cron, outbox_command, tick, worker
 from cli.community import data_requests, stories
 from cli.demo import demo, fake_daraja
+from cli.operators import operators
 from cli.phone import phone
 from cli.reconcile import reconcile
 from core.config import ConfigError, Settings, load_settings, production_gaps
@@ -124,7 +125,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja, reconcile,
-                 stories, data_requests):
+                 stories, data_requests, operators):
     main.add_command(_command)
 
 

@@ -100,12 +100,13 @@ def demo(host: str, port: int, no_seed: bool) -> None:
         for name in ("worker", "cron"):
             children.append(subprocess.Popen([sys.executable, "-m", "cli", name], env=env))
         svc = build_services(live)
+        operator = _demo_operator(svc)
         urls = CallbackUrls.of(live)
         assert svc.daraja is not None
         svc.daraja.register_urls(confirmation_url=urls.c2b_confirmation,
                                  validation_url=urls.c2b_validation)
         svc.db.dispose()
-        _banner(live, host, port, fake_url)
+        _banner(live, host, port, fake_url, operator)
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
@@ -124,6 +125,30 @@ def _seed(seed: Any, build_services: Any, live: Settings) -> bool:
         svc.db.dispose()
 
 
+DEMO_OPERATOR = "admin@harambee.demo"
+DEMO_PASSWORD = "harambee-demo-2580"
+
+
+def _demo_operator(svc: Any) -> tuple[str, str, str]:
+    """The demo's console operator (admin, with TOTP): made once, its secret read back
+    on later runs. Only the demo prints a password and a TOTP secret."""
+    from sqlalchemy import select
+
+    from core import operators
+    from core.errors import Conflict
+    from core.models import Operator
+
+    try:
+        made = operators.add_operator(svc.uow(), email=DEMO_OPERATOR, role="admin",
+                                      password=DEMO_PASSWORD, now=svc.now())
+        secret = made.totp_secret or ""
+    except Conflict:
+        with svc.uow() as uow:
+            secret = uow.session.scalar(select(Operator.totp_secret).where(
+                Operator.email == DEMO_OPERATOR)) or ""
+    return DEMO_OPERATOR, DEMO_PASSWORD, secret
+
+
 def simulator_env() -> dict[str, str]:
     """The simulator on, with the demo's people on its page and SMS to its phones."""
     from cli.demo_world import PIN, cast
@@ -133,11 +158,13 @@ def simulator_env() -> dict[str, str]:
             "HARAMBEE_SIMULATOR__KNOWN_PIN": PIN}
 
 
-def banner(settings: Settings, host: str, port: int, fake_url: str) -> list[str]:
+def banner(settings: Settings, host: str, port: int, fake_url: str,
+           operator: tuple[str, str, str]) -> list[str]:
     """What the demo prints once it is up (the README's first lines say the same)."""
     from cli.demo_world import PIN, cast
 
     key = settings.security.webhook_key
+    email, password, secret = operator
     base = f"http://{host}:{port}"
     lines = [f"Harambee demo on {base}",
              f"  Open the phones: {base}/simulator/",
@@ -147,12 +174,16 @@ def banner(settings: Settings, host: str, port: int, fake_url: str) -> list[str]
     lines += [f"  A phone in the terminal: {env}make phone N=+254711000001 "
               f"(or {env}.venv/bin/harambee phone +254711000001)",
               f"  USSD hook: POST {base}/hooks/ussd?key={key}",
+              f"  Operator console: {base}/console/  log in as {email}, password "
+              f"{password!r}, TOTP secret {secret} (add it to an authenticator app, or: "
+              f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\")",
               f"  M-Pesa runs through a fake Daraja on {fake_url}"]
     return lines
 
 
-def _banner(settings: Settings, host: str, port: int, fake_url: str) -> None:
-    click.echo("\n".join(banner(settings, host, port, fake_url)))
+def _banner(settings: Settings, host: str, port: int, fake_url: str,
+            operator: tuple[str, str, str]) -> None:
+    click.echo("\n".join(banner(settings, host, port, fake_url, operator)))
 
 
 @click.command("fake-daraja")

@@ -76,6 +76,11 @@ class SecuritySettings:
     # Delivery reports for message ids we never sent are kept this long, then dropped.
     unmatched_report_days: int = 2
     trusted_proxies: int = 0  # reverse proxies in front of us whose X-Forwarded-For we believe
+    # Signs the operator console's session cookie and CSRF tokens (a secret of its own).
+    console_secret: str = "dev-console-secret"
+    # Failed-login brake at POST /console/login, per calling address (flask-limiter);
+    # an account also locks after five failures in a row (core/operators.py).
+    console_login_limit: str = "10 per minute"
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,12 @@ def production_gaps(s: Settings) -> list[str]:
          f"a secret of {STRONG}+ characters of its own, not the default nor the webhook key "
          "(HARAMBEE_SESSION_SECRET)")
     need(not s.app.clock_file, "app.clock_file", "empty: production runs on the real clock")
+    need(s.security.console_secret != defaults.security.console_secret
+         and len(s.security.console_secret) >= STRONG
+         and s.security.console_secret not in (s.security.webhook_key,
+                                               s.security.session_secret),
+         "security.console_secret",
+         f"a secret of {STRONG}+ characters of its own (HARAMBEE_CONSOLE_SECRET)")
     need(len(s.security.metrics_token) >= STRONG, "security.metrics_token",
          f"a token of {STRONG}+ characters for /metrics (HARAMBEE_METRICS_TOKEN)")
     need(s.gateway.sms == "africastalking", "gateway.sms",
@@ -313,6 +324,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "HARAMBEE_WEBHOOK_KEY": ("security", "webhook_key"),
     "HARAMBEE_SESSION_SECRET": ("security", "session_secret"),
     "HARAMBEE_METRICS_TOKEN": ("security", "metrics_token"),
+    "HARAMBEE_CONSOLE_SECRET": ("security", "console_secret"),
     "HARAMBEE_GATEWAY": ("gateway", "sms"),
     "AT_USERNAME": ("gateway", "username"),
     "AT_API_KEY": ("gateway", "api_key"),

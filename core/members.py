@@ -201,6 +201,11 @@ def _verified(member: Member, settings: Settings) -> outbox.Sms:
                          name=member.first_name, limit=settings.fmt(member.credit_limit))
 
 
+def verified_notice(member: Member, settings: Settings) -> outbox.Sms:
+    """The SMS that tells a member they may now borrow (for an operator's verification)."""
+    return _verified(member, settings)
+
+
 def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime,
            agent_pin: str | None = None) -> Member:
     """A field agent vouches for a self-registered member after meeting them; with

@@ -223,6 +223,12 @@ class World:
             _ = loan.installments, loan.borrower
             return loan
 
+    def loan_number_for(self, loan_id: int) -> str:
+        with self.uow() as uow:
+            loan = uow.session.get(Loan, loan_id)
+            assert loan is not None and loan.number is not None
+            return loan.number
+
     def wallet(self, member: Member) -> Any:
         return self.wallet_of(member.id)
 

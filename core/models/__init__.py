@@ -22,7 +22,9 @@ from core.models.community import (
     StoryStatus,
 )
 from core.models.disputes import (
+    OPEN_DISPUTES,
     Dispute,
+    DisputeNote,
     DisputeStatus,
 )
 from core.models.ledger import (
@@ -57,6 +59,11 @@ from core.models.messaging import (
     OutboxStatus,
     Purpose,
 )
+from core.models.operators import (
+    AuditEntry,
+    Operator,
+    OperatorRole,
+)
 from core.models.payments import (
     PAYOUTS_IN_FLIGHT,
     Confirmation,
@@ -73,6 +80,7 @@ from core.models.payments import (
 __all__ = [
     "Account",
     "AccountKind",
+    "AuditEntry",
     "BEING_REPAID",
     "Base",
     "Confirmation",
@@ -81,6 +89,7 @@ __all__ = [
     "DataRequestKind",
     "DataRequestStatus",
     "Dispute",
+    "DisputeNote",
     "DisputeStatus",
     "EnumText",
     "HoldState",
@@ -93,7 +102,10 @@ __all__ = [
     "MemberStatus",
     "Money",
     "NAMING",
+    "OPEN_DISPUTES",
     "OPEN_LOAN_STATES",
+    "Operator",
+    "OperatorRole",
     "OWING",
     "OutboxMessage",
     "OutboxStatus",

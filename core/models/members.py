@@ -38,7 +38,7 @@ class Member(Base):
     status: Mapped[MemberStatus] = mapped_column(EnumText(MemberStatus, 12),
                                                  default=MemberStatus.PENDING)
     language: Mapped[str] = mapped_column(String(2), default="en")
-    place: Mapped[str | None] = mapped_column(String(40))
+    place: Mapped[str | None] = mapped_column(String(40), index=True)
     # indexed: an agent's record is read over their members' loans (core/reputation.py)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     verified_at: Mapped[datetime | None]

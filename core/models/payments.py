@@ -38,7 +38,7 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     reference: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[PaymentKind] = mapped_column(EnumText(PaymentKind, 10))
+    kind: Mapped[PaymentKind] = mapped_column(EnumText(PaymentKind, 10), index=True)
     loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"), index=True)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     fee_part: Mapped[int] = mapped_column(Money, default=0)
@@ -47,6 +47,10 @@ class Payment(Base):
     occurred_at: Mapped[datetime]
     created_at: Mapped[datetime]
     lenders_told_at: Mapped[datetime | None]
+    # A receipt held in suspense leaves it once: matched to a loan or a wallet by an
+    # operator (its kind then says which), or marked to be refunded (migration 0008).
+    matched_at: Mapped[datetime | None]
+    refund_marked_at: Mapped[datetime | None]
 
 
 class Confirmation(Base):

@@ -5,12 +5,11 @@ members' requests to correct or erase their data.
 - `data_requests`: a correction or an erasure, with its 7-day clock (`due_at`);
 - `members.tips_wanted` (TIPS ON / TIPS OFF) and `members.last_tip_week` (the ISO
   week of the last tip written, so the weekly duty skips who already has one);
-- an index on `members.agent_id`: every lender's list reads the agents' records over
-  their members' loans (core/reputation.py). On a large PostgreSQL database, build it
-  in a quiet hour (writes to `members` wait while it builds).
+(the index on `members.agent_id` that core/reputation.py reads through comes with
+0008, the console's).
 
 Revision ID: 0011
-Revises: 0006 (the lead re-chains at merge)
+Revises: 0008
 Create Date: 2026-12-01 19:40:00
 """
 from __future__ import annotations
@@ -21,7 +20,7 @@ from alembic import op
 import core.models
 
 revision = '0011'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
@@ -31,7 +30,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('tips_wanted', sa.Boolean(), nullable=False,
                                       server_default=sa.false()))
         batch_op.add_column(sa.Column('last_tip_week', sa.String(length=8), nullable=True))
-        batch_op.create_index(batch_op.f('ix_members_agent_id'), ['agent_id'], unique=False)
 
     op.create_table('stories',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -90,6 +88,5 @@ def downgrade() -> None:
         batch_op.drop_index('ix_stories_status_created')
     op.drop_table('stories')
     with op.batch_alter_table('members', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_members_agent_id'))
         batch_op.drop_column('last_tip_week')
         batch_op.drop_column('tips_wanted')

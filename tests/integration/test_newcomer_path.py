@@ -19,16 +19,17 @@ from tests.integration.test_ussd_cli import env_for
 from tests.support import run_worker
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+OPERATOR = ("admin@harambee.demo", "harambee-demo-2580", "JBSWY3DPEHPK3PXP")
 
 
 def test_the_demo_prints_the_simulator_and_its_people(settings):
-    lines = banner(settings, "127.0.0.1", 8000, "http://127.0.0.1:9")
+    lines = banner(settings, "127.0.0.1", 8000, "http://127.0.0.1:9", OPERATOR)
     text = "\n".join(lines)
     assert "http://127.0.0.1:8000/simulator/" in text and f"PIN {PIN}" in text
     for phone, name, role in cast():
         assert any(phone in line and name in line and role in line for line in lines)
     assert "make phone N=" in text and "HARAMBEE_PORT" not in text
-    elsewhere = "\n".join(banner(settings, "127.0.0.1", 8123, "http://127.0.0.1:9"))
+    elsewhere = "\n".join(banner(settings, "127.0.0.1", 8123, "http://127.0.0.1:9", OPERATOR))
     assert "HARAMBEE_PORT=8123 make phone" in elsewhere
 
 

@@ -29,7 +29,8 @@ LONGEST = {
     "items": "L100999 Ksh 49,950 open (School fees); L100998 Ksh 9,950 open (Transport)",
     "number": "L100999", "currency": "KES", "tries_left": "2", "until": "14:30", "length": "4",
     "terms": "4, 8, 12", "n": "2", "receipt": "SBK7A1B2C3", "who": "Nyambura",
-    "phone": "0712 345678",
+    "phone": "0712 345678", "support": "+254709000000", "by": "28/02/2027",
+    "note": "N" * 80,  # an operator's step on a case: disputes.MAX_SMS_NOTE characters
     # community and data rights (docs/community.md)
     "story": "S" * 80, "tip": "T" * 100, "loans": "99", "lent": "Ksh 999,999",
     "back": "Ksh 999,999", "to_come": "Ksh 999,999", "late": "Ksh 999,999",
