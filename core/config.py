@@ -201,7 +201,7 @@ class ReminderSettings:
 @dataclass(frozen=True)
 class SimulatorSettings:
     """The phones in the browser at `/simulator` (docs/simulator.md): on in the demo, off
-    in production (it needs the operator console's login, not built yet)."""
+    in production, where its phones could act as any member against live hooks."""
 
     enabled: bool = False
     phones: tuple[str, ...] = ()  # the phones the page opens with (the demo's people)
@@ -314,7 +314,7 @@ def production_gaps(s: Settings) -> list[str]:
     need(m.callback_base_url.startswith("https://"), "mpesa.callback_base_url",
          "our public https:// address")
     need(not s.simulator.enabled, "simulator.enabled",
-         "false: the simulator needs the operator console's login, not built yet")
+         "false: against live hooks its phones could act as any member")
     return gaps
 
 
