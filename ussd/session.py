@@ -117,9 +117,14 @@ class SessionStore:
             last = LastHop(record["length"], record["digest"], record["answer"],
                            [(int(a), int(b)) for a, b in record.get("secrets", [])])
         resume = State.from_json(resume_raw) if resume_raw else None
-        card = Caller(**json.loads(card_raw)) if card_raw else None
+        epoch = caller_cards.text(epoch)
+        card = None
+        if card_raw:
+            kept = json.loads(card_raw)
+            if kept.get("epoch") == epoch:  # else an agent's name or number changed since
+                card = Caller(**kept["caller"])
         return Loaded(state, last, int(hops), resume, card, caller_cards.text(generation),
-                      caller_cards.text(epoch))
+                      epoch)
 
     def save(self, sid: str, state: State, text: str, answer: str,
              resume: State | None, secrets: list[Span],
@@ -141,8 +146,9 @@ class SessionStore:
             pipe.delete(self.resume_key(state.phone))
         if fill is not None:
             caller, loaded = fill
-            caller_cards.fill(pipe, state.phone, json.dumps(asdict(caller)),
-                              loaded.generation, loaded.epoch)
+            card = json.dumps({"epoch": loaded.epoch, "caller": asdict(caller)},
+                              separators=(",", ":"))
+            caller_cards.fill(pipe, state.phone, card, loaded.generation, loaded.epoch)
         pipe.execute()
 
     def state_of(self, sid: str) -> State | None:
