@@ -101,15 +101,12 @@ class SessionStore:
         """Session, rate counter, resume marker and the caller's card in one pipelined
         round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.get(self.session_key(sid))
-        pipe.get(self.resume_key(phone))
+        pipe.mget(self.session_key(sid), self.resume_key(phone), caller_cards.card_key(phone),
+                  caller_cards.generation_key(phone), caller_cards.EPOCH_KEY)
         rate = self.rate_key(phone, minute)
         pipe.incr(rate)
         pipe.expire(rate, 61)
-        pipe.get(caller_cards.card_key(phone))
-        pipe.get(caller_cards.generation_key(phone))
-        pipe.get(caller_cards.EPOCH_KEY)
-        raw, resume_raw, hops, _, card_raw, generation, epoch = pipe.execute()
+        (raw, resume_raw, card_raw, generation, epoch), hops, _ = pipe.execute()
         state = last = None
         if raw:
             record = json.loads(raw)

@@ -139,3 +139,12 @@ def test_menus_read_nothing(services, client, caller):
         said, spent = hop(services, phone, typed)
         assert shows in said, said
         assert_within(services, spent, 0, f"menu {typed}")
+
+
+def test_a_loan_picked_from_my_loans_is_one_statement(services, client, caller):
+    phone = Phone(client, caller.phone)
+    phone.dial()
+    phone.press("2")
+    said, spent = hop(services, phone, "1")
+    assert "Left to repay in all" in said, said
+    assert_within(services, spent, 1, "a loan's detail")
