@@ -12,7 +12,6 @@ from flask_limiter.util import get_remote_address
 from core.phones import try_normalise
 from runtime.services import Services
 
-
 LIMITED = frozenset({"sms.incoming", "payments.payment_hook"})
 
 
