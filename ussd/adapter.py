@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, String, bindparam, select
 from sqlalchemy.orm import aliased
 
 from core import loans, members, pledges, queries, stk, withdrawals
@@ -39,6 +41,18 @@ def card_of(member: Member) -> MemberCard:
                       terms=member.terms_accepted_at is not None, limit=member.credit_limit)
 
 
+@cache
+def _caller_statement() -> Select[Any]:
+    """The caller by phone, with their agent's name and number: built once."""
+    agent = aliased(Member)
+    return (select(Member.id, Member.name, Member.roles, Member.language, Member.status,
+                   Member.terms_accepted_at, Member.pin_hash, Member.credit_limit,
+                   Member.pin_locked_until, agent.name.label("agent_name"),
+                   agent.phone.label("agent_phone"))
+            .outerjoin(agent, agent.id == Member.agent_id)
+            .where(Member.phone == bindparam("phone", type_=String)))
+
+
 class CorePort:
     """`Port` over the services of this process: each call is one core use case or
     query, which owns its transaction; `now` is read once per hop."""
@@ -65,15 +79,8 @@ class CorePort:
     def caller(self, phone: str) -> Caller | None:
         """The member on this phone, read in one statement outside a transaction (and
         noted in `looked_up`: the hop keeps it as the phone's card)."""
-        agent = aliased(Member)
         with self._uow().reading() as conn:
-            row = conn.execute(
-                select(Member.id, Member.name, Member.roles, Member.language, Member.status,
-                       Member.terms_accepted_at, Member.pin_hash, Member.credit_limit,
-                       Member.pin_locked_until, agent.name.label("agent_name"),
-                       agent.phone.label("agent_phone"))
-                .outerjoin(agent, agent.id == Member.agent_id)
-                .where(Member.phone == phone)).first()
+            row = conn.execute(_caller_statement(), {"phone": phone}).first()
         if row is None:
             return None
         region = self.settings.app.default_region
