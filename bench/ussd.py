@@ -19,7 +19,8 @@ prompt exactly that, and the last screen must start `CON ` and say what that scr
 says (a marker from the English catalogue); any other answer counts as bad. Each
 journey runs at 16 and at 50 connections; the median of `--rounds` rounds (interleaved,
 so load on the machine hits all alike) gives hops/s, p50 and p99, and the ratios to
-bare and floor are taken within the run. SQL statements and Redis round trips per hop
+bare and floor are taken within the run; `cpu ms` is the gunicorn workers' CPU per hop
+(from /proc), the figure that busy neighbours on shared cores change least. SQL statements and Redis round trips per hop
 are counted in-process (a SQLAlchemy `before_cursor_execute` event, and Redis's
 `send_packed_command`) over the same journeys, for a caller seen before (the dial's
 cold figure is printed too).
@@ -50,6 +51,7 @@ from bench.serving import (  # noqa: E402
     app_and_bare,
     app_env,
     counting,
+    cpu_seconds,
     drive,
     own_database,
     own_redis,
@@ -244,6 +246,7 @@ class Figures:
     rates: list[float]
     p50s: list[float]
     p99s: list[float]
+    cpus: list[float]
     bad: int = 0
     hops: int = 0
 
@@ -251,6 +254,7 @@ class Figures:
         self.rates.append(m.rate)
         self.p50s.append(m.p50)
         self.p99s.append(m.p99)
+        self.cpus.append(m.cpu_ms("workers"))
         self.bad += m.bad
         self.hops += m.count
 
@@ -265,6 +269,12 @@ class Figures:
     @property
     def p99(self) -> float:
         return statistics.median(self.p99s)
+
+    @property
+    def cpu(self) -> float:
+        """Worker CPU ms per hop: the server's own cost, which neighbours on shared
+        cores barely change (throughput and latency they change a lot)."""
+        return statistics.median(self.cpus)
 
 
 def main() -> None:
@@ -297,7 +307,11 @@ def main() -> None:
                 for conns in CONNECTIONS:
                     def run(port: int, path: str, make: MakeRequest, good: IsGood,
                             conns: int = conns) -> Measured:
-                        return drive(port, conns, args.seconds, args.max_hops, make, good)
+                        def meter() -> dict[str, float]:  # the server's workers' CPU
+                            return {"workers": sum(cpu_seconds(servers.workers(port))
+                                                   .values())}
+                        return drive(port, conns, args.seconds, args.max_hops, make, good,
+                                     meter=meter)
 
                     plan: list[tuple[str, Measured]] = [
                         ("bare", run(servers.bare, "/hooks/ussd",
@@ -308,7 +322,7 @@ def main() -> None:
                     plan += [(j.name, run(servers.ours, PATH, sessions(PATH, phones, j.typed),
                                           checks[j.name])) for j in JOURNEYS]
                     for name, measured in plan:
-                        figures.setdefault((name, conns), Figures([], [], [])).add(measured)
+                        figures.setdefault((name, conns), Figures([], [], [], [])).add(measured)
         print_figures(figures, counts)
 
 
@@ -320,7 +334,7 @@ def print_figures(figures: dict[tuple[str, int], Figures],
         floor = figures[("floor", conns)].rate
         print(f"\nat {conns} connections (median of rounds):")
         print(f"{'':>10} {'hops/s':>8} {'x bare':>7} {'x floor':>8} {'p50 ms':>7} "
-              f"{'p99 ms':>7} {'bad':>4} {'hops':>7}  target")
+              f"{'p99 ms':>7} {'cpu ms':>7} {'bad':>4} {'hops':>7}  target")
         for name in ["bare", "floor", *kinds]:
             f = figures[(name, conns)]
             kind = kinds.get(name, "")
@@ -331,7 +345,7 @@ def print_figures(figures: dict[tuple[str, int], Figures],
             else:
                 target = ""
             print(f"{name:>10} {f.rate:8.0f} {f.rate / bare:7.3f} {f.rate / floor:8.3f} "
-                  f"{f.p50:7.1f} {f.p99:7.1f} {f.bad:4d} {f.hops:7d}  {target}")
+                  f"{f.p50:7.1f} {f.p99:7.1f} {f.cpu:7.2f} {f.bad:4d} {f.hops:7d}  {target}")
     print("\nper hop (dial, pick[, PIN]), a caller seen before: SQL statements / PostgreSQL "
           "round trips (with BEGIN, COMMIT, ROLLBACK) / Redis round trips")
     for name, per_hop in counts.items():
