@@ -20,10 +20,10 @@ says (a marker from the English catalogue); any other answer counts as bad. Each
 journey runs at 16 and at 50 connections; the median of `--rounds` rounds (interleaved,
 so load on the machine hits all alike) gives hops/s, p50 and p99, and the ratios to
 bare and floor are taken within the run; `cpu ms` is the gunicorn workers' CPU per hop
-(from /proc), the figure that busy neighbours on shared cores change least. SQL statements and Redis round trips per hop
-are counted in-process (a SQLAlchemy `before_cursor_execute` event, and Redis's
-`send_packed_command`) over the same journeys, for a caller seen before (the dial's
-cold figure is printed too).
+(from /proc), the figure that busy neighbours on shared cores change least. SQL
+statements, PostgreSQL round trips and Redis round trips per hop are counted in-process
+(SQLAlchemy events, Redis's `send_packed_command`) over the same journeys, for a caller
+seen before (the dial's cold figure is printed too).
 
 Loopback only; bounded in time and count. Creates and drops its own PostgreSQL
 database (`DATABASE_URL`'s server, default postgresql://postgres@127.0.0.1:5432/postgres)
