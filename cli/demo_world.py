@@ -26,6 +26,13 @@ LENDERS = [
 ]
 
 
+def cast() -> list[tuple[str, str, str]]:
+    """The people the simulator's page opens with: (phone, name, role)."""
+    return [(AGENT[0], AGENT[1], "agent"),
+            *((phone, name, "borrower") for phone, name, _ in BORROWERS[:2]),
+            *((phone, name, "lender") for phone, name, _ in LENDERS[:2])]
+
+
 def seed(svc: Services, now: datetime) -> bool:
     """Seed once; returns False when members already exist. Every step goes through
     the real use cases, each its own transaction; payouts go through the configured

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, bindparam, func, select
+from sqlalchemy import Integer, Select, String, and_, bindparam, case, exists, func, select
 from sqlalchemy.orm import aliased
 
 from core import ledger
@@ -33,6 +33,7 @@ from core.models import (
     PledgeStatus,
 )
 from core.repayments import Standing, standing
+from core.reputation import ENDED, AgentRecord, agent_records
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class LoanView:
     borrower_on_time: int  # loans repaid with every installment on time
     borrower_repaid: int  # loans repaid in all
     standing: Standing | None  # only once disbursed
+    agent: AgentRecord | None = None  # the borrower's agent's record (core/reputation.py)
 
     @property
     def open_amount(self) -> int:
@@ -85,8 +87,14 @@ class AccountView:
     active_pledges: int
 
 
-def loan_view(loan: Loan, today: date) -> LoanView:
+def loan_view(loan: Loan, today: date, agents: dict[int, AgentRecord] | None = None
+              ) -> LoanView:
+    """`agents`: agent records by agent id, for loans shown to lenders; without it the
+    view carries none."""
     borrower = loan.borrower
+    agent_id = borrower.agent_id
+    agent = (agents.get(agent_id, AgentRecord(ended=0, on_time=0))
+             if agents is not None and agent_id is not None else None)
     disbursed = loan.status in PAID_OUT
     return LoanView(
         number=loan.number or "", status=loan.status, amount=loan.amount, pledged=loan.pledged,
@@ -96,7 +104,14 @@ def loan_view(loan: Loan, today: date) -> LoanView:
         borrower_first_name=borrower.first_name,
         borrower_place=borrower.place, borrower_on_time=borrower.loans_repaid_on_time,
         borrower_repaid=borrower.loans_repaid,
-        standing=standing(loan, today) if disbursed else None)
+        standing=standing(loan, today) if disbursed else None, agent=agent)
+
+
+def _with_agents(uow: UnitOfWork, loans: list[Loan], today: date) -> list[LoanView]:
+    """Views of loans shown to lenders, each with its agent's record (one query for all)."""
+    records = agent_records(uow, (loan.borrower.agent_id for loan in loans
+                                  if loan.borrower.agent_id is not None))
+    return [loan_view(loan, today, records) for loan in loans]
 
 
 def _today(uow: UnitOfWork, now: datetime) -> date:
@@ -159,11 +174,28 @@ def _open_loan_id(member_id: Any) -> Any:
             .order_by(inner.id.desc()).limit(1).scalar_subquery())
 
 
+def _with_agent_record(query: Select[Any]) -> Select[Any]:
+    """The borrower's agent's record as `reputation.agent_records` counts it (loans of
+    the agent's members that ended, those repaid with no installment late), in
+    correlated subqueries of the same statement."""
+    members, loans, installments = aliased(Member), aliased(Loan), aliased(Installment)
+    of_agent = (select().select_from(members).join(loans, loans.borrower_id == members.id)
+                .where(members.agent_id == Member.agent_id, loans.status.in_(ENDED)))
+    late = exists().where(installments.loan_id == loans.id, installments.late.is_(True))
+    on_time = case((and_(loans.status == LoanStatus.REPAID, ~late), 1), else_=0)
+    return query.add_columns(
+        Member.agent_id.label("agent_id"),
+        of_agent.with_only_columns(func.count(loans.id)).scalar_subquery()
+        .label("agent_ended"),
+        of_agent.with_only_columns(func.coalesce(func.sum(on_time), 0)).scalar_subquery()
+        .label("agent_on_time"))
+
+
 @cache
 def _statement(name: str) -> Select[Any]:
     """The statement of one screen, built on first use."""
     if name in ("listed", "listed_excluding"):
-        query = (_of_borrower()
+        query = (_with_agent_record(_of_borrower())
                  .where(Loan.status == LoanStatus.LISTED,
                         Loan.deadline > bindparam("now", type_=Loan.deadline.type))
                  .order_by(Loan.deadline, Loan.id).offset(_OFFSET).limit(_LIMIT))
@@ -213,7 +245,9 @@ def _view(row: Any) -> LoanView:
         borrower_first_name=first_name(row.borrower_name), borrower_place=row.borrower_place,
         borrower_on_time=row.borrower_on_time, borrower_repaid=row.borrower_repaid,
         standing=Standing(next_due=row.next_due, next_amount=row.next_amount or 0,
-                          behind=row.behind or 0) if disbursed else None)
+                          behind=row.behind or 0) if disbursed else None,
+        agent=AgentRecord(ended=int(row.agent_ended or 0), on_time=int(row.agent_on_time or 0))
+        if "agent_ended" in row._fields and row.agent_id is not None else None)
 
 
 def _loans(uow: UnitOfWork, name: str, **values: Any) -> list[LoanView]:
@@ -290,7 +324,7 @@ def pledge_offer(uow: UnitOfWork, member_id: int, number: str, now: datetime
     (raises NotAllowed when the loan is not open for pledges, to its parties; NotFound
     to anyone else)."""
     with uow:
-        view = loan_view(find_loan_for(uow, member_id, number), _today(uow, now))
+        view = _with_agents(uow, [find_loan_for(uow, member_id, number)], _today(uow, now))[0]
         if view.status != LoanStatus.LISTED:
             raise NotAllowed("loan.not_listed", number=view.number)
         wallet = ledger.find_account(uow, ledger.wallet_code(member_id))

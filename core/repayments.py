@@ -26,6 +26,7 @@ from core.models import (
     Loan,
     LoanStatus,
     Member,
+    MemberStatus,
     Payment,
     PaymentKind,
     Pledge,
@@ -92,9 +93,10 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
             payment.member_id = loan.borrower_id
             assert loan.account_id is not None
             credit_id = loan.account_id
-        elif loan is not None or member is not None:
-            # A payment to a closed loan, or a top-up: it belongs in that member's wallet.
-            owner = member or loan.borrower  # type: ignore[union-attr]
+        elif (owner := member or (loan.borrower if loan is not None else None)) is not None \
+                and owner.status != MemberStatus.ERASED:
+            # A payment to a closed loan, or a top-up: it belongs in that member's wallet
+            # (not an erased member's: it waits in suspense for an operator to return it).
             payment.kind, payment.member_id = PaymentKind.TOPUP, owner.id
             credit_id = ledger.wallet(uow, owner.id).id
         else:

@@ -14,6 +14,13 @@ from core.models.base import (
     Money,
     UtcDateTime,
 )
+from core.models.community import (
+    DataRequest,
+    DataRequestKind,
+    DataRequestStatus,
+    Story,
+    StoryStatus,
+)
 from core.models.disputes import (
     Dispute,
     DisputeStatus,
@@ -52,6 +59,7 @@ from core.models.messaging import (
 )
 from core.models.payments import (
     PAYOUTS_IN_FLIGHT,
+    Confirmation,
     Payment,
     PaymentKind,
     Payout,
@@ -67,7 +75,11 @@ __all__ = [
     "AccountKind",
     "BEING_REPAID",
     "Base",
+    "Confirmation",
     "DeliveryReport",
+    "DataRequest",
+    "DataRequestKind",
+    "DataRequestStatus",
     "Dispute",
     "DisputeStatus",
     "EnumText",
@@ -99,6 +111,8 @@ __all__ = [
     "PledgeStatus",
     "Purpose",
     "Role",
+    "Story",
+    "StoryStatus",
     "Transfer",
     "TransferCode",
     "TransferKind",

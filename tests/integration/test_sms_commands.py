@@ -106,7 +106,7 @@ def test_loans_and_status(world, client, clock):
     loan = world.listed_loan(amount=300_000, purpose="farm")
     lender = world.lender(100_000)
     listed = ask(world, client, lender.phone, "LOANS")
-    assert listed.startswith("To lend: L1001 Ksh 3,000 open (Farming)")
+    assert listed.startswith("To lend: L1001 Ksh 3,000 open (Farming; agent: no record yet)")
     status = ask(world, client, lender.phone, f"status {loan.number}")
     assert status.startswith("L1001: Farming Ksh 3,000, 0% funded, Ksh 3,000 open until")
     assert "LOAN" not in ask(world, client, lender.phone, "status L1")  # no such loan

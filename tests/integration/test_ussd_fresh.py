@@ -3,7 +3,8 @@ channel made it: a top-up or a repayment by M-Pesa (C2B), a pledge by SMS, a PIN
 locked by wrong tries, a language changed by SMS. Balances and loans are read on the
 hop that shows them; what the dial keeps of the caller (the caller card in Redis) is
 dropped by every commit that writes the member, and a card read before such a commit
-is never kept after it."""
+is never kept after it. (A C2B confirmation is recorded by the payments worker: "at
+once" is once it is recorded.)"""
 from __future__ import annotations
 
 from itertools import count
@@ -17,15 +18,16 @@ from core.models import Pledge
 from runtime import caller_cards
 from tests.conftest import CALLBACK_TOKEN
 from tests.sms_hook import answer, ask, send
-from tests.support import NAIROBI, PIN, START
+from tests.support import NAIROBI, PIN, START, record_payments
 from tests.ussd_phone import Phone
 from ussd.adapter import CorePort
 
 _receipts = count(1)
 
 
-def c2b(client, account: str, shillings: int) -> None:
-    """A paybill payment confirmed by Daraja (C2B) to `account`."""
+def c2b(client, services, account: str, shillings: int) -> None:
+    """A paybill payment confirmed by Daraja (C2B) to `account`, stored at the door and
+    recorded as the payments worker records it."""
     response = client.post(f"/hooks/c2b/{CALLBACK_TOKEN}/confirmation", json={
         "TransactionType": "Pay Bill", "TransID": f"SFR{next(_receipts):07d}",
         "TransTime": START.astimezone(NAIROBI).strftime("%Y%m%d%H%M%S"),
@@ -34,6 +36,7 @@ def c2b(client, account: str, shillings: int) -> None:
         "ThirdPartyTransID": "", "MSISDN": "2547****0001", "FirstName": "Juma",
         "MiddleName": "", "LastName": "Hassan"})
     assert response.status_code == 200, response.get_data(as_text=True)
+    record_payments(services)
 
 
 @pytest.fixture
@@ -43,10 +46,10 @@ def juma(world):
     return me
 
 
-def test_a_top_up_by_c2b_shows_at_once_in_the_wallet(client, juma):
+def test_a_top_up_by_c2b_shows_at_once_in_the_wallet(services, client, juma):
     phone = Phone(client, juma.phone)
     assert "Wallet Ksh 1,000\n" in phone.run("6", PIN)
-    c2b(client, "0711000001", 500)
+    c2b(client, services, "0711000001", 500)
     phone.press("0")
     assert "Wallet Ksh 1,500\n" in phone.press("6")  # the same session, PIN already typed
     assert "Wallet Ksh 1,500\n" in Phone(client, juma.phone).run("6", PIN)  # a new one
@@ -71,12 +74,12 @@ def test_a_pledge_by_sms_shows_at_once_as_held(world, client, juma):
     assert f"{loan.number}: Ksh 400" in Phone(client, juma.phone).run("5")  # my pledges
 
 
-def test_a_repayment_by_c2b_shows_at_once_in_my_loans(world, client, juma):
+def test_a_repayment_by_c2b_shows_at_once_in_my_loans(services, world, client, juma):
     loan = world.disbursed_loan(borrower=juma)
     first, second = loan.installments[0], loan.installments[1]
     phone = Phone(client, juma.phone)
     assert f"pay Ksh {first.amount // 100:,} by {first.due_on:%d/%m}" in phone.run("2")
-    c2b(client, loan.number or "", first.amount // 100)
+    c2b(client, services, loan.number or "", first.amount // 100)
     phone.press("0")
     due = f"pay Ksh {second.amount // 100:,} by {second.due_on:%d/%m}"
     assert due in phone.press("2")  # the same session
