@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,12 +24,18 @@ class Committed:
 
     outbox_ids: list[int] = field(default_factory=list)
     follow_ups: dict[str, list[int]] = field(default_factory=dict)
+    # Phones of members whose row this transaction wrote (any ORM change to a member):
+    # whatever copy of them is kept elsewhere (the USSD caller card) is dropped.
+    members: set[str] = field(default_factory=set)
+    # An agent's row changed: every copy that names an agent is dropped.
+    agents: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.outbox_ids or self.follow_ups)
+        return bool(self.outbox_ids or self.follow_ups or self.members or self.agents)
 
 
 AfterCommit = Callable[[Committed], None]
+READING = "harambee_reading"  # execution option: a read of one statement, no transaction
 T = TypeVar("T")
 
 
@@ -56,7 +62,10 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # Take the write lock up front: read-then-write races become waits, not errors.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read of one statement (`UnitOfWork.reading`) needs no transaction: in WAL
+            # mode it reads one snapshot, beside the writer.
+            if not conn.get_execution_options().get(READING):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # Fail fast when PostgreSQL is unreachable: a USSD gateway waits ~10 s for us, and
@@ -87,6 +96,27 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
 _DETAIL = re.compile(r"\nDETAIL:[^\n]*")
 
 
+def _note_members(session: Session, _context: Any) -> None:
+    """After each flush: the phones of the members this unit of work wrote (new rows,
+    changed rows, deleted rows; a changed phone both old and new), noted for after
+    commit. A Core UPDATE of members bypasses this: none changes what a copy keeps."""
+    uow = session.info.get("uow")
+    if uow is None:
+        return
+    pending: Committed = uow._pending
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if getattr(obj, "__tablename__", "") != "members":
+            continue
+        if obj in session.dirty and not session.is_modified(obj):
+            continue
+        pending.members.add(obj.phone)
+        old = inspect(obj).attrs.phone.history.deleted
+        pending.members.update(p for p in old if p)
+        if "agent" in (obj.roles or "").split(",") and (
+                old or inspect(obj).attrs.name.history.deleted):
+            pending.agents = True  # a name or number their members' cards carry
+
+
 class Database:
     """The engine and its session factory, made once per process."""
 
@@ -95,6 +125,7 @@ class Database:
         self.url = settings.database_url
         self.engine = make_engine(self.url, echo=settings.database.echo, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.sessions, "after_flush", _note_members)
 
     @property
     def is_postgres(self) -> bool:
@@ -156,6 +187,21 @@ class UnitOfWork:
         return session.connection()
 
     @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for a read of one statement, outside any transaction of ours:
+        on PostgreSQL in autocommit, so no BEGIN and no ROLLBACK go over the wire (one
+        statement sees one snapshot, as consistent as a transaction of one). Inside an
+        open unit (a use case joined by a test, the SMS handler) it is that unit's
+        connection, which sees what the unit wrote."""
+        if self.active or self._bare is not None:
+            yield self.connection
+            return
+        with self.db.engine.connect() as conn:
+            conn = conn.execution_options(**{READING: True}, **(
+                {"isolation_level": "AUTOCOMMIT"} if self.is_postgres else {}))
+            yield conn
+
+    @contextmanager
     def bare(self) -> Iterator[Connection]:
         """`with uow:` for a use case of a few Core statements on a hot path (a paybill
         confirmation at the door): the transaction is on a pooled connection with no
@@ -180,6 +226,7 @@ class UnitOfWork:
         self._depth += 1
         if self._depth == 1:
             self._session = self.db.sessions()
+            self._session.info["uow"] = self
             self._pending = Committed()
         return self
 

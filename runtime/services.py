@@ -20,6 +20,7 @@ from core.db import Committed, Database, UnitOfWork
 from core.payouts import PayoutGateway
 from core.stk import StkGateway
 from mpesa.daraja import Daraja
+from runtime import caller_cards
 from runtime.clock import OffsetClock, ShiftedClock, utcnow
 from runtime.jobs import Jobs
 from runtime.mpesa import daraja_client
@@ -82,9 +83,18 @@ class Services:
         return self.clock()
 
     def _after_commit(self, done: Committed) -> None:
-        """Enqueue a send job per batch of new outbox rows, and a job per follow-up.
-        Failure here loses nothing: the periodic sweeps find rows still queued and
-        follow-ups still undone."""
+        """Drop the caller cards of the members written (before the use case returns:
+        no later hop sees the old card), then enqueue a send job per batch of new
+        outbox rows, and a job per follow-up. Failure to enqueue loses nothing: the
+        periodic sweeps find rows still queued and follow-ups still undone."""
+        if done.members or done.agents:
+            try:
+                caller_cards.forget(self.redis.client, sorted(done.members), done.agents)
+            except RedisError:
+                log.error("could not drop %d caller cards; they expire within %d s",
+                          len(done.members), caller_cards.TTL_SECONDS)
+        if not (done.outbox_ids or done.follow_ups):
+            return
         try:
             self.jobs.after_commit(done)
         except RedisError:

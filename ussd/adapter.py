@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, String, bindparam, select
 from sqlalchemy.orm import aliased
 
 from core import loans, members, pledges, queries, reputation, stk, withdrawals
 from core.config import Settings
 from core.db import UnitOfWork
-from core.models import Member
+from core.models import Member, MemberStatus
 from core.phones import local
-from core.queries import AccountView, LoanView, PledgeView
+from core.queries import AccountView, LoanView, PledgeView, first_name
 from runtime.services import Services
 from ussd.port import Listed, MemberCard
 from ussd.state import Caller
@@ -39,6 +41,18 @@ def card_of(member: Member) -> MemberCard:
                       terms=member.terms_accepted_at is not None, limit=member.credit_limit)
 
 
+@cache
+def _caller_statement() -> Select[Any]:
+    """The caller by phone, with their agent's name and number: built once."""
+    agent = aliased(Member)
+    return (select(Member.id, Member.name, Member.roles, Member.language, Member.status,
+                   Member.terms_accepted_at, Member.pin_hash, Member.credit_limit,
+                   Member.pin_locked_until, agent.name.label("agent_name"),
+                   agent.phone.label("agent_phone"))
+            .outerjoin(agent, agent.id == Member.agent_id)
+            .where(Member.phone == bindparam("phone", type_=String)))
+
+
 class CorePort:
     """`Port` over the services of this process: each call is one core use case or
     query, which owns its transaction; `now` is read once per hop."""
@@ -47,6 +61,7 @@ class CorePort:
         self.services = services
         self.settings = services.settings
         self._now: datetime | None = None
+        self.looked_up: dict[str, Caller] = {}  # callers read from the database this hop
 
     def now(self) -> datetime:
         if self._now is None:
@@ -62,17 +77,26 @@ class CorePort:
     # ------------------------------------------------------------ members
 
     def caller(self, phone: str) -> Caller | None:
-        agent = aliased(Member)
-        with self._uow() as uow:
-            found = uow.session.execute(
-                select(Member, agent.name, agent.phone)
-                .outerjoin(agent, agent.id == Member.agent_id)
-                .where(Member.phone == phone)).first()
-            if found is None:
-                return None
-            member, agent_name, agent_phone = found
-            return caller_of(member, self.settings,
-                             (agent_name, agent_phone) if agent_name else None)
+        """The member on this phone, read in one statement outside a transaction (and
+        noted in `looked_up`: the hop keeps it as the phone's card)."""
+        with self._uow().reading() as conn:
+            row = conn.execute(_caller_statement(), {"phone": phone}).first()
+        if row is None:
+            return None
+        region = self.settings.app.default_region
+        helper, helper_phone = (
+            (first_name(row.agent_name), local(row.agent_phone, region)) if row.agent_name
+            else ("", local(self.settings.app.support_phone, region)))
+        found = Caller(id=row.id, first_name=first_name(row.name),
+                       roles=sorted(r for r in row.roles.split(",") if r),
+                       language=row.language, status=MemberStatus(row.status),
+                       terms=row.terms_accepted_at is not None, pin=row.pin_hash is not None,
+                       limit=row.credit_limit,
+                       locked_until=row.pin_locked_until.isoformat()
+                       if row.pin_locked_until else "", helper=helper,
+                       helper_phone=helper_phone)
+        self.looked_up[phone] = found
+        return found
 
     def register_self(self, *, phone: str, name: str, national_id: str, language: str,
                       pin: str) -> Caller:

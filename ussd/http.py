@@ -97,6 +97,9 @@ def _hop(svc: Services) -> tuple[str, str]:
     secrets: list[Span] = []  # where PINs lie in `current`
     if state is None or last is None:
         state = State(phone=phone, sid=sid)
+        if loaded.card is not None:  # a known caller: no SQL for the dial
+            state.caller, state.looked_up, state.lang = \
+                loaded.card, True, loaded.card.language
         typed = current or None
         if loaded.resume is not None:
             state, typed = machine.resume(state, loaded.resume), None
@@ -108,15 +111,18 @@ def _hop(svc: Services) -> tuple[str, str]:
             typed = current
         if machine.takes_secret(state) and typed:
             secrets.append((len(current) - len(typed), len(current)))
+    port = CorePort(svc)
     try:
-        state, screen = machine.step(state, typed, CorePort(svc))
+        state, screen = machine.step(state, typed, port)
         answer, outcome = screen.render(limit), "end" if screen.end else "con"
     except Exception:  # noqa: BLE001 - a phone must get an answer, never a 500
         log.exception("ussd session %s: hop failed at %s", sid, state.node or "start")
         state.ended = True
         answer, outcome = end("ussd.error", state.lang, limit), "error"
     try:
-        store.save(sid, state, current, answer, machine.resume_point(state), secrets)
+        fresh = port.looked_up.get(phone)
+        store.save(sid, state, current, answer, machine.resume_point(state), secrets,
+                   (fresh, loaded) if fresh is not None else None)
     except redis.RedisError:
         log.warning("ussd session %s: could not save the session", sid)
     return answer, outcome

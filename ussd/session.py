@@ -1,17 +1,19 @@
 """USSD sessions in Redis: one round trip to load a hop's state (session, the phone's
-rate-limit counter and resume marker), one to save it. Nothing lives in the web process.
+rate-limit counter and resume marker, the caller's card), one to save it. Nothing lives
+in the web process. Caller cards and why they are never stale: `runtime/caller_cards.py`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import cast
 
 import redis
 
 from core.config import UssdSettings
-from ussd.state import State
+from runtime import caller_cards
+from ussd.state import Caller, State
 
 PREFIX = "ussd"
 
@@ -72,6 +74,9 @@ class Loaded:
     last: LastHop | None
     hops_this_minute: int
     resume: State | None  # a dropped session this phone may continue
+    card: Caller | None = None  # the caller as last read from the database, if kept
+    generation: str = "0"  # the caller's generation and the cards' epoch, as read
+    epoch: str = "0"  # with the card (a fill is refused once either moved)
 
 
 class SessionStore:
@@ -93,14 +98,15 @@ class SessionStore:
         return f"{PREFIX}:rate:{phone}:{minute}"
 
     def load(self, sid: str, phone: str, minute: int) -> Loaded:
-        """Session, rate counter and resume marker in one pipelined round trip."""
+        """Session, rate counter, resume marker and the caller's card in one pipelined
+        round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.get(self.session_key(sid))
-        pipe.get(self.resume_key(phone))
+        pipe.mget(self.session_key(sid), self.resume_key(phone), caller_cards.card_key(phone),
+                  caller_cards.generation_key(phone), caller_cards.EPOCH_KEY)
         rate = self.rate_key(phone, minute)
         pipe.incr(rate)
         pipe.expire(rate, 61)
-        raw, resume_raw, hops, _ = pipe.execute()
+        (raw, resume_raw, card_raw, generation, epoch), hops, _ = pipe.execute()
         state = last = None
         if raw:
             record = json.loads(raw)
@@ -108,13 +114,23 @@ class SessionStore:
             last = LastHop(record["length"], record["digest"], record["answer"],
                            [(int(a), int(b)) for a, b in record.get("secrets", [])])
         resume = State.from_json(resume_raw) if resume_raw else None
-        return Loaded(state, last, int(hops), resume)
+        epoch = caller_cards.text(epoch)
+        card = None
+        if card_raw:
+            kept = json.loads(card_raw)
+            if kept.get("epoch") == epoch:  # else an agent's name or number changed since
+                card = Caller(**kept["caller"])
+        return Loaded(state, last, int(hops), resume, card, caller_cards.text(generation),
+                      epoch)
 
     def save(self, sid: str, state: State, text: str, answer: str,
-             resume: State | None, secrets: list[Span]) -> None:
+             resume: State | None, secrets: list[Span],
+             fill: tuple[Caller, Loaded] | None = None) -> None:
         """The session with this hop's text and answer (for resent hops), and the
         phone's resume marker set or cleared, in one round trip. `secrets` says where
-        the PINs lie in `text`: they are blanked before the digest is taken."""
+        the PINs lie in `text`: they are blanked before the digest is taken. `fill` is
+        a caller read from the database this hop, kept as the phone's card unless the
+        member changed since the hop loaded (`runtime/caller_cards.py`)."""
         record = json.dumps({"state": state.to_dict(), "length": len(text),
                              "digest": fingerprint(self.secret, text, secrets),
                              "answer": answer, "secrets": secrets}, separators=(",", ":"))
@@ -125,6 +141,11 @@ class SessionStore:
                      ex=self.settings.resume_window_seconds)
         else:
             pipe.delete(self.resume_key(state.phone))
+        if fill is not None:
+            caller, loaded = fill
+            card = json.dumps({"epoch": loaded.epoch, "caller": asdict(caller)},
+                              separators=(",", ":"))
+            caller_cards.fill(pipe, state.phone, card, loaded.generation, loaded.epoch)
         pipe.execute()
 
     def state_of(self, sid: str) -> State | None:
