@@ -20,7 +20,7 @@ from runtime.clock import ShiftedClock
 from runtime.redis import client_for
 from runtime.services import Services
 from tests.live import live_daraja
-from tests.support import NAIROBI, run_worker
+from tests.support import NAIROBI, record_payments, run_worker
 from web.app import create_app
 from web.simulator import network
 
@@ -137,6 +137,7 @@ def test_a_whole_loan_played_from_the_phones(page, sim):
     paid = halima.call("paybill", business="247247", account=number, amount=str(installment),
                        pin="1234")
     assert paid["ok"], paid
+    record_payments(sim)  # the door stored the confirmation; the recorder records it
     with sim.uow() as uow:
         assert uow.session.scalar(select(Payment.amount).where(
             Payment.reference == number)) == installment * 100
