@@ -126,8 +126,17 @@ def dotted(path: str) -> str:
     return path.removesuffix(".py").replace("/", ".")
 
 
+def toml_string(value: str) -> str:
+    """A TOML string: literal (no escapes, as code reads best) unless it holds a quote."""
+    return f"'{value}'" if "'" not in value and "\n" not in value else json.dumps(value)
+
+
 def toml_list(values: tuple[str, ...] | list[str]) -> str:
     return "[" + ", ".join(json.dumps(value) for value in values) + "]"
+
+
+def toml_strings(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(toml_string(value) for value in values) + "]"
 
 
 def prepare(module: Module, keep: bool) -> Path:
@@ -150,6 +159,7 @@ def prepare(module: Module, keep: bool) -> Path:
         + f"source_paths = {toml_list(PACKAGES)}\n"
         + f"only_mutate = {toml_list([module.path])}\n"
         + f"pytest_add_cli_args_test_selection = {toml_list(module.tests)}\n"
+        + 'pytest_add_cli_args = ["--hypothesis-profile=mutation"]\n'
         + f"also_copy = {toml_list(ALSO_LINKED[1:])}\n"
         + "use_git_change_detection = false\n",
         "utf-8",
@@ -230,6 +240,9 @@ def report(outcome: Outcome) -> None:
     for name in outcome.missed:
         print(f"-- {outcome.statuses[name]}: {name}")
         print("\n".join("   " + line for line in outcome.diffs[name].splitlines()[1:]))
+        print(f"   (if no test could ever tell it from the code, list it in mutate.toml: "
+              f"mutant = {toml_string(name)}, "
+              f"change = {toml_strings(changed_lines(outcome.diffs[name]))}, reason = ...)")
     for equivalent in outcome.stale:
         print(f"!! listed as equivalent, but no surviving mutant of {equivalent.function} "
               f"makes this change any more (the code moved, or a test kills it): judge it "

@@ -1,0 +1,120 @@
+"""The USSD machine across a session's life: a suspended caller at the door, one key per
+money flow, a refusal while showing a screen, a node gone after a deploy, and a
+dropped session resumed in the caller's language."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from core.config import load_settings
+from core.messages import text
+from tests.fake_port import NOW, PIN, FakePort
+from ussd.machine import resume, step
+from ussd.state import Caller, State
+
+SETTINGS = load_settings(env={})
+PHONE = "+254711000001"
+
+
+def lender(lang: str = "en", **changes: object) -> Caller:
+    caller = Caller(id=7, first_name="Otieno", roles=["lender"], language=lang,
+                    status="verified", terms=True, pin=True, limit=500_000)
+    return replace(caller, **changes)  # type: ignore[arg-type]
+
+
+def fresh(sid: str = "s1") -> State:
+    return State(phone=PHONE, sid=sid)
+
+
+def test_a_suspended_caller_is_told_at_once_in_their_language_and_the_session_ends() -> None:
+    for lang in ("en", "sw"):
+        port = FakePort(SETTINGS, caller_=lender(lang, status="suspended"))
+        st, screen = step(fresh(), None, port)
+        assert screen.payload() == "END " + text("member.suspended", lang)
+        assert st.ended and st.lang == lang and st.data == {}
+        assert port.calls == ["caller"]
+
+
+def test_a_suspended_caller_dialling_a_choice_in_the_code_is_not_answered() -> None:
+    # `*384*1#`: the first hop already carries "1"; nothing is chosen for them.
+    port = FakePort(SETTINGS, caller_=lender(status="suspended"))
+    st, screen = step(fresh(), "1", port)
+    assert screen.payload() == "END " + text("member.suspended", "en")
+    assert st.ended and port.calls == ["caller"]
+
+
+def test_suspension_is_said_before_a_locked_pin() -> None:
+    until = replace(lender(), locked_until=NOW.replace(hour=23).isoformat())
+    port = FakePort(SETTINGS, caller_=replace(until, status="suspended"))
+    _, screen = step(fresh(), None, port)
+    assert screen.payload() == "END " + text("member.suspended", "en")
+
+
+def test_the_caller_is_looked_up_once_a_session() -> None:
+    port = FakePort(SETTINGS, caller_=lender("sw"))
+    st, screen = step(fresh(), None, port)
+    assert st.looked_up and st.caller is not None and st.lang == "sw"
+    st, _ = step(st, "1", port)
+    st, _ = step(st, "00", port)
+    assert port.calls.count("caller") == 1 and st.node == "main"
+
+
+def test_each_hop_is_counted_and_each_money_flow_has_its_own_key() -> None:
+    port = FakePort(SETTINGS, caller_=lender())
+    st, _ = step(fresh(), None, port)
+    for typed in ("1", "1", "1"):
+        st, _ = step(st, typed, port)
+    assert st.step == 4 and st.node == "lend.pin"
+    first = st.data["flow"]
+    st, _ = step(st, "00", port)  # home, then the same pledge again in the same session
+    for typed in ("1", "1", "1"):
+        st, _ = step(st, typed, port)
+    assert st.step == 8 and st.node == "lend.pin"
+    second = st.data["flow"]
+    assert second != first
+    _, screen = step(st, PIN, port)
+    assert screen.end
+    assert port.calls[-1] == f"pledge:ussd:{second}:pledge:L1000000:100"
+
+
+def test_a_refusal_while_showing_a_screen_ends_the_session_with_the_reason() -> None:
+    # A dropped pledge continued after its loan stopped taking pledges (the fake
+    # refuses L1000003): the amount screen cannot be shown, the reason is.
+    for lang in ("en", "sw"):
+        port = FakePort(SETTINGS, caller_=lender(lang))
+        saved = State(node="lend.amount", lang=lang, step=5, caller=lender(lang),
+                      looked_up=True, phone=PHONE, sid="s1",
+                      data={"flow": "s1:2", "loan": "L1000003"})
+        st, screen = step(resume(fresh("s2"), saved), "1", port)
+        assert screen.payload() == "END " + text("loan.not_listed", lang, number="L1000003")
+        assert st.ended and st.data == {}
+
+
+def test_a_node_renamed_by_a_deploy_mid_session_leads_home() -> None:
+    port = FakePort(SETTINGS, caller_=lender("sw"))
+    st = State(node="lend.renamed_away", lang="sw", step=3, caller=lender("sw"),
+               looked_up=True, phone=PHONE, sid="s1", data={"loan": "L1000001"})
+    st, screen = step(st, "1", port)
+    assert st.node == "main" and not st.ended and not screen.end
+    assert screen.title == text("ussd.main.title", "sw", name="Otieno")
+
+
+def test_a_resumed_session_keeps_the_callers_language() -> None:
+    port = FakePort(SETTINGS, caller_=lender("sw"))
+    saved = State(node="lend.amount", lang="sw", step=5, caller=lender("sw"), looked_up=True,
+                  phone=PHONE, sid="s1", data={"flow": "s1:2", "loan": "L1000001"})
+    offer = resume(fresh("s2"), saved)
+    assert offer.lang == "sw" and offer.caller == saved.caller and offer.looked_up
+    st, screen = step(offer, None, port)
+    assert screen.title == text("ussd.resume.title", "sw")
+    restarted, screen = step(st, "2", port)  # start again: the main menu, still in Swahili
+    assert restarted.node == "main" and restarted.lang == "sw"
+    assert screen.title == text("ussd.main.title", "sw", name="Otieno")
+    assert port.calls == []  # the caller came with the saved session: no lookup
+
+
+def test_a_resumed_session_whose_node_was_renamed_starts_again_at_home() -> None:
+    port = FakePort(SETTINGS, caller_=lender("sw"))
+    saved = State(node="lend.renamed_away", lang="sw", caller=lender("sw"), looked_up=True,
+                  phone=PHONE, sid="s1", data={"loan": "L1000001"})
+    st, screen = step(resume(fresh("s2"), saved), "1", port)
+    assert st.node == "main" and st.data == {} and not screen.end
