@@ -8,7 +8,7 @@ from dataclasses import replace
 from core.config import load_settings
 from core.messages import text
 from tests.fake_port import NOW, PIN, FakePort
-from ussd.machine import resume, step
+from ussd.machine import resume, resume_point, step
 from ussd.state import Caller, State
 
 SETTINGS = load_settings(env={})
@@ -18,7 +18,7 @@ PHONE = "+254711000001"
 def lender(lang: str = "en", **changes: object) -> Caller:
     caller = Caller(id=7, first_name="Otieno", roles=["lender"], language=lang,
                     status="verified", terms=True, pin=True, limit=500_000)
-    return replace(caller, **changes)  # type: ignore[arg-type]
+    return replace(caller, **changes)
 
 
 def fresh(sid: str = "s1") -> State:
@@ -118,3 +118,36 @@ def test_a_resumed_session_whose_node_was_renamed_starts_again_at_home() -> None
                   phone=PHONE, sid="s1", data={"loan": "L1000001"})
     st, screen = step(resume(fresh("s2"), saved), "1", port)
     assert st.node == "main" and st.data == {} and not screen.end
+
+
+def test_a_reason_is_shown_once_and_not_again_on_the_way_back() -> None:
+    port = FakePort(SETTINGS, caller_=lender())
+    st, _ = step(fresh(), None, port)
+    for typed in ("1", "1"):
+        st, _ = step(st, typed, port)
+    st, screen = step(st, "elfu", port)  # not an amount: asked again with the reason
+    reason = text("ussd.amount.invalid", "en")
+    assert st.node == "lend.amount" and screen.title == reason
+    st, screen = step(st, "0", port)  # back to the list of loans
+    assert st.node == "lend" and reason not in screen.payload()
+
+
+def test_asked_again_at_another_node_starts_at_its_first_page() -> None:
+    port = FakePort(SETTINGS, caller_=lender("en", terms=False))
+    st, _ = step(fresh(), None, port)
+    assert st.node == "terms"
+    st.page = 2
+    st, screen = step(st, "1", port)  # accept: told so at the main menu
+    assert st.node == "main" and st.page == 0
+    assert screen.title == text("ussd.terms.done", "en")
+
+
+def test_what_a_redial_may_continue() -> None:
+    saved = State(node="lend.amount", lang="sw", step=5, caller=lender("sw"), looked_up=True,
+                  phone=PHONE, sid="s1", data={"flow": "s1:2", "loan": "L1000001"})
+    assert resume_point(saved) == saved  # a pledge half-typed
+    offer = resume(fresh("s2"), saved)
+    assert resume_point(offer) == saved  # dropped again at the offer: still the pledge
+    assert resume_point(replace(saved, node="main")) is None  # nothing to continue
+    assert resume_point(replace(saved, node="lend.renamed_away")) is None
+    assert resume_point(replace(saved, ended=True)) is None
