@@ -45,6 +45,8 @@ def test_a_number_as_people_dial_it_at_home() -> None:
     assert local("+255712345678") == "+255712345678"  # abroad: left international
     assert local("+255712345678", "TZ") == "0712 345 678"
     assert local("not a number") == "not a number"
+    assert local("0712345678") == "0712 345678"  # already written at home: read in KE
+    assert local("0712345678", "TZ") == "0712 345 678"
 
 
 def test_masked_shows_the_country_and_the_last_four_only() -> None:
