@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core.config import load_settings
+from core.errors import NotAllowed
 from core.messages import text
-from tests.fake_port import NOW, PIN, FakePort
+from tests.fake_port import LOCKED_PIN, NOW, PIN, FakePort
 from ussd.machine import resume, resume_point, step
 from ussd.state import Caller, State
 
@@ -151,3 +152,68 @@ def test_what_a_redial_may_continue() -> None:
     assert resume_point(replace(saved, node="main")) is None  # nothing to continue
     assert resume_point(replace(saved, node="lend.renamed_away")) is None
     assert resume_point(replace(saved, ended=True)) is None
+
+
+class SuspendedMeanwhile(FakePort):
+    """An operator suspends the caller between two hops: the pledge is refused."""
+
+    def pledge(self, *, member_id: int, number: str, amount: int, pin: str, key: str) -> None:
+        raise NotAllowed("member.suspended")
+
+
+def at_pledge_pin(port: FakePort) -> State:
+    st, _ = step(fresh(), None, port)
+    for typed in ("1", "1", "1"):
+        st, _ = step(st, typed, port)
+    assert st.node == "lend.pin"
+    return st
+
+
+def test_a_wrong_pin_asks_again_with_the_tries_left_and_the_session_stays_open() -> None:
+    port = FakePort(SETTINGS, caller_=lender("sw"))
+    st, screen = step(at_pledge_pin(port), "9876", port)
+    assert st.node == "lend.pin" and not st.ended and not screen.end
+    assert screen.title == text("pin.wrong", "sw", tries_left=2)
+
+
+def test_a_pin_locked_by_this_try_ends_the_session_with_when_it_ends() -> None:
+    port = FakePort(SETTINGS, caller_=lender())
+    st, screen = step(at_pledge_pin(port), LOCKED_PIN, port)
+    assert screen.payload() == "END " + text("pin.locked", "en", until="23:59")
+    assert st.ended and st.data == {}
+
+
+def test_a_caller_suspended_between_two_hops_is_told_and_the_session_ends() -> None:
+    port = SuspendedMeanwhile(SETTINGS, caller_=lender())
+    st, screen = step(at_pledge_pin(port), PIN, port)
+    assert screen.payload() == "END " + text("member.suspended", "en")
+    assert st.ended
+
+
+def test_a_locked_pin_is_said_on_the_first_screen_of_a_member_at_main() -> None:
+    locked_until = NOW.replace(hour=23).isoformat()
+    port = FakePort(SETTINGS, caller_=lender(locked_until=locked_until))
+    st, _ = step(fresh(), None, port)
+    assert st.node == "locked"
+    owing_terms = FakePort(SETTINGS, caller_=lender(locked_until=locked_until, terms=False))
+    st, _ = step(fresh(), None, owing_terms)
+    assert st.node == "terms"  # the terms come first; the PIN is not asked there
+
+
+def test_a_choice_in_the_dialled_code_is_answered_on_the_first_hop() -> None:
+    port = FakePort(SETTINGS, caller_=lender())
+    st, _ = step(fresh(), "1", port)  # *384*1#: straight to the loans open to lenders
+    assert st.node == "lend" and st.step == 1
+
+
+def test_a_hop_without_input_shows_the_current_screen_and_a_refusal_there_ends_it() -> None:
+    port = FakePort(SETTINGS, caller_=lender())
+    st, first = step(fresh(), None, port)
+    st, listed = step(st, "1", port)
+    again_st, again = step(st, None, port)
+    assert again_st.node == "lend" and again.payload() == listed.payload()
+    gone = State(node="lend.amount", caller=lender(), looked_up=True, phone=PHONE, sid="s1",
+                 data={"flow": "s1:2", "loan": "L1000003"})
+    st, screen = step(gone, None, port)
+    assert screen.payload() == "END " + text("loan.not_listed", "en", number="L1000003")
+    assert st.ended
