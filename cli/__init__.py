@@ -1,4 +1,4 @@
-"""`harambee`: the one console script (demo, serve, db, check, members, and the
+"""`harambee`: the one console script (demo, serve, db, check, members, operators, and the
 background and phone commands defined beside the code they run)."""
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 import click
 
 from cli.background import cron, outbox_command, tick, worker
+from cli.community import data_requests, stories
 from cli.demo import demo, fake_daraja
+from cli.operators import operators
 from cli.phone import phone
 from cli.reconcile import reconcile
 from core.config import ConfigError, Settings, load_settings, production_gaps
@@ -52,17 +54,22 @@ def db_upgrade() -> None:
 @main.command()
 def check() -> None:
     """Verify the ledger invariants; exit 1 naming each broken one."""
-    from core import checks
+    from core import checks, confirmations
     from core.db import Database, UnitOfWork
 
     database = Database(_settings())
-    violations = checks.check(UnitOfWork(database))
+    now = datetime.now(UTC)
+    violations = checks.check(UnitOfWork(database), now)
+    waiting = confirmations.waiting(UnitOfWork(database))
     database.dispose()
     if violations:
         for violation in violations:
             click.echo(str(violation), err=True)
         sys.exit(1)
     click.echo("ledger ok: all 6 invariants hold")
+    if waiting.count and waiting.oldest is not None:
+        click.echo(f"{waiting.count} paybill confirmations on their way to the ledger, the "
+                   f"oldest {int((now - waiting.oldest).total_seconds())} s old")
 
 
 @main.group()
@@ -101,7 +108,8 @@ def members_add(phone: str, name: str, roles: tuple[str, ...], national_id: str 
 
 @main.command()
 @click.option("--host", default="127.0.0.1")
-@click.option("--port", default=8000, type=int)
+@click.option("--port", default=int(os.environ.get("HARAMBEE_PORT", "8000")), type=int,
+              help="Default: HARAMBEE_PORT, else 8000.")
 @click.option("--workers", default=2, type=int)
 def serve(host: str, port: int, workers: int) -> None:
     """Run the web service under gunicorn."""
@@ -116,7 +124,8 @@ def serve(host: str, port: int, workers: int) -> None:
                                "--timeout", "30", "wsgi:app"])
 
 
-for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja, reconcile):
+for _command in (worker, cron, tick, outbox_command, phone, demo, fake_daraja, reconcile,
+                 stories, data_requests, operators):
     main.add_command(_command)
 
 

@@ -1,10 +1,12 @@
 """`harambee demo`: the whole service on a laptop, and `harambee fake-daraja`.
 
-The demo runs on embedded defaults (SQLite, an embedded Redis, the console SMS
-gateway) with M-Pesa through a fake Daraja it starts beside the app, so money moves
-end to end: paybill payments, prompts, payouts and their callbacks. Its history (the
-seeded loans) is written with the console rail; everything after it starts goes
-through the fake.
+The demo runs on embedded defaults (SQLite, an embedded Redis) with M-Pesa through a
+fake Daraja it starts beside the app, so money moves end to end: paybill payments,
+prompts, payouts and their callbacks. Its history (the seeded loans) is written with
+the console rail; everything after it starts goes through the fake. SMS go to the
+simulator's gateway, and the phones at /simulator open with the demo's people
+(docs/simulator.md). HARAMBEE_PORT sets the port (default 8000), HARAMBEE_INSTANCE the
+folder of its database and Redis (default ./instance).
 """
 from __future__ import annotations
 
@@ -87,7 +89,8 @@ def demo(host: str, port: int, no_seed: bool) -> None:
         fake_url = f"http://{host}:{fake_port}"
         _wait_for(f"{fake_url}/fake/state", children[-1])
         env.update(FAKE, MPESA_BASE_URL=fake_url, HARAMBEE_GATEWAY__PAYOUT="daraja",
-                   HARAMBEE_MPESA__CALLBACK_BASE_URL=f"http://{host}:{port}")
+                   HARAMBEE_MPESA__CALLBACK_BASE_URL=f"http://{host}:{port}",
+                   **simulator_env())
         live = load_settings(env=env)
         if not no_seed and _seed(seed, build_services, live):
             click.echo("seeded the demo world (PIN 2580 for everyone)")
@@ -97,12 +100,13 @@ def demo(host: str, port: int, no_seed: bool) -> None:
         for name in ("worker", "cron"):
             children.append(subprocess.Popen([sys.executable, "-m", "cli", name], env=env))
         svc = build_services(live)
+        operator = _demo_operator(svc)
         urls = CallbackUrls.of(live)
         assert svc.daraja is not None
         svc.daraja.register_urls(confirmation_url=urls.c2b_confirmation,
                                  validation_url=urls.c2b_validation)
         svc.db.dispose()
-        _banner(live, host, port, fake_url)
+        _banner(live, host, port, fake_url, operator)
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
@@ -121,13 +125,65 @@ def _seed(seed: Any, build_services: Any, live: Settings) -> bool:
         svc.db.dispose()
 
 
-def _banner(settings: Settings, host: str, port: int, fake_url: str) -> None:
+DEMO_OPERATOR = "admin@harambee.demo"
+DEMO_PASSWORD = "harambee-demo-2580"
+
+
+def _demo_operator(svc: Any) -> tuple[str, str, str]:
+    """The demo's console operator (admin, with TOTP): made once, its secret read back
+    on later runs. Only the demo prints a password and a TOTP secret."""
+    from sqlalchemy import select
+
+    from core import operators
+    from core.errors import Conflict
+    from core.models import Operator
+
+    try:
+        made = operators.add_operator(svc.uow(), email=DEMO_OPERATOR, role="admin",
+                                      password=DEMO_PASSWORD, now=svc.now())
+        secret = made.totp_secret or ""
+    except Conflict:
+        with svc.uow() as uow:
+            secret = uow.session.scalar(select(Operator.totp_secret).where(
+                Operator.email == DEMO_OPERATOR)) or ""
+    return DEMO_OPERATOR, DEMO_PASSWORD, secret
+
+
+def simulator_env() -> dict[str, str]:
+    """The simulator on, with the demo's people on its page and SMS to its phones."""
+    from cli.demo_world import PIN, cast
+
+    return {"HARAMBEE_SIMULATOR__ENABLED": "true", "HARAMBEE_GATEWAY": "simulator",
+            "HARAMBEE_SIMULATOR__PHONES": ",".join(phone for phone, _, _ in cast()),
+            "HARAMBEE_SIMULATOR__KNOWN_PIN": PIN}
+
+
+def banner(settings: Settings, host: str, port: int, fake_url: str,
+           operator: tuple[str, str, str]) -> list[str]:
+    """What the demo prints once it is up (the README's first lines say the same)."""
+    from cli.demo_world import PIN, cast
+
     key = settings.security.webhook_key
-    click.echo(f"Harambee demo listening on http://{host}:{port}  "
-               f"(USSD: POST /hooks/ussd?key={key}; try: .venv/bin/harambee phone "
-               f"+254711000001)")
-    click.echo(f"M-Pesa runs through a fake Daraja on {fake_url}: pay a bill with "
-               f"POST {fake_url}/fake/c2b/pay {{\"phone\", \"amount\", \"account\"}}")
+    email, password, secret = operator
+    base = f"http://{host}:{port}"
+    lines = [f"Harambee demo on {base}",
+             f"  Open the phones: {base}/simulator/",
+             f"  The demo's people (PIN {PIN} for everyone):"]
+    lines += [f"    {role:<9} {name:<16} {phone}" for phone, name, role in cast()]
+    env = "" if port == 8000 else f"HARAMBEE_PORT={port} "
+    lines += [f"  A phone in the terminal: {env}make phone N=+254711000001 "
+              f"(or {env}.venv/bin/harambee phone +254711000001)",
+              f"  USSD hook: POST {base}/hooks/ussd?key={key}",
+              f"  Operator console: {base}/console/  log in as {email}, password "
+              f"{password!r}, TOTP secret {secret} (add it to an authenticator app, or: "
+              f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\")",
+              f"  M-Pesa runs through a fake Daraja on {fake_url}"]
+    return lines
+
+
+def _banner(settings: Settings, host: str, port: int, fake_url: str,
+            operator: tuple[str, str, str]) -> None:
+    click.echo("\n".join(banner(settings, host, port, fake_url, operator)))
 
 
 @click.command("fake-daraja")

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from core import disbursements, loans, members, pledges, repayments
+from core import disbursements, disputes, loans, members, pledges, repayments
 from core.models import Member
 from runtime.services import Services
 from workers.payouts import send_payout
@@ -24,6 +24,13 @@ LENDERS = [
     ("+254722000002", "Njeri Diaspora", 5_000_000),
     ("+254722000003", "Juma Hassan", 1_000_000),
 ]
+
+
+def cast() -> list[tuple[str, str, str]]:
+    """The people the simulator's page opens with: (phone, name, role)."""
+    return [(AGENT[0], AGENT[1], "agent"),
+            *((phone, name, "borrower") for phone, name, _ in BORROWERS[:2]),
+            *((phone, name, "lender") for phone, name, _ in LENDERS[:2])]
 
 
 def seed(svc: Services, now: datetime) -> bool:
@@ -90,4 +97,12 @@ def seed(svc: Services, now: datetime) -> bool:
     fresh = listed(borrowers[3], 150_000, 4, "health", now - timedelta(days=3))
     pledge(lenders[1], fresh, 150_000, now)
     disburse(fresh, now)
+    # For the operator console: a receipt in suspense (a mistyped account) and a case
+    # the borrower opened by SMS, waiting to be acknowledged.
+    repayments.record_payment(uow(), provider="mpesa", transaction_id="DEMO-SUSPENSE-1",
+                              phone=borrowers[0].phone, amount=50_000, currency=currency,
+                              reference="L10O1", occurred_at=now, now=now)
+    disputes.open_dispute(uow(), member_id=borrowers[0].id, number=repaying,
+                          reason="I paid 500 on Monday and it is not counted", now=now,
+                          request_key="demo-dispute-1")
     return True

@@ -6,10 +6,12 @@ Each violation names the invariant it breaks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import aliased
 
+from core import confirmations
 from core.db import UnitOfWork
 from core.models import (
     PAYOUTS_IN_FLIGHT,
@@ -47,8 +49,10 @@ class Violation:
         return f"invariant {self.invariant} ({INVARIANTS[self.invariant]}): {self.detail}"
 
 
-def check(uow: UnitOfWork) -> list[Violation]:
-    """Every violation found (empty when the books are sound)."""
+def check(uow: UnitOfWork, now: datetime | None = None) -> list[Violation]:
+    """Every violation found (empty when the books are sound) as of `now` (default:
+    the wall clock), which says which paybill confirmations are overdue."""
+    now = now or datetime.now(UTC)
     with uow:
         found: list[Violation] = []
         if uow.is_postgres and not uow.session.in_transaction():
@@ -56,6 +60,7 @@ def check(uow: UnitOfWork) -> list[Violation]:
             uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         for part in (_totals, _counters, _limits, _holds, _allocations, _external, _references):
             found.extend(part(uow))
+        found.extend(_confirmations(uow, now))
         return found
 
 
@@ -252,6 +257,20 @@ def _payouts(uow: UnitOfWork) -> list[Violation]:
         if not legacy and (kind != TransferKind.PENDING or state not in _PAYOUT_HOLDS[status]):
             out.append(Violation(6, f"payout {pid} is {status} but its hold is {kind} "
                                     f"{state or ''}".rstrip()))
+    return out
+
+
+def _confirmations(uow: UnitOfWork, now: datetime) -> list[Violation]:
+    """Money M-Pesa confirmed is an external movement too: a confirmation still not in
+    the ledger `mpesa.record_within_seconds` after it came (its job lost and no sweep
+    since), or one that can never be recorded without a person, breaks invariant 6.
+    Younger ones are simply on their way (`confirmations.waiting`)."""
+    out = []
+    for late in confirmations.overdue(uow, now):
+        why = (f"refused: {late.refusal}" if late.refusal else
+               f"not recorded {int((now - late.received_at).total_seconds())} s after it came")
+        out.append(Violation(6, f"confirmation {late.id} ({late.trans_id}, {late.amount}) "
+                                f"{why}"))
     return out
 
 

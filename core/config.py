@@ -45,6 +45,9 @@ class AppSettings:
     timezone: str = "Africa/Nairobi"
     instance_dir: str = "instance"
     support_phone: str = "+254709000000"  # whom members call when no agent can help
+    # Outside production only: a file holding seconds to add to every process's clock
+    # (runtime/clock.py); the fault harness moves time with it.
+    clock_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,11 @@ class SecuritySettings:
     # Delivery reports for message ids we never sent are kept this long, then dropped.
     unmatched_report_days: int = 2
     trusted_proxies: int = 0  # reverse proxies in front of us whose X-Forwarded-For we believe
+    # Signs the operator console's session cookie and CSRF tokens (a secret of its own).
+    console_secret: str = "dev-console-secret"
+    # Failed-login brake at POST /console/login, per calling address (flask-limiter);
+    # an account also locks after five failures in a row (core/operators.py).
+    console_login_limit: str = "10 per minute"
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,9 @@ class MpesaSettings:
     allowed_ips: tuple[str, ...] = ()  # callers allowed on the callbacks; empty: any
     timeout_seconds: int = 10
     max_amount: int = 250_000  # whole shillings per transaction
+    # a paybill confirmation stored this long and still not in the ledger is a finding
+    # of `harambee check` (core/confirmations.py)
+    record_within_seconds: int = 300
 
     @property
     def b2c_party(self) -> str:
@@ -185,6 +196,29 @@ class ReminderSettings:
     quiet_end: time = time(7, 0)
     days_before: int = 3
     days_late: tuple[int, ...] = (1, 3, 7)
+
+
+@dataclass(frozen=True)
+class SimulatorSettings:
+    """The phones in the browser at `/simulator` (docs/simulator.md): on in the demo, off
+    in production (it needs the operator console's login, not built yet)."""
+
+    enabled: bool = False
+    phones: tuple[str, ...] = ()  # the phones the page opens with (the demo's people)
+    known_pin: str = ""  # the PIN those people share, shown on their phones (the demo's)
+    hop_timeout_seconds: int = 60  # the network drops a session left this long on a screen
+    session_seconds: int = 180  # and any session this long, however busy
+    short_code: str = "22384"  # the SMS short code the phones write to
+
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    # How often `harambee cron` runs the frequent duties (the outbox and inbox sweeps,
+    # lapses, disbursements, payout checks); arrears and reminders run every 15 minutes.
+    sweep_seconds: int = 60
+    # First wait before an SMS the gateway did not take is tried again; it doubles with
+    # each try, up to an hour.
+    sms_retry_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -202,6 +236,8 @@ class Settings:
     payouts: PayoutSettings = field(default_factory=PayoutSettings)
     mpesa: MpesaSettings = field(default_factory=MpesaSettings)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    background: BackgroundSettings = field(default_factory=BackgroundSettings)
 
     def fmt(self, minor: int) -> str:
         """An amount as people read it on M-Pesa: `Ksh 1,500`."""
@@ -231,6 +267,7 @@ class Settings:
 
 
 ENVIRONMENTS = ("production", "development")
+SMS_GATEWAYS = ("console", "africastalking", "simulator")
 STRONG = 16  # characters a secret needs in production
 
 
@@ -255,6 +292,13 @@ def production_gaps(s: Settings) -> list[str]:
          and s.security.session_secret != s.security.webhook_key, "security.session_secret",
          f"a secret of {STRONG}+ characters of its own, not the default nor the webhook key "
          "(HARAMBEE_SESSION_SECRET)")
+    need(not s.app.clock_file, "app.clock_file", "empty: production runs on the real clock")
+    need(s.security.console_secret != defaults.security.console_secret
+         and len(s.security.console_secret) >= STRONG
+         and s.security.console_secret not in (s.security.webhook_key,
+                                               s.security.session_secret),
+         "security.console_secret",
+         f"a secret of {STRONG}+ characters of its own (HARAMBEE_CONSOLE_SECRET)")
     need(len(s.security.metrics_token) >= STRONG, "security.metrics_token",
          f"a token of {STRONG}+ characters for /metrics (HARAMBEE_METRICS_TOKEN)")
     need(s.gateway.sms == "africastalking", "gateway.sms",
@@ -269,6 +313,8 @@ def production_gaps(s: Settings) -> list[str]:
         need(bool(getattr(m, key)), f"mpesa.{key}", f"set (MPESA_{key.upper()})")
     need(m.callback_base_url.startswith("https://"), "mpesa.callback_base_url",
          "our public https:// address")
+    need(not s.simulator.enabled, "simulator.enabled",
+         "false: the simulator needs the operator console's login, not built yet")
     return gaps
 
 
@@ -278,6 +324,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "HARAMBEE_WEBHOOK_KEY": ("security", "webhook_key"),
     "HARAMBEE_SESSION_SECRET": ("security", "session_secret"),
     "HARAMBEE_METRICS_TOKEN": ("security", "metrics_token"),
+    "HARAMBEE_CONSOLE_SECRET": ("security", "console_secret"),
     "HARAMBEE_GATEWAY": ("gateway", "sms"),
     "AT_USERNAME": ("gateway", "username"),
     "AT_API_KEY": ("gateway", "api_key"),
@@ -442,8 +489,7 @@ def _validate(s: Settings) -> None:
     need(s.payouts.give_up_hours >= 1, "payouts.give_up_hours", "at least 1")
     need(s.payouts.min_withdrawal >= 1, "payouts.min_withdrawal", "at least 1")
     need(s.pin.max_tries >= 1, "pin.max_tries", "at least 1")
-    need(s.gateway.sms in ("console", "africastalking"), "gateway.sms",
-         "console or africastalking")
+    need(s.gateway.sms in SMS_GATEWAYS, "gateway.sms", ", ".join(SMS_GATEWAYS))
     need(s.gateway.payout in ("console", "daraja"), "gateway.payout", "console or daraja")
     need(s.gateway.sms != "africastalking" or bool(s.gateway.api_key), "gateway.api_key",
          "required when gateway.sms is africastalking (or set AT_API_KEY)")
@@ -456,12 +502,26 @@ def _validate(s: Settings) -> None:
     need(s.security.unmatched_report_days >= 1, "security.unmatched_report_days", "at least 1")
     need(0 <= s.security.trusted_proxies <= 5, "security.trusted_proxies", "0 to 5")
     need(s.payments.max_amount >= 1, "payments.max_amount", "at least 1")
+    need(1 <= s.background.sweep_seconds <= 900, "background.sweep_seconds", "1 to 900 seconds")
+    need(1 <= s.background.sms_retry_seconds <= 3600, "background.sms_retry_seconds",
+         "1 to 3600 seconds")
     for name in s.payments.providers:
         need(name.isalnum() and name.islower() and len(name) <= 20, "payments.providers",
              f"lower-case letters and digits: {name!r}")
         need(len(s.payments.secrets.get(name, "")) >= 16, "payments.secrets",
              f"a secret of at least 16 characters for {name!r}")
     _validate_mpesa(s.mpesa)
+    sim = s.simulator
+    for phone in sim.phones:
+        need(phones.try_normalise(phone, s.app.default_region) == phone, "simulator.phones",
+             f"phone numbers in E.164 form, such as +254711000001 (got {phone!r})")
+    need(sim.known_pin == "" or (sim.known_pin.isdigit() and len(sim.known_pin) == s.pin.length),
+         "simulator.known_pin", f"empty, or {s.pin.length} digits")
+    need(5 <= sim.hop_timeout_seconds <= 600, "simulator.hop_timeout_seconds", "5 to 600")
+    need(sim.hop_timeout_seconds <= sim.session_seconds <= 3600, "simulator.session_seconds",
+         "at least simulator.hop_timeout_seconds, at most 3600")
+    need(sim.short_code.isdigit() and 3 <= len(sim.short_code) <= 8, "simulator.short_code",
+         "3 to 8 digits")
 
 
 def _validate_mpesa(m: MpesaSettings) -> None:
@@ -490,6 +550,8 @@ def _validate_mpesa(m: MpesaSettings) -> None:
                               f"not an IP address or network: {entry!r}") from None
     need(1 <= m.timeout_seconds <= 120, "timeout_seconds", "1 to 120 seconds")
     need(m.max_amount >= 1, "max_amount", "at least 1 (whole shillings)")
+    need(60 <= m.record_within_seconds <= 86_400, "record_within_seconds",
+         "60 to 86400 seconds")
 
 
 def _is_http_url(url: str) -> bool:

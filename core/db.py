@@ -125,12 +125,14 @@ class UnitOfWork:
         self._after_commit = after_commit
         self._pending = Committed()
         self._session: Session | None = None
+        self._bare: Connection | None = None  # a transaction without a session (`bare`)
         self._depth = 0
 
     @property
     def session(self) -> Session:
         if self._session is None:
-            raise RuntimeError("UnitOfWork used outside its `with` block")
+            raise RuntimeError("UnitOfWork used outside its `with` block"
+                               + (" (or inside `bare`)" if self._bare is not None else ""))
         return self._session
 
     @property
@@ -147,9 +149,32 @@ class UnitOfWork:
         """This unit's connection, inside its transaction, for the Core statements of a
         hot path: it skips the session's execute machinery (about 40 µs a statement).
         Pending ORM changes are flushed first, as the session does before a query."""
+        if self._bare is not None:
+            return self._bare
         session = self.session
         session.flush()
         return session.connection()
+
+    @contextmanager
+    def bare(self) -> Iterator[Connection]:
+        """`with uow:` for a use case of a few Core statements on a hot path (a paybill
+        confirmation at the door): the transaction is on a pooled connection with no
+        ORM session, which costs about half a millisecond of CPU less. `commit()`,
+        `follow_up` and `announce` work as ever; `session` does not. Entered inside an
+        open unit it joins that transaction, as `with uow:` does."""
+        if self._depth:
+            with self:
+                yield self.connection
+            return
+        self._depth = 1
+        self._pending = Committed()
+        self._bare = self.db.engine.connect()
+        try:
+            yield self._bare
+        finally:
+            self._depth = 0
+            self._bare.close()  # rolls back whatever was not committed
+            self._bare = None
 
     def __enter__(self) -> UnitOfWork:
         self._depth += 1
@@ -176,7 +201,10 @@ class UnitOfWork:
         yet: the outermost block commits."""
         if self._depth > 1:
             return
-        self.session.commit()
+        if self._bare is not None:
+            self._bare.commit()
+        else:
+            self.session.commit()
         done, self._pending = self._pending, Committed()
         if done and self._after_commit is not None:
             self._after_commit(done)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Result as SqlResult
 from sqlalchemy.exc import IntegrityError
 
@@ -27,7 +27,7 @@ SKIPPED = OutboxStatus.SKIPPED
 # read), short enough that a sender killed mid-send delays its rows by seconds.
 LEASE = timedelta(seconds=30)
 MAX_ATTEMPTS = 8
-BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_BASE = timedelta(minutes=1)  # the default of background.sms_retry_seconds
 BACKOFF_CAP = timedelta(hours=1)
 
 FINAL_OK = {"Success"}
@@ -35,7 +35,7 @@ FINAL_FAILED = {"Failed", "Rejected"}
 # Reasons after which the number will not take SMS from us: stop trying that member.
 UNREACHABLE_REASONS = {"UserInBlackList", "UserDoesNotExist", "NotNetworkSubscriber"}
 
-_OUTBOX = OutboxMessage.__table__
+_OUTBOX = cast(Table, OutboxMessage.__table__)
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,17 @@ class Result:
     detail: str = ""
 
 
-def backoff(attempts: int) -> timedelta:
-    """Wait before the next try: 1, 2, 4 ... minutes, at most an hour."""
-    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+def backoff(attempts: int, base: timedelta = BACKOFF_BASE) -> timedelta:
+    """Wait before the next try: base, twice, four times ... (1, 2, 4 ... minutes by
+    default), at most an hour."""
+    return min(base * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
 
 
 def skip_opted_out_tips(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> int:
-    """Tips to members who sent STOP are never sent; receipts, reminders, codes and
+    """Tips to members who sent STOP (or TIPS OFF) are never sent; receipts, reminders, codes and
     notices always are."""
-    opted_out = select(Member.id).where(Member.tips_opt_out.is_(True)).scalar_subquery()
+    opted_out = select(Member.id).where(
+        or_(Member.tips_opt_out.is_(True), Member.tips_wanted.is_(False))).scalar_subquery()
     return _changed(uow.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(list(ids)), OutboxMessage.status == OutboxStatus.QUEUED,
@@ -121,28 +123,40 @@ def claim(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> list[Claimed]:
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
 
+# A sent row, written for many rows in one executemany: only while its sender still
+# holds it (a row whose lease ran out belongs to whoever took it, and theirs counts).
+_RECORD_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("row_id"), _OUTBOX.c.status == OutboxStatus.SENDING)
+    .values(status=OutboxStatus.SENT, provider_message_id=bindparam("message_id"),
+            cost=bindparam("row_cost"), last_error=bindparam("detail"),
+            sent_at=bindparam("at"), next_attempt_at=None))
+
+
 def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[str]:
-    """Write what the gateway said. Sent rows keep the provider's id and cost; retryable
-    failures go back to `queued` with backoff (or `failed` after MAX_ATTEMPTS);
-    invalid numbers become `undeliverable` and their member unreachable.
-    Returns the provider message ids recorded (to apply early delivery reports)."""
+    """Write what the gateway said. Sent rows keep the provider's id and cost (one
+    statement for them all); retryable failures go back to `queued` with backoff (or
+    `failed` after MAX_ATTEMPTS); invalid numbers become `undeliverable` and their
+    member unreachable. Returns the provider message ids of the sent rows (to apply
+    early delivery reports)."""
+    results = list(results)
+    sent = [r for r in results if r.state == "sent"]
+    base = timedelta(seconds=uow.settings.background.sms_retry_seconds)
     with uow:
-        recorded: list[str] = []
+        if sent:
+            uow.session.execute(_RECORD_SENT, [
+                {"row_id": r.id, "message_id": r.message_id,
+                 "row_cost": (r.cost or "")[:20] or None, "detail": r.detail[:200] or None,
+                 "at": now} for r in sent])
         unreachable: set[int] = set()
         for result in results:
+            if result.state == "sent":
+                continue
             row = uow.session.get(OutboxMessage, result.id)
             if row is None or row.status != OutboxStatus.SENDING:
                 continue  # the lease ran out and someone else took it; theirs counts
             row.last_error = result.detail[:200] or None
-            if result.state == "sent":
-                row.status = OutboxStatus.SENT
-                row.provider_message_id = result.message_id
-                row.cost = (result.cost or "")[:20] or None
-                row.sent_at = now
-                row.next_attempt_at = None
-                if result.message_id:
-                    recorded.append(result.message_id)
-            elif result.state == "invalid":
+            if result.state == "invalid":
                 row.status = OutboxStatus.UNDELIVERABLE
                 row.next_attempt_at = None
                 if row.member_id is not None:
@@ -152,10 +166,11 @@ def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[st
                 row.next_attempt_at = None
             else:
                 row.status = OutboxStatus.QUEUED
-                row.next_attempt_at = now + backoff(row.attempts)
+                row.next_attempt_at = now + backoff(row.attempts, base)
         if unreachable:
             mark_unreachable(uow, unreachable)
         uow.session.flush()
+        recorded = [r.message_id for r in sent if r.message_id]
         if recorded:
             apply_pending_reports(uow, now, message_ids=recorded)
         uow.commit()

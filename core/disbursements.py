@@ -28,10 +28,12 @@ from core.models import (
 )
 
 
-def disburse(uow: UnitOfWork, *, loan_id: int, provider: str, now: datetime) -> Payout | None:
+def disburse(uow: UnitOfWork, *, loan_id: int, provider: str, now: datetime,
+             beyond_tries: bool = False) -> Payout | None:
     """Start paying a funded loan out to its borrower (a hold on the loan's escrow and
     a pending payout). Idempotent: the payout already in flight is returned; None when
-    its tries are used up and it waits for an operator."""
+    its tries are used up and it waits for an operator, who may try once more
+    (`beyond_tries`, `core/payout_desk.py`)."""
     settings = uow.settings
     with uow:
         loan = uow.session.get(Loan, loan_id, with_for_update=True)
@@ -45,7 +47,7 @@ def disburse(uow: UnitOfWork, *, loan_id: int, provider: str, now: datetime) -> 
             return live[-1]
         if loan.status != LoanStatus.FUNDED:
             raise Conflict("loan.not_funded", number=loan.number)
-        if len(tries) >= settings.payouts.max_attempts:
+        if len(tries) >= settings.payouts.max_attempts and not beyond_tries:
             return None
         assert loan.account_id is not None and loan.number is not None
         payout = payouts.start(

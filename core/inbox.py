@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core import outbox
 from core.db import UnitOfWork
@@ -66,28 +67,31 @@ def reply_key(inbound_id: int) -> str:
 def store(uow: UnitOfWork, *, provider_id: str, phone: str, text: str, now: datetime,
           short_code: str | None = None, link_id: str | None = None,
           network_code: str | None = None) -> Stored:
-    """Keep an incoming SMS, once per provider id."""
+    """Keep an incoming SMS, once per provider id: one INSERT that skips an id already
+    kept (no read first, and no race with the same message delivered twice at once),
+    then a read only for a message seen before."""
     provider_id = provider_id.strip()[:80]
+    row = {"provider_id": provider_id, "phone": phone.strip()[:32], "text": text[:2000],
+           "short_code": (short_code or "")[:20] or None,
+           "link_id": (link_id or "")[:80] or None,
+           "network_code": (network_code or "")[:10] or None,
+           "status": InboundStatus.RECEIVED, "attempts": 0, "received_at": now}
     with uow:
-        existing = uow.session.execute(select(InboundSms.id, InboundSms.status).where(
-            InboundSms.provider_id == provider_id)).first()
-        if existing is not None:
-            return Stored(existing[0], created=False, status=existing[1])
-        row = InboundSms(provider_id=provider_id, phone=phone.strip()[:32], text=text[:2000],
-                         short_code=(short_code or "")[:20] or None,
-                         link_id=(link_id or "")[:80] or None,
-                         network_code=(network_code or "")[:10] or None,
-                         status=InboundStatus.RECEIVED, attempts=0, received_at=now)
-        try:
-            with uow.session.begin_nested():
-                uow.session.add(row)
-                uow.session.flush()
-        except IntegrityError:  # the same message, delivered twice at once
-            again = uow.session.execute(select(InboundSms.id, InboundSms.status).where(
-                InboundSms.provider_id == provider_id)).one()
-            return Stored(again[0], created=False, status=again[1])
-        uow.commit()
-        return Stored(row.id, created=True, status=row.status)
+        new_id = uow.session.scalar(
+            _insert_new(uow).values(row).on_conflict_do_nothing(index_elements=["provider_id"])
+            .returning(InboundSms.id))
+        if new_id is not None:
+            uow.commit()
+            return Stored(new_id, created=True, status=InboundStatus.RECEIVED)
+        kept = uow.session.execute(select(InboundSms.id, InboundSms.status).where(
+            InboundSms.provider_id == provider_id)).one()
+        return Stored(kept[0], created=False, status=kept[1])
+
+
+def _insert_new(uow: UnitOfWork) -> Any:
+    """INSERT into the inbox, in the dialect's own form (for ON CONFLICT DO NOTHING)."""
+    make = pg_insert if uow.is_postgres else sqlite_insert
+    return make(InboundSms)
 
 
 def lock_for_handling(uow: UnitOfWork, inbound_id: int) -> InboundSms | None:
@@ -155,6 +159,18 @@ def waiting_ids(uow: UnitOfWork, now: datetime, *, limit: int = 500) -> list[int
             select(InboundSms.id).where(
                 InboundSms.status == InboundStatus.RECEIVED,
                 or_(InboundSms.received_at <= now - RETRY_AFTER, InboundSms.attempts > 0))
+            .order_by(InboundSms.id).limit(limit)))
+
+
+def waiting_in_slot(uow: UnitOfWork, slot: int, slots: int, *, limit: int) -> list[int]:
+    """The oldest messages of one answerer's share (id modulo `slots`) that wait for a
+    first try. Shares never overlap, so answerers running side by side never wait on
+    each other's rows; a message whose try failed is left to the inbound sweep."""
+    with uow:
+        return list(uow.session.scalars(
+            select(InboundSms.id).where(InboundSms.status == InboundStatus.RECEIVED,
+                                        InboundSms.attempts == 0,
+                                        InboundSms.id % slots == slot)
             .order_by(InboundSms.id).limit(limit)))
 
 

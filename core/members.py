@@ -152,7 +152,7 @@ def register(
             terms_accepted_at=now if accept_terms else None,
             credit_limit=settings.minor(settings.credit.first_loan_limit), pin_failures=0,
             limit_frozen=False, loans_repaid=0, loans_repaid_on_time=0, tips_opt_out=False,
-            sms_unreachable=False, created_at=now,
+            tips_wanted=False, sms_unreachable=False, created_at=now,
         )
         if pin is not None:
             member.pin_hash = hash_pin(pin, settings)
@@ -199,6 +199,11 @@ def _verified(member: Member, settings: Settings) -> outbox.Sms:
     verified and have accepted the terms, whichever came last."""
     return outbox.sms_to(member, f"verified:{member.id}", "sms.verified", Purpose.NOTICE,
                          name=member.first_name, limit=settings.fmt(member.credit_limit))
+
+
+def verified_notice(member: Member, settings: Settings) -> outbox.Sms:
+    """The SMS that tells a member they may now borrow (for an operator's verification)."""
+    return _verified(member, settings)
 
 
 def verify(uow: UnitOfWork, *, agent_id: int, phone: str, now: datetime,
@@ -271,8 +276,11 @@ def set_language(uow: UnitOfWork, member_id: int, language: str) -> Member:
 
 
 def set_tips(uow: UnitOfWork, member_id: int, *, wanted: bool) -> Member:
+    """Tips on (TIPS ON, START) or off (TIPS OFF, STOP): core/tips.py sends them only
+    to members who asked; a tip already written is not sent once they say stop."""
     with uow:
         member = get_member(uow, member_id)
+        member.tips_wanted = wanted
         member.tips_opt_out = not wanted
         uow.commit()
         return member

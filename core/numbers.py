@@ -8,6 +8,7 @@ from functools import lru_cache
 
 FIRST = 1000  # numbers start at four digits: row id 1 is L1001
 CASE_PREFIX = "D"
+DATA_CASE_PREFIX = "P"  # a request about personal data (core/privacy.py)
 
 
 def loan_number(prefix: str, loan_id: int) -> str:
@@ -16,6 +17,10 @@ def loan_number(prefix: str, loan_id: int) -> str:
 
 def case_number(dispute_id: int) -> str:
     return f"{CASE_PREFIX}{FIRST + dispute_id}"
+
+
+def data_case_number(request_id: int) -> str:
+    return f"{DATA_CASE_PREFIX}{FIRST + request_id}"
 
 
 @lru_cache(maxsize=8)

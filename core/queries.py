@@ -14,6 +14,7 @@ from core.errors import NotAllowed, NotFound
 from core.loans import find_loan_for
 from core.models import OPEN_LOAN_STATES, PAID_OUT, Loan, LoanStatus, Member, Pledge, PledgeStatus
 from core.repayments import Standing, standing
+from core.reputation import AgentRecord, agent_records
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class LoanView:
     borrower_on_time: int  # loans repaid with every installment on time
     borrower_repaid: int  # loans repaid in all
     standing: Standing | None  # only once disbursed
+    agent: AgentRecord | None = None  # the borrower's agent's record (core/reputation.py)
 
     @property
     def open_amount(self) -> int:
@@ -66,8 +68,14 @@ class AccountView:
     active_pledges: int
 
 
-def loan_view(loan: Loan, today: date) -> LoanView:
+def loan_view(loan: Loan, today: date, agents: dict[int, AgentRecord] | None = None
+              ) -> LoanView:
+    """`agents`: agent records by agent id, for loans shown to lenders; without it the
+    view carries none."""
     borrower = loan.borrower
+    agent_id = borrower.agent_id
+    agent = (agents.get(agent_id, AgentRecord(ended=0, on_time=0))
+             if agents is not None and agent_id is not None else None)
     disbursed = loan.status in PAID_OUT
     return LoanView(
         number=loan.number or "", status=loan.status, amount=loan.amount, pledged=loan.pledged,
@@ -77,7 +85,14 @@ def loan_view(loan: Loan, today: date) -> LoanView:
         borrower_first_name=borrower.first_name,
         borrower_place=borrower.place, borrower_on_time=borrower.loans_repaid_on_time,
         borrower_repaid=borrower.loans_repaid,
-        standing=standing(loan, today) if disbursed else None)
+        standing=standing(loan, today) if disbursed else None, agent=agent)
+
+
+def _with_agents(uow: UnitOfWork, loans: list[Loan], today: date) -> list[LoanView]:
+    """Views of loans shown to lenders, each with its agent's record (one query for all)."""
+    records = agent_records(uow, (loan.borrower.agent_id for loan in loans
+                                  if loan.borrower.agent_id is not None))
+    return [loan_view(loan, today, records) for loan in loans]
 
 
 def _today(uow: UnitOfWork, now: datetime) -> date:
@@ -101,8 +116,7 @@ def listed(uow: UnitOfWork, now: datetime, *, offset: int = 0, limit: int = 3,
                  .offset(offset).limit(limit))
         if exclude_borrower is not None:
             query = query.where(Loan.borrower_id != exclude_borrower)
-        today = _today(uow, now)
-        return [loan_view(loan, today) for loan in uow.session.scalars(query)]
+        return _with_agents(uow, list(uow.session.scalars(query)), _today(uow, now))
 
 
 def loans_of(uow: UnitOfWork, borrower_id: int, now: datetime, *, offset: int = 0,
@@ -183,7 +197,7 @@ def pledge_offer(uow: UnitOfWork, member_id: int, number: str, now: datetime
     (raises NotAllowed when the loan is not open for pledges, to its parties; NotFound
     to anyone else)."""
     with uow:
-        view = loan_view(find_loan_for(uow, member_id, number), _today(uow, now))
+        view = _with_agents(uow, [find_loan_for(uow, member_id, number)], _today(uow, now))[0]
         if view.status != LoanStatus.LISTED:
             raise NotAllowed("loan.not_listed", number=view.number)
         wallet = ledger.find_account(uow, ledger.wallet_code(member_id))

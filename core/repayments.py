@@ -26,6 +26,7 @@ from core.models import (
     Loan,
     LoanStatus,
     Member,
+    MemberStatus,
     Payment,
     PaymentKind,
     Pledge,
@@ -92,9 +93,10 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
             payment.member_id = loan.borrower_id
             assert loan.account_id is not None
             credit_id = loan.account_id
-        elif loan is not None or member is not None:
-            # A payment to a closed loan, or a top-up: it belongs in that member's wallet.
-            owner = member or loan.borrower  # type: ignore[union-attr]
+        elif (owner := member or (loan.borrower if loan is not None else None)) is not None \
+                and owner.status != MemberStatus.ERASED:
+            # A payment to a closed loan, or a top-up: it belongs in that member's wallet
+            # (not an erased member's: it waits in suspense for an operator to return it).
             payment.kind, payment.member_id = PaymentKind.TOPUP, owner.id
             credit_id = ledger.wallet(uow, owner.id).id
         else:
@@ -103,16 +105,7 @@ def record_payment(uow: UnitOfWork, *, provider: str, transaction_id: str, phone
         lenders: list[_Lender] = []
         if payment.kind == PaymentKind.REPAYMENT:
             assert loan is not None
-            lenders = _lenders(uow, loan)
-            # The receipt, the fee, any refund and the lenders' shares change accounts in
-            # several steps: take every lock now, in id order. Otherwise the receipt would
-            # hold the provider's account while waiting for a lender's wallet that a
-            # top-up holds, and the top-up waits for the provider's account: a deadlock.
-            ledger.lock_accounts(uow, [
-                mobile.id, credit_id, ledger.system_account(uow, ledger.FEES).id,
-                *(wallet_id for _, _, wallet_id in lenders),
-                *([ledger.wallet_id(uow, loan.borrower_id)]
-                  if payment.amount > loan.outstanding else [])])
+            lenders = lock_for_repayment(uow, loan, payment.amount, [mobile.id])
         ledger.transfer(uow, ledger.Movement(
             key=f"receipt:{provider}:{transaction_id}", debit_id=mobile.id,
             credit_id=credit_id,
@@ -186,6 +179,31 @@ def _lenders(uow: UnitOfWork, loan: Loan) -> list[_Lender]:
                             Account.kind == AccountKind.WALLET))
         .where(Pledge.loan_id == loan.id, Pledge.status == PledgeStatus.POSTED)
         .order_by(Pledge.id))]
+
+
+def lock_for_repayment(uow: UnitOfWork, loan: Loan, amount: int,
+                       sources: list[int]) -> list[_Lender]:
+    """Lock, in id order, every account a repayment of `amount` to `loan` changes (the
+    `sources` it comes from too), and return the loan's lenders (`_lenders`).
+
+    The receipt, the fee, any refund and the lenders' shares change accounts in several
+    steps: every lock is taken first. Otherwise the receipt would hold the provider's
+    account while waiting for a lender's wallet that a top-up holds, and the top-up
+    waits for the provider's account: a deadlock."""
+    lenders = _lenders(uow, loan)
+    assert loan.account_id is not None
+    ledger.lock_accounts(uow, [
+        *sources, loan.account_id, ledger.system_account(uow, ledger.FEES).id,
+        *(wallet_id for _, _, wallet_id in lenders),
+        *([ledger.wallet_id(uow, loan.borrower_id)] if amount > loan.outstanding else [])])
+    return lenders
+
+
+def apply_repayment(uow: UnitOfWork, loan: Loan, payment: Payment, lenders: list[_Lender],
+                    now: datetime) -> None:
+    """Inside a use case, once `payment` is in the loan's escrow and the accounts are
+    locked (`lock_for_repayment`): split it as any repayment is (`_repay`)."""
+    _repay(uow, loan, payment, lenders, now)
 
 
 def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, lenders: list[_Lender],

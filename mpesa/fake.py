@@ -69,7 +69,8 @@ Control endpoints (JSON in and out, no auth: bind it to 127.0.0.1):
                                                  URL, then (if accepted) confirmation URL;
                                                  answers {"trans_id", "accepted", ...}
     POST /fake/c2b/replay                        {"trans_id": "..."}: the confirmation again
-    GET  /fake/deliveries                        every callback posted and its answer
+    GET  /fake/deliveries[?after=N]              every callback posted (after the N-th), its
+                                                 answer and how long it took (ms)
     POST /fake/deliveries/<n>/replay             post callback n again
     POST /fake/fail                              {"status": 503, "count": 1, "path":
                                                  "/mpesa/b2c"}: the next matching Daraja
@@ -215,6 +216,7 @@ class Delivery:
     status: int | None = None
     answer: str = ""
     error: str = ""
+    ms: float = 0.0  # how long the callback took to answer
 
 
 @dataclass
@@ -597,9 +599,10 @@ class FakeDaraja:
             if steps == ["b2c", "payments"]:
                 with self._lock:
                     return [asdict(p) for p in self.payments]
-            if steps == ["deliveries"]:
+            if steps == ["deliveries"]:  # ?after=N: only those after the N-th
+                after = int(query.get("after", ["0"])[0])
                 with self._lock:
-                    return [asdict(d) for d in self.deliveries]
+                    return [asdict(d) for d in self.deliveries[max(0, after):]]
         elif method == "POST":
             if len(steps) == 3 and steps[0] == "stk":
                 action = {"accept": lambda: self.accept_stk(steps[1], body.get("pin")),
@@ -962,6 +965,7 @@ class FakeDaraja:
             self.deliveries.append(delivery)
         request = urllib.request.Request(url, data=_dumps(body).encode(), method="POST",
                                          headers={"Content-Type": "application/json"})
+        started = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=self.callback_timeout) as answer:
                 delivery.status = answer.status
@@ -971,6 +975,7 @@ class FakeDaraja:
             delivery.answer = exc.read(4000).decode("utf-8", "replace")
         except (OSError, ValueError) as exc:  # refused, timed out, a bad URL
             delivery.error = f"{type(exc).__name__}: {exc}"[:300]
+        delivery.ms = round((time.perf_counter() - started) * 1000, 1)
         return delivery
 
     def _receipt(self) -> str:

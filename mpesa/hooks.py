@@ -4,7 +4,8 @@ Daraja expects.
 
     POST /hooks/c2b/<token>/validation     a paybill payment about to be made: accept or
                                            refuse it (C2B00012 account, C2B00013 amount)
-    POST /hooks/c2b/<token>/confirmation   a paybill payment made: recorded once by TransID
+    POST /hooks/c2b/<token>/confirmation   a paybill payment made: stored once by TransID,
+                                           recorded in the ledger behind by a job
     POST /hooks/stk/<token>                a pay-now prompt's result
     POST /hooks/b2c/<token>/result         a payout's result
     POST /hooks/b2c/<token>/timeout        a payout that timed out in Daraja's queue
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Response, abort, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import payouts, repayments, settlement, stk
+from core import confirmations, payouts, repayments, settlement, stk
 from core.errors import Conflict, DomainError
 from core.payouts import Outcome
 from mpesa import callbacks
@@ -112,17 +113,17 @@ def c2b_validation() -> tuple[Response, int]:
 @bp.post("/hooks/c2b/<token>/confirmation")
 @from_daraja
 def c2b_confirmation() -> tuple[Response, int]:
-    """Record a paybill payment once, by its M-Pesa receipt (TransID); the reference
-    says what it pays (a loan number, or a member's phone), never the masked MSISDN."""
+    """Keep a paybill payment once, by its M-Pesa receipt (TransID), and acknowledge it;
+    a job records it in the ledger behind (`core/confirmations.py`). The reference says
+    what it pays (a loan number, or a member's phone), never the masked MSISDN."""
     svc = services()
     s = svc.settings
     paid = callbacks.parse_c2b(_body(), scale=s.app.minor_scale, zone=s.zone, now=svc.now(),
                                max_minor=s.minor(s.mpesa.max_amount))
     try:
-        receipt = repayments.record_payment(
-            svc.uow(), provider=PROVIDER, transaction_id=paid.trans_id, phone=paid.phone,
-            amount=paid.amount, currency=s.app.currency, reference=paid.bill_ref,
-            occurred_at=paid.trans_time, now=svc.now())
+        stored = confirmations.store(svc.uow(), confirmations.Confirmed(
+            provider=PROVIDER, trans_id=paid.trans_id, amount=paid.amount,
+            bill_ref=paid.bill_ref, phone=paid.phone, occurred_at=paid.trans_time), svc.now())
     except Conflict as exc:
         log.error("C2B %s came again with other details: %s", paid.trans_id, exc.key)
         PAYMENTS_IN.labels("conflict").inc()
@@ -130,7 +131,7 @@ def c2b_confirmation() -> tuple[Response, int]:
     except DomainError as exc:
         PAYMENTS_IN.labels("rejected").inc()
         return jsonify({"ResultCode": "1", "ResultDesc": f"Rejected: {exc.key}"}), 400
-    PAYMENTS_IN.labels("duplicate" if not receipt.created else receipt.payment.kind).inc()
+    PAYMENTS_IN.labels("stored" if stored.created else "duplicate").inc()
     return _ack()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from redis import RedisError
@@ -20,17 +20,14 @@ from core.db import Committed, Database, UnitOfWork
 from core.payouts import PayoutGateway
 from core.stk import StkGateway
 from mpesa.daraja import Daraja
+from runtime.clock import OffsetClock, ShiftedClock, utcnow
 from runtime.jobs import Jobs
 from runtime.mpesa import daraja_client
 from runtime.payouts import payout_gateway, stk_gateway
 from runtime.redis import RedisHandle, connect
-from runtime.sms_gateways import SmsGateway, sms_gateway
+from runtime.sms_gateways import SimulatorGateway, SmsGateway, sms_gateway
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -45,6 +42,7 @@ class Services:
     daraja: Daraja | None = field(init=False)
     payouts: PayoutGateway = field(init=False)
     stk: StkGateway = field(init=False)
+    _simulated_sms: SimulatorGateway | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.jobs = Jobs(self.redis.client)
@@ -55,12 +53,30 @@ class Services:
 
     @property
     def sms(self) -> SmsGateway:
-        """The configured SMS gateway (made once per process and configuration)."""
+        """The configured SMS gateway (made once per process and configuration); the
+        simulator's keeps what it sends in this Redis."""
+        if self.settings.gateway.sms == "simulator":
+            if self._simulated_sms is None:
+                self._simulated_sms = SimulatorGateway(
+                    self.redis.client, self.settings.simulator.short_code, self.clock)
+            return self._simulated_sms
         return sms_gateway(self.settings)
 
     def uow(self) -> UnitOfWork:
         """A unit of work whose committed outbox rows and follow-ups are enqueued."""
         return UnitOfWork(self.db, after_commit=self._after_commit)
+
+    def uow_sending_here(self, sends: list[int]) -> UnitOfWork:
+        """A unit of work whose committed outbox rows are added to `sends`, for this
+        process to send at once (the SMS answerer sends its replies itself, with no job
+        between); follow-ups are enqueued as from `uow`. Rows left unsent (the process
+        died) are queued rows like any other: the outbox sweep sends them."""
+        def keep(done: Committed) -> None:
+            sends.extend(done.outbox_ids)
+            if done.follow_ups:
+                self._after_commit(Committed(follow_ups=done.follow_ups))
+
+        return UnitOfWork(self.db, after_commit=keep)
 
     def now(self) -> datetime:
         return self.clock()
@@ -89,4 +105,10 @@ def build_services(settings: Settings | None = None,
     if gaps:
         raise ConfigError("app.environment",
                           "production refuses to start until these are set: " + "; ".join(gaps))
-    return Services(settings=settings, db=Database(settings), redis=redis or connect(settings))
+    handle = redis or connect(settings)
+    clock: Callable[[], datetime] = utcnow
+    if settings.simulator.enabled:  # the demo: one clock the simulator moves for every process
+        clock = ShiftedClock(handle.client)
+    elif settings.app.clock_file:  # the fault harness: a clock moved through a file
+        clock = OffsetClock(settings.app.clock_file)
+    return Services(settings=settings, db=Database(settings), redis=handle, clock=clock)

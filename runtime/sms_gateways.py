@@ -1,5 +1,6 @@
-"""SMS gateways: `console` (the default; prints and "sends") and `africastalking`
-(the official SDK, sandbox or live by configuration).
+"""SMS gateways: `console` (the default; prints and "sends"), `africastalking` (the
+official SDK, sandbox or live by configuration) and `simulator` (the demo's: keeps each
+message in Redis for the phones of `/simulator` to receive).
 
 A gateway sends one text to one or more phones (a bulk request) and says, per phone,
 `sent` (with the provider's message id and cost), `retry` (worth trying again later)
@@ -7,14 +8,17 @@ or `invalid` (the number will never take it: do not retry).
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, cast
 
 import africastalking
+import redis
 import requests
 from africastalking.Service import AfricasTalkingException
 
@@ -73,6 +77,86 @@ class ConsoleGateway:
             log.debug("SMS %s: %s", message_id, text)
             outcomes[phone] = Outcome(SENT, message_id, None, "console")
         return outcomes
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message as the simulator's handset holds it; `state` as Africa's Talking
+    reports delivery: `Sent` (with the network), then `Success` (on the handset)."""
+
+    id: str
+    sender: str
+    text: str
+    at: float  # the service's time (which the demo can move), seconds since the epoch
+    state: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "sender": self.sender, "text": self.text, "at": self.at,
+                "state": self.state}
+
+
+class SimulatorGateway:
+    """The network of the demo's simulated phones: a sent message waits in Redis for
+    its handset (every process of the demo sees the same messages); the simulator
+    marks it delivered when the phone shows it, and reports that to our delivery hook
+    as the real network would. Production refuses this gateway (`production_gaps`)."""
+
+    name = "simulator"
+    KEEP = 200  # messages kept per phone
+    PREFIX = "harambee:sim:sms:"
+
+    def __init__(self, client: redis.Redis, sender: str,
+                 clock: Callable[[], datetime]) -> None:
+        self.client = client
+        self.sender = sender
+        self.clock = clock
+
+    def send(self, text: str, phones: Sequence[str]) -> dict[str, Outcome]:
+        outcomes = {}
+        for phone in phones:
+            message_id = f"sim-{uuid.uuid4().hex[:16]}"
+            try:
+                self.put(phone, text, self.sender, message_id=message_id, state="Sent")
+            except redis.RedisError as exc:
+                outcomes[phone] = Outcome(RETRY, detail=f"simulator: {type(exc).__name__}")
+                continue
+            outcomes[phone] = Outcome(SENT, message_id, "KES 0.0000", "simulator")
+        return outcomes
+
+    def put(self, phone: str, text: str, sender: str, *, message_id: str = "",
+            state: str = "Success") -> Received:
+        """Place a message on a phone (the M-Pesa texts arrive this way, delivered)."""
+        received = Received(message_id or f"sim-{uuid.uuid4().hex[:16]}", sender, text,
+                            self.clock().timestamp(), state)
+        key = self.PREFIX + phone
+        with self.client.pipeline() as pipe:
+            pipe.hset(key + ":all", received.id, json.dumps(received.as_dict()))
+            pipe.rpush(key, received.id)
+            pipe.ltrim(key, -self.KEEP, -1)
+            pipe.execute()
+        return received
+
+    def received(self, phone: str) -> list[Received]:
+        """What reached the phone, oldest first."""
+        key = self.PREFIX + phone
+        ids = [i.decode() for i in cast(list[bytes], self.client.lrange(key, 0, -1))]
+        if not ids:
+            return []
+        rows = cast(list[bytes | None], self.client.hmget(key + ":all", ids))
+        return [Received(**json.loads(row)) for row in rows if row]
+
+    def deliver(self, phone: str) -> list[Received]:
+        """Mark every message still with the network as on the handset; returns those,
+        each once however many pages ask at the same time."""
+        key = self.PREFIX + phone
+        delivered = []
+        for message in self.received(phone):
+            if message.state == "Sent" and self.client.sadd(key + ":delivered", message.id):
+                on_phone = Received(message.id, message.sender, message.text, message.at,
+                                    "Success")
+                self.client.hset(key + ":all", message.id, json.dumps(on_phone.as_dict()))
+                delivered.append(on_phone)
+        return delivered
 
 
 class AfricasTalkingGateway:

@@ -9,41 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from core import disputes, inbox, members, pledges, queries, stk
+from core import disputes, inbox, members, pledges, queries, reputation, stk
 from core.db import UnitOfWork
 from core.errors import DomainError
 from core.messages import format_date, sms_parts, text
-from core.models import OWING, LoanStatus, Member
+from core.models import OWING, LoanStatus
 from core.phones import masked
 from runtime.mpesa import PROVIDER
+from sms import community
+from sms.context import Context, Reply
 from sms.parser import Command, parse
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A reply to write to the outbox: a message key and its values."""
-
-    key: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Context:
-    uow: UnitOfWork
-    inbound_id: int
-    phone: str
-    member: Member | None
-    language: str
-    now: datetime
-
-    def fmt(self, minor: int) -> str:
-        return self.uow.settings.fmt(minor)
 
 
 def answer(uow: UnitOfWork, inbound_id: int, now: datetime) -> str:
@@ -128,9 +107,11 @@ def _loans(ctx: Context, command: Command) -> Reply:
         return Reply("sms.loans_none")
     items: list[str] = []
     for view in listed:
+        agent = reputation.agent_words(view.agent, ctx.language)
         item = text("sms.loans_item", ctx.language, loan=view.number,
                     open=ctx.fmt(view.open_amount),
-                    purpose=text(f"purpose.{view.purpose}", ctx.language))
+                    purpose=text(f"purpose.{view.purpose}", ctx.language),
+                    agent=f"; {agent}" if agent else "")
         if items and sms_parts(text("sms.loans", ctx.language,
                                     items="; ".join([*items, item]))) > 1:
             break
@@ -235,5 +216,5 @@ def _dispute(ctx: Context, command: Command) -> Reply | None:
 COMMANDS: dict[str, Callable[[Context, Command], Reply | None]] = {
     "help": _help, "balance": _balance, "loans": _loans, "lend": _lend, "yes": _yes,
     "no": _no, "status": _status, "pay": _pay, "lang": _lang, "stop": _stop,
-    "start": _start, "dispute": _dispute,
+    "start": _start, "dispute": _dispute, **community.COMMANDS,
 }

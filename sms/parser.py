@@ -44,7 +44,30 @@ KEYWORDS: dict[str, tuple[str, str | None]] = {
     "anza": ("start", "sw"),
     "dispute": ("dispute", "en"),
     "malalamiko": ("dispute", "sw"),
+    # community and data rights (docs/community.md)
+    "story": ("story", "en"),
+    "hadithi": ("story", "sw"),
+    "tips": ("tips", "en"),
+    "vidokezo": ("tips", "sw"),
+    "thanks": ("thanks", "en"),
+    "thank": ("thanks", "en"),
+    "asante": ("thanks", "sw"),
+    "ahsante": ("thanks", "sw"),
+    "portfolio": ("portfolio", "en"),
+    "uwekezaji": ("portfolio", "sw"),
+    "statement": ("statement", "en"),
+    "taarifa": ("statement", "sw"),
+    "data": ("data", None),  # the same word in both languages
+    "kumbukumbu": ("data", "sw"),
 }
+
+# TIPS ON / VIDOKEZO WASHA, TIPS OFF / VIDOKEZO ZIMA
+SWITCH_WORDS = {"on": "on", "yes": "on", "washa": "on", "ndio": "on", "ndiyo": "on",
+                "off": "off", "no": "off", "zima": "off", "hapana": "off", "acha": "off"}
+# DATA FIX <what is wrong> / DATA REKEBISHA ...; DATA DELETE / DATA FUTA
+DATA_WORDS = {"fix": "fix", "correct": "fix", "change": "fix", "rekebisha": "fix",
+              "sahihisha": "fix", "delete": "delete", "erase": "delete", "remove": "delete",
+              "futa": "delete"}
 
 LANGUAGE_WORDS = {
     "en": "en",
@@ -63,6 +86,7 @@ _LONGEST_KEYWORD = max(len(word) for word in _SUGGESTABLE)
 # Leading noise, then the keyword: `?` or a run of letters; the rest is arguments.
 _KEYWORD = re.compile(r"[^\w?]*(?P<keyword>\?|[^\W\d_]+)(?P<rest>.*)", re.DOTALL)
 _DIGITS = re.compile(r"[0-9]{1,9}", re.ASCII)
+_FIRST_WORD = re.compile(r"[^\w]*(?P<word>[^\W\d_]+)(?P<text>.*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -101,6 +125,7 @@ class Command:
     code: str | None = None
     language: str | None = None
     text: str | None = None
+    choice: str | None = None  # TIPS on/off; DATA fix/delete (None: what is held)
     error: str | None = None
     suggestion: str | None = None
     keyword_language: str | None = None
@@ -140,6 +165,18 @@ def parse(text: str, *, scale: int = 100, currency: str = "KES",
         return replace(command, language=chosen, error=None if chosen else "sms.lang_usage")
     if name == "dispute":
         return _dispute(command, rest, loans)
+    if name == "story":
+        story = " ".join(rest.split()).lstrip(":,.;- ")
+        return replace(command, text=story or None, error=None if story else "sms.story_usage")
+    if name == "tips":
+        choice = SWITCH_WORDS.get(args[0]) if len(args) == 1 else None
+        return replace(command, choice=choice, error=None if choice else "sms.tips_usage")
+    if name == "thanks":
+        # THANKS L1007, and any kind words around it: "asante sana L1007"
+        loan = next(filter(None, (normalise_loan(arg, loan_prefix) for arg in args)), None)
+        return replace(command, loan=loan, error=None if loan else "sms.thanks_usage")
+    if name == "data":
+        return _data(command, rest)
     return command
 
 
@@ -221,3 +258,18 @@ def _dispute(command: Command, rest: str, loans: _LoanPatterns) -> Command:
     if loan is None or not any(ch.isalnum() for ch in reason):
         return replace(command, loan=loan, error="sms.dispute_usage")
     return replace(command, loan=loan, text=reason)
+
+
+def _data(command: Command, rest: str) -> Command:
+    """DATA: what is held; DATA FIX <text>: a correction; DATA DELETE: an erasure."""
+    if not rest.strip():
+        return command
+    match = _FIRST_WORD.match(rest)
+    choice = DATA_WORDS.get(match["word"].lower()) if match else None
+    if match is None or choice is None:
+        return replace(command, error="sms.data_usage")
+    text = " ".join(match["text"].split()).lstrip(":,.;- ")
+    if choice == "fix":
+        return replace(command, choice=choice, text=text or None,
+                       error=None if any(ch.isalnum() for ch in text) else "sms.data_fix_usage")
+    return replace(command, choice=choice)

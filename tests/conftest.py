@@ -81,7 +81,9 @@ def database_url(tmp_root: Path) -> Iterator[str]:
 def redis_url(tmp_root: Path) -> Iterator[str]:
     base = os.environ.get("REDIS_URL")
     if base:
-        db = int(os.environ.get("HARAMBEE_TEST_REDIS_DB", "13"))
+        # Under pytest-xdist each worker (gw0, gw1, ...) takes the next db number.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        db = int(os.environ.get("HARAMBEE_TEST_REDIS_DB", "13")) + int(worker[2:] or 0)
         url = urlunsplit(urlsplit(base)._replace(path=f"/{db}"))
         client = redis_lib.Redis.from_url(url)
         client.flushdb()
@@ -173,7 +175,7 @@ def services(request: pytest.FixtureRequest, settings: Settings, database: Datab
     yield svc
     if request.node.get_closest_marker("corrupts_ledger") is None:
         # Whatever a test did, the books must still balance afterwards.
-        violations = checks.check(UnitOfWork(database))
+        violations = checks.check(UnitOfWork(database), svc.now())
         assert violations == [], f"harambee check after the test: {violations}"
 
 

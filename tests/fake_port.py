@@ -11,6 +11,7 @@ from core.errors import NotAllowed, PinLocked, WrongPin
 from core.members import clean_name
 from core.queries import AccountView, LoanView, PledgeView
 from core.repayments import Standing
+from core.reputation import AgentRecord, Portfolio
 from ussd.port import Listed, MemberCard
 from ussd.state import Caller
 
@@ -123,7 +124,9 @@ class FakePort:
             purpose="transport" if i % 2 else "school", term_weeks=12,
             borrower_first_name=LONG_FIRST,
             borrower_place=LONG_PLACE, borrower_on_time=99, borrower_repaid=100,
-            standing=standing if status in ("repaying", "in_arrears", "disbursed") else None)
+            standing=standing if status in ("repaying", "in_arrears", "disbursed") else None,
+            agent=(AgentRecord(ended=0, on_time=0) if i % 3 == 2
+                   else AgentRecord(ended=123_456, on_time=123_455)))
 
     STATUSES = ("in_arrears", "listed", "funded", "repaid", "expired", "cancelled",
                 "defaulted", "disbursed", "repaying")
@@ -173,6 +176,11 @@ class FakePort:
                            status=statuses[i % len(statuses)], code="1234",
                            entitled=big * 2, repaid=big * 2 - 100) for i in range(self.loans)]
         return rows[offset:offset + limit]
+
+    def portfolio(self, member_id: int) -> Portfolio:
+        huge = 10**11 - 100  # nearly a billion shillings in each figure
+        return Portfolio(loans=99_999, lent=huge, got_back=huge, late=huge, lost=huge,
+                         to_come=huge)
 
     def request_stk(self, *, member_id: int, amount: int, key: str) -> str:
         self.calls.append(f"stk:{key}")

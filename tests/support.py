@@ -17,7 +17,7 @@ from sqlalchemy import text
 from core import disbursements, ledger, loans, members, pledges, repayments, withdrawals
 from core.db import Database
 from core.models import Base, Loan, Member, Pledge
-from runtime.jobs import QUEUES
+from runtime.jobs import PAYMENTS, QUEUES
 from runtime.services import Services
 from web.payments import SIGNATURE, sign
 from workers import jobs
@@ -28,16 +28,22 @@ NAIROBI = ZoneInfo("Africa/Nairobi")  # a Monday, 12:00 in Nairobi
 PIN = "2580"
 
 
-def run_worker(svc: Services) -> None:
+def run_worker(svc: Services, queues: tuple[str, ...] = QUEUES) -> None:
     """What `harambee worker --burst` does, in this process, with these services: every
-    queued job, and the jobs those enqueue, until the queues are empty."""
+    queued job, and the jobs those enqueue, until the queues are empty (only `queues`,
+    as `--queue` does)."""
     jobs.bind(svc)
     try:
         connection = svc.redis.client
-        SimpleWorker([Queue(n, connection=connection) for n in QUEUES],
+        SimpleWorker([Queue(n, connection=connection) for n in queues],
                      connection=connection).work(burst=True, logging_level="WARNING")
     finally:
         jobs.bind(None)
+
+
+def record_payments(svc: Services) -> None:
+    """Record the paybill confirmations stored at the door (the payments queue only)."""
+    run_worker(svc, (PAYMENTS,))
 
 
 def all_at_once(calls: list[Callable[[], Any]]) -> list[Any]:
@@ -216,6 +222,12 @@ class World:
             loan = loans.find_loan(uow, number)
             _ = loan.installments, loan.borrower
             return loan
+
+    def loan_number_for(self, loan_id: int) -> str:
+        with self.uow() as uow:
+            loan = uow.session.get(Loan, loan_id)
+            assert loan is not None and loan.number is not None
+            return loan.number
 
     def wallet(self, member: Member) -> Any:
         return self.wallet_of(member.id)

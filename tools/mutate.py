@@ -45,7 +45,8 @@ CONFIG = ROOT / "mutate.toml"
 WORK = ROOT / "mutants"
 # Everything the tests import is copied under mutants/, so that no test imports the
 # unmutated package through the editable install; only `path` is mutated.
-PACKAGES = ("core", "runtime", "ussd", "sms", "mpesa", "workers", "web", "cli", "migrations")
+PACKAGES = ("core", "runtime", "ussd", "sms", "mpesa", "workers", "web", "cli", "console",
+            "migrations")
 ALSO_LINKED = ("tests", "alembic.ini", "config.example.toml")
 
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from core import loans, members, pledges, queries, stk, withdrawals
+from core import loans, members, pledges, queries, reputation, stk, withdrawals
 from core.config import Settings
 from core.db import UnitOfWork
 from core.models import Member
@@ -163,6 +163,9 @@ class CorePort:
 
     def pledges_of(self, member_id: int, *, offset: int, limit: int) -> list[PledgeView]:
         return queries.pledges_of(self._uow(), member_id, offset=offset, limit=limit)
+
+    def portfolio(self, member_id: int) -> reputation.Portfolio:
+        return reputation.portfolio(self._uow(), member_id)
 
     def request_stk(self, *, member_id: int, amount: int, key: str) -> str:
         """An M-Pesa prompt on the borrower's phone; the loan number it pays."""

@@ -9,6 +9,7 @@ from core.models import PledgeStatus
 from core.phones import local
 from core.pledges import check_pledge_amount, pledge_bounds
 from core.queries import LoanView
+from core.reputation import agent_words
 from ussd.lists import Paged
 from ussd.menus_borrower import weeks
 from ussd.nodes import Info, Node, Outcome, Reask, fmt, menu, pick, read_amount, t
@@ -26,11 +27,11 @@ def record(st: State, loan: LoanView) -> str:
 
 def loan_parts(st: State, port: Port, loan: LoanView) -> list[str]:
     """A listed loan in whole parts, the most telling first: who, where, what for, how
-    much, how far funded, their record."""
+    much, how far funded, their record, their agent's record."""
     purpose = t(st, f"purpose.{loan.purpose}")  # a menu label, here mid-line
     return [loan.borrower_first_name, loan.borrower_place or "", purpose[:1].lower() + purpose[1:],
             fmt(port, loan.amount), t(st, "ussd.lend.funded", percent=loan.funded_percent),
-            record(st, loan)]
+            record(st, loan), agent_words(loan.agent, st.lang)]
 
 
 def phone_at_home(st: State, port: Port) -> str:
@@ -81,8 +82,8 @@ class PledgeAmount(Node):
                if st.unlocked else t(st, "ussd.lend.amount"))
         needed = t(st, "ussd.lend.needed", open=fmt(port, loan.open_amount))
         room = port.settings.ussd.max_chars - len("CON ") - len(ask) - len(needed) - 2
-        parts = [*loan_parts(st, port, loan)[:5], weeks(st, loan.term_weeks),
-                 loan_parts(st, port, loan)[5]]
+        shown = loan_parts(st, port, loan)
+        parts = [*shown[:5], weeks(st, loan.term_weeks), *shown[5:]]
         return Screen(title=fit(parts, room) + "\n" + needed, body=ask)
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
@@ -141,6 +142,21 @@ class MyPledges(Paged):
                  status=status)
 
 
+class Portfolio(Info):
+    """What the lender lent, got back, is late and was lost (core/reputation.py): an
+    item of the wallet's menu, so behind the same PIN."""
+
+    def show(self, st: State, port: Port) -> Screen:
+        assert st.caller is not None
+        mine = port.portfolio(st.caller.id)
+        if not mine.loans:
+            return Screen(t(st, "ussd.portfolio.none") + "\n" + t(st, "ussd.nav.back"))
+        body = t(st, "ussd.portfolio.body", loans=mine.loans, lent=fmt(port, mine.lent),
+                 back=fmt(port, mine.got_back), to_come=fmt(port, mine.to_come),
+                 late=fmt(port, mine.late), lost=fmt(port, mine.lost))
+        return Screen(body + "\n" + t(st, "ussd.nav.back"))
+
+
 class Wallet(Node):
     """Shown after the PIN, once a session."""
 
@@ -150,11 +166,15 @@ class Wallet(Node):
         st.data["available"] = view.wallet_available
         title = t(st, "ussd.wallet.balance", balance=fmt(port, view.wallet_balance),
                   available=fmt(port, view.wallet_available), held=fmt(port, view.held))
-        labels = [t(st, "ussd.wallet.withdraw"), t(st, "ussd.wallet.topup")]
+        labels = [t(st, "ussd.wallet.withdraw"), t(st, "ussd.wallet.topup"),
+                  t(st, "ussd.wallet.portfolio")]
         return menu(st, title, labels)
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
-        if pick(value, 2) == 1:
+        chosen = pick(value, 3)
+        if chosen == 2:
+            return "portfolio"
+        if chosen == 1:
             return "topup"
         least = port.settings.minor(port.settings.payouts.min_withdrawal)
         if int(st.data.get("available", 0)) < least:
@@ -201,6 +221,7 @@ PledgeAmount("lend.amount", parent="lend", resumable=True)
 EmptyWallet("lend.empty", parent="lend")
 PledgePin("lend.pin", parent="lend.amount", resumable=True)
 MyPledges("pledges", parent="main")
+Portfolio("portfolio", parent="wallet")
 Wallet("wallet", parent="main")
 WithdrawAmount("wallet.amount", parent="wallet", resumable=True)
 WithdrawPin("wallet.pin", parent="wallet.amount", resumable=True)

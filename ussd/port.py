@@ -10,6 +10,7 @@ from typing import Protocol
 from core.config import Settings
 from core.models import MemberStatus
 from core.queries import AccountView, LoanView, PledgeView
+from core.reputation import Portfolio
 from ussd.state import Caller
 
 
@@ -73,6 +74,8 @@ class Port(Protocol):
     def pledge(self, *, member_id: int, number: str, amount: int, pin: str, key: str) -> None: ...
 
     def pledges_of(self, member_id: int, *, offset: int, limit: int) -> list[PledgeView]: ...
+
+    def portfolio(self, member_id: int) -> Portfolio: ...
 
     def withdraw(self, *, member_id: int, amount: int, pin: str, key: str) -> None: ...
 

@@ -7,6 +7,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from console import access as console
+from console.render import install_filters
 from mpesa.hooks import bp as mpesa_hooks
 from runtime import http
 from runtime.services import Services, build_services
@@ -15,6 +17,7 @@ from ussd.http import bp as ussd_hooks
 from web import limits
 from web.health import bp as health
 from web.payments import bp as payment_hook
+from web.simulator import bp as simulator
 
 
 def create_app(test_config: Mapping[str, Mapping[str, Any]] | None = None, *,
@@ -30,5 +33,9 @@ def create_app(test_config: Mapping[str, Mapping[str, Any]] | None = None, *,
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     for blueprint in (health, payment_hook, ussd_hooks, sms_hooks, mpesa_hooks):
         app.register_blueprint(blueprint)
+    console.install(app, svc)
+    install_filters(app)
+    if svc.settings.simulator.enabled and svc.settings.app.environment != "production":
+        app.register_blueprint(simulator)  # the demo's phones; never in production
     limits.install(app, svc)
     return app

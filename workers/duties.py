@@ -13,8 +13,18 @@ from datetime import datetime, timedelta
 
 from redis import RedisError
 
-from core import delivery, inbox, loans, pledges, reminders, repayments
-from runtime.jobs import SEND_BATCH
+from core import (
+    confirmations,
+    delivery,
+    inbox,
+    loans,
+    pledges,
+    reminders,
+    repayments,
+    stories,
+    tips,
+)
+from runtime.jobs import ANSWERERS, SEND_BATCH
 from runtime.services import Services
 from runtime.sms_gateways import SmsGateway
 from sms import handlers
@@ -25,6 +35,8 @@ log = logging.getLogger(__name__)
 BULK_MAX = 100  # recipients per gateway request
 CLAIM_AT_ONCE = 25  # rows a sender holds at a time: what a crash mid-send can delay
 SWEEP_GRACE = timedelta(seconds=30)  # rows this fresh still have their own send job
+ANSWER_BATCH = 25  # SMS answered before their replies go (the most a reply waits behind)
+ANSWER_ROUNDS = 8  # batches an answerer takes before it makes way for other jobs
 
 
 @dataclass
@@ -102,8 +114,69 @@ def tell_lenders(svc: Services, now: datetime) -> int:
     return done
 
 
+def record_confirmations(svc: Services, now: datetime) -> int:
+    """Paybill confirmations stored and still not in the ledger, whose job was lost
+    (Redis lost it, or it failed): enqueued again, or recorded from here while Redis is
+    down. Those whose job still waits in a backlog are left to it. Returns how many
+    were enqueued or recorded here."""
+    ids = confirmations.unrecorded(svc.uow(), now - SWEEP_GRACE, limit=5_000)
+    if not ids:
+        return 0
+    try:
+        done = svc.jobs.record_confirmations(ids)
+    except RedisError:
+        log.warning("confirmations: Redis is down; recording %d from here", len(ids))
+        for confirmation_id in ids:
+            confirmations.record(svc.uow(), confirmation_id, now)
+        return len(ids)
+    if done:
+        log.warning("confirmations: %d stored but not recorded had lost their job; "
+                    "enqueued again", done)
+    return done
+
+
 def answer_sms(svc: Services, inbound_id: int) -> str:
     return handlers.answer(svc.uow(), inbound_id, svc.now())
+
+
+def answer_share(svc: Services, share: int, *, rounds: int = ANSWER_ROUNDS) -> int:
+    """Answer the waiting SMS of one share, oldest first, ANSWER_BATCH at a time; each
+    batch's replies are sent before the next batch is taken, so a burst of new messages
+    delays the reply to an earlier one by one batch at most. After `rounds` batches the
+    answerer queues itself again and makes way for other work. Returns the number
+    answered."""
+    answered = 0
+    for _ in range(rounds):
+        ids = inbox.waiting_in_slot(svc.uow(), share, ANSWERERS, limit=ANSWER_BATCH)
+        if not ids:
+            svc.jobs.answerer_leaves(share)
+            # A message stored as we left found the flag still up and started nobody.
+            if not inbox.waiting_in_slot(svc.uow(), share, ANSWERERS, limit=1):
+                return answered
+            if not svc.jobs.answerer_returns(share):
+                return answered  # a new answerer has it
+            continue
+        answered += answer_and_send(svc, ids)
+        _still_here(svc, share)
+    svc.jobs.answer_share(share)  # the flag stays up: this share's answerer is queued
+    return answered
+
+
+def answer_and_send(svc: Services, inbound_ids: Sequence[int]) -> int:
+    """Answer these SMS (each in its own transaction) and send their replies in one go."""
+    sends: list[int] = []
+    for inbound_id in inbound_ids:
+        handlers.answer(svc.uow_sending_here(sends), inbound_id, svc.now())
+    if sends:
+        send_outbox(svc, sends)
+    return len(inbound_ids)
+
+
+def _still_here(svc: Services, share: int) -> None:
+    try:
+        svc.jobs.answerer_alive(share)
+    except RedisError:  # the work goes on; the flag expires and the sweep covers the rest
+        log.warning("answerer %d: redis unavailable", share)
 
 
 # ---------------------------------------------------------------- periodic duties
@@ -173,6 +246,26 @@ def send_reminders(svc: Services, now: datetime) -> int:
     return run.queued
 
 
+def share_story(svc: Services, story_id: int) -> int:
+    """An approved story to the members who want stories, a batch per transaction."""
+    return stories.share_with_members(svc.uow(), story_id, svc.now())
+
+
+def share_stories(svc: Services, now: datetime) -> int:
+    """Approved stories whose share job was lost or died midway: finish them here."""
+    return sum(stories.share_with_members(svc.uow(), story_id, now)
+               for story_id in stories.unshared(svc.uow(), now - SWEEP_GRACE))
+
+
+def send_tips(svc: Services, now: datetime) -> int:
+    """The week's money tip to members who asked for tips (core/tips.py): once a week
+    each, from Wednesday morning, never in quiet hours; other runs write nothing."""
+    written = tips.queue_weekly_tips(svc.uow(), now)
+    if written:
+        log.info("tips: %d written", written)
+    return written
+
+
 def prune_reports(svc: Services, now: datetime) -> int:
     return delivery.prune_unmatched_reports(svc.uow(), now)
 
@@ -186,14 +279,17 @@ DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "stk_sweep": stk.sweep,
     "mark_arrears": mark_arrears,
     "reminders": send_reminders,
+    "tips": send_tips,
     "inbound_sweep": sweep_inbound,
+    "confirmations": record_confirmations,
     "tell_lenders": tell_lenders,
+    "share_stories": share_stories,
     "outbox_sweep": sweep_outbox,
     "prune_reports": prune_reports,
 }
 FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "payouts", "stk_sweep",
-            "inbound_sweep", "tell_lenders", "outbox_sweep")
-DAILY = ("mark_arrears", "reminders", "payout_float", "prune_reports")
+            "inbound_sweep", "confirmations", "tell_lenders", "share_stories", "outbox_sweep")
+DAILY = ("mark_arrears", "reminders", "tips", "payout_float", "prune_reports")
 
 
 @dataclass

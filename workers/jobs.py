@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from core import confirmations
 from runtime.services import Services, build_services
 from workers import duties, payouts, stk
 
@@ -17,6 +18,11 @@ def bind(svc: Services | None) -> None:
     """Use these services for jobs run in this process (the worker command, tests)."""
     global _services
     _services = svc
+
+
+def bound() -> Services | None:
+    """The services bound to this process, if any (none are built here)."""
+    return _services
 
 
 def services() -> Services:
@@ -37,6 +43,17 @@ def tell_lenders(payment_id: int) -> int:
     return duties.tell_lenders_of(services(), payment_id)
 
 
+def share_story(story_id: int) -> int:
+    """Write an approved story to the members who want stories (a no-op once done)."""
+    return duties.share_story(services(), story_id)
+
+
+def record_confirmation(confirmation_id: int) -> str:
+    """Record one stored paybill confirmation in the ledger (a no-op once recorded)."""
+    svc = services()
+    return confirmations.record(svc.uow(), confirmation_id, svc.now())
+
+
 def send_payout(payout_id: int) -> str:
     """Send one held payout to its provider (a no-op unless it is pending)."""
     svc = services()
@@ -50,8 +67,13 @@ def push_stk(request_id: int) -> str:
 
 
 def answer_sms(inbound_id: int) -> str:
-    """Answer one stored incoming SMS."""
+    """Answer one stored incoming SMS (jobs queued before answerers took shares)."""
     return duties.answer_sms(services(), inbound_id)
+
+
+def answer_share(share: int) -> int:
+    """Answer the waiting SMS of one share and send their replies."""
+    return duties.answer_share(services(), share)
 
 
 def run_duties(names: Sequence[str] | None = None) -> dict[str, object]:

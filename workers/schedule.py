@@ -12,11 +12,13 @@ EVERY_MINUTE = 60
 EVERY_QUARTER_HOUR = 15 * 60
 
 
-def cron_schedule(connection: Redis) -> CronScheduler:
-    """The frequent duties every minute; arrears and reminders every quarter hour."""
+def cron_schedule(connection: Redis, every: int = EVERY_MINUTE) -> CronScheduler:
+    """The frequent duties every minute (`every` seconds: `background.sweep_seconds`);
+    arrears, reminders and the weekly tips every quarter hour (the tips duty writes a
+    member's tip once a week: core/tips.py)."""
     scheduler = CronScheduler(connection=connection, logging_level="INFO")
     scheduler.register(jobs.run_duties, DUTIES, kwargs={"names": list(duties.FREQUENT)},
-                       interval=EVERY_MINUTE, name="harambee.frequent", job_timeout=300)
+                       interval=every, name="harambee.frequent", job_timeout=300)
     scheduler.register(jobs.run_duties, DUTIES, kwargs={"names": list(duties.DAILY)},
                        interval=EVERY_QUARTER_HOUR, name="harambee.reminders", job_timeout=900)
     return scheduler

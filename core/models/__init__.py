@@ -14,8 +14,17 @@ from core.models.base import (
     Money,
     UtcDateTime,
 )
+from core.models.community import (
+    DataRequest,
+    DataRequestKind,
+    DataRequestStatus,
+    Story,
+    StoryStatus,
+)
 from core.models.disputes import (
+    OPEN_DISPUTES,
     Dispute,
+    DisputeNote,
     DisputeStatus,
 )
 from core.models.ledger import (
@@ -50,8 +59,14 @@ from core.models.messaging import (
     OutboxStatus,
     Purpose,
 )
+from core.models.operators import (
+    AuditEntry,
+    Operator,
+    OperatorRole,
+)
 from core.models.payments import (
     PAYOUTS_IN_FLIGHT,
+    Confirmation,
     Payment,
     PaymentKind,
     Payout,
@@ -65,10 +80,16 @@ from core.models.payments import (
 __all__ = [
     "Account",
     "AccountKind",
+    "AuditEntry",
     "BEING_REPAID",
     "Base",
+    "Confirmation",
     "DeliveryReport",
+    "DataRequest",
+    "DataRequestKind",
+    "DataRequestStatus",
     "Dispute",
+    "DisputeNote",
     "DisputeStatus",
     "EnumText",
     "HoldState",
@@ -81,7 +102,10 @@ __all__ = [
     "MemberStatus",
     "Money",
     "NAMING",
+    "OPEN_DISPUTES",
     "OPEN_LOAN_STATES",
+    "Operator",
+    "OperatorRole",
     "OWING",
     "OutboxMessage",
     "OutboxStatus",
@@ -99,6 +123,8 @@ __all__ = [
     "PledgeStatus",
     "Purpose",
     "Role",
+    "Story",
+    "StoryStatus",
     "Transfer",
     "TransferCode",
     "TransferKind",

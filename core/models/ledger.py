@@ -67,6 +67,7 @@ class TransferCode(StrEnum):
     REFUND = "refund"  # a repayment beyond what was owed, back to the wallet
     DISBURSEMENT = "disbursement"  # a funded loan paid out to its borrower
     WITHDRAWAL = "withdrawal"  # wallet money paid out to its owner
+    SUSPENSE_MATCH = "suspense_match"  # a receipt in suspense, matched by an operator
 
 
 class HoldState(StrEnum):

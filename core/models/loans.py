@@ -5,7 +5,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.models.base import Base, EnumText, Money
@@ -40,7 +40,8 @@ OPEN_LOAN_STATES = (LoanStatus.DRAFT, LoanStatus.LISTED, LoanStatus.FUNDED, *OWI
 
 class Loan(Base):
     __tablename__ = "loans"
-    __table_args__ = (Index("ix_loans_status_deadline", "status", "deadline"),)
+    __table_args__ = (Index("ix_loans_status_deadline", "status", "deadline"),
+                      Index("ix_loans_disbursed_at", "disbursed_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str | None] = mapped_column(String(12), unique=True)
@@ -88,7 +89,13 @@ class Loan(Base):
 
 class Installment(Base):
     __tablename__ = "installments"
-    __table_args__ = (UniqueConstraint("loan_id", "seq"), Index("ix_installments_due", "due_on"))
+    __table_args__ = (UniqueConstraint("loan_id", "seq"), Index("ix_installments_due", "due_on",
+                            # the repayment rate reads due and paid from the index alone
+                            postgresql_include=["amount", "paid"]),
+                      # Unpaid installments only: what days late and PAR read (migration 0008).
+                      Index("ix_installments_unpaid", "due_on", "loan_id",
+                            postgresql_where=text("paid < amount"),
+                            sqlite_where=text("paid < amount")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"))

@@ -21,6 +21,7 @@ class MemberStatus(StrEnum):
     PENDING = "pending"  # self-registered, awaiting an agent's visit
     VERIFIED = "verified"
     SUSPENDED = "suspended"
+    ERASED = "erased"  # anonymised at their request; the ledger keeps its rows (core/privacy.py)
 
 
 class Member(Base):
@@ -37,8 +38,9 @@ class Member(Base):
     status: Mapped[MemberStatus] = mapped_column(EnumText(MemberStatus, 12),
                                                  default=MemberStatus.PENDING)
     language: Mapped[str] = mapped_column(String(2), default="en")
-    place: Mapped[str | None] = mapped_column(String(40))
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    place: Mapped[str | None] = mapped_column(String(40), index=True)
+    # indexed: an agent's record is read over their members' loans (core/reputation.py)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     verified_at: Mapped[datetime | None]
     terms_accepted_at: Mapped[datetime | None]
     pin_hash: Mapped[str | None] = mapped_column(String(200))
@@ -48,7 +50,9 @@ class Member(Base):
     limit_frozen: Mapped[bool] = mapped_column(Boolean, default=False)
     loans_repaid: Mapped[int] = mapped_column(default=0)
     loans_repaid_on_time: Mapped[int] = mapped_column(default=0)
-    tips_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    tips_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)  # STOP: none, ever
+    tips_wanted: Mapped[bool] = mapped_column(Boolean, default=False)  # TIPS ON (core/tips.py)
+    last_tip_week: Mapped[str | None] = mapped_column(String(8))  # e.g. 2026-W10
     sms_unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
 

@@ -38,7 +38,7 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     reference: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[PaymentKind] = mapped_column(EnumText(PaymentKind, 10))
+    kind: Mapped[PaymentKind] = mapped_column(EnumText(PaymentKind, 10), index=True)
     loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"), index=True)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
     fee_part: Mapped[int] = mapped_column(Money, default=0)
@@ -47,6 +47,42 @@ class Payment(Base):
     occurred_at: Mapped[datetime]
     created_at: Mapped[datetime]
     lenders_told_at: Mapped[datetime | None]
+    # A receipt held in suspense leaves it once: matched to a loan or a wallet by an
+    # operator (its kind then says which), or marked to be refunded (migration 0008).
+    matched_at: Mapped[datetime | None]
+    refund_marked_at: Mapped[datetime | None]
+
+
+class Confirmation(Base):
+    """A paybill payment as the provider confirmed it (M-Pesa's C2B confirmation),
+    stored at the door before anything else and recorded in the ledger behind
+    (core/confirmations.py); (provider, trans_id) is the idempotency key.
+
+    `recorded_at` and `payment_id` are set once the payment is recorded (a `Payment`
+    of the same receipt, whichever door it came through); `refusal` names why it can
+    never be recorded without a person (the same receipt recorded with other details).
+    A row that stays unrecorded is found by the `confirmations` duty and by
+    `harambee check`.
+    """
+
+    __tablename__ = "confirmations"
+    __table_args__ = (UniqueConstraint("provider", "trans_id"),
+                      Index("ix_confirmations_unrecorded", "received_at",
+                            postgresql_where=text("recorded_at IS NULL"),
+                            sqlite_where=text("recorded_at IS NULL")))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    trans_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int] = mapped_column(Money)
+    bill_ref: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(16))  # E.164, None when masked
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    recorded_at: Mapped[datetime | None]
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    attempts: Mapped[int] = mapped_column(default=0)  # tries at recording it
+    refusal: Mapped[str | None] = mapped_column(String(60))
 
 
 class PayoutPurpose(StrEnum):

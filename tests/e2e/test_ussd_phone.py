@@ -117,10 +117,12 @@ def test_the_lenders_list_is_in_whole_words_and_the_detail_is_one_step_deeper(cl
     lender = world.lender(balance=500_000)
     phone = Phone(client, lender.phone)
     listing = phone.press(item(phone.dial(), "Lend"))
-    assert "1. Wanjiru, Nyeri, farming, Ksh 3,000, 0% funded, first loan" in listing
+    assert ("1. Wanjiru, Nyeri, farming, Ksh 3,000, 0% funded, first loan, "
+            "agent: no record yet") in listing
     detail = phone.press("1")
     assert detail.startswith("CON Wanjiru, Nyeri, farming, Ksh 3,000, 0% funded, 4 weeks, "
-                             "first loan\nKsh 3,000 still needed.\nAmount to lend:")
+                             "first loan, agent: no record yet\nKsh 3,000 still needed.\n"
+                             "Amount to lend:")
     assert "5,000" not in detail  # the wallet's balance waits for the PIN
     assert "Lend Ksh 1,000 to Wanjiru" in phone.press("1000")
     assert phone.press(PIN).startswith(f"END You pledged Ksh 1,000 to loan {loan.number}")

@@ -30,3 +30,9 @@ def test_each_schedule_enqueues_its_duties_once_per_interval_and_a_worker_runs_t
     assert Queue(DUTIES, connection=services.redis.client).is_empty()
     with world.uow() as uow:
         assert uow.session.get(Pledge, pledge.id).status == PledgeStatus.LAPSED
+
+
+def test_the_frequent_duties_run_as_often_as_configured(services):
+    scheduler = cron_schedule(services.redis.client, every=5)
+    intervals = {job.name: job.interval for job in scheduler.get_jobs()}
+    assert intervals == {"harambee.frequent": 5, "harambee.reminders": 15 * 60}

@@ -1,7 +1,6 @@
 """Incoming SMS commands, answered by the handler in the sender's language."""
 from __future__ import annotations
 
-import itertools
 import re
 
 import pytest
@@ -10,7 +9,6 @@ from sqlalchemy import func, select
 from core.models import (
     Dispute,
     InboundSms,
-    InboundStatus,
     LoanStatus,
     Member,
     OutboxMessage,
@@ -19,38 +17,8 @@ from core.models import (
 )
 from runtime.redis import RedisHandle, client_for
 from runtime.services import Services
+from tests.sms_hook import KEY, answer, ask, replies, send
 from workers import duties
-
-KEY = "test-webhook-key"
-_ids = itertools.count(1)
-
-
-def send(client, phone: str, text: str, sms_id: str | None = None):
-    return client.post(f"/hooks/sms?key={KEY}", data={
-        "from": phone, "to": "22384", "text": text, "id": sms_id or f"ATcmd{next(_ids)}",
-        "date": "2026-03-02 12:00:00", "linkId": "", "networkCode": "63902"})
-
-
-def answer(services: Services) -> None:
-    """Handle every stored message, as the handler jobs would."""
-    with services.uow() as uow:
-        ids = list(uow.session.scalars(select(InboundSms.id).where(
-            InboundSms.status == InboundStatus.RECEIVED)))
-    for inbound_id in ids:
-        assert duties.answer_sms(services, inbound_id) == "handled"
-
-
-def replies(world, phone: str) -> list[str]:
-    with world.uow() as uow:
-        return list(uow.session.scalars(select(OutboxMessage.text).where(
-            OutboxMessage.phone == phone, OutboxMessage.key.like("reply:%"))
-            .order_by(OutboxMessage.id)))
-
-
-def ask(world, client, phone: str, text: str) -> str:
-    send(client, phone, text)
-    answer(world.services)
-    return replies(world, phone)[-1]
 
 
 def test_help_in_both_languages(world, client):
@@ -138,7 +106,7 @@ def test_loans_and_status(world, client, clock):
     loan = world.listed_loan(amount=300_000, purpose="farm")
     lender = world.lender(100_000)
     listed = ask(world, client, lender.phone, "LOANS")
-    assert listed.startswith("To lend: L1001 Ksh 3,000 open (Farming)")
+    assert listed.startswith("To lend: L1001 Ksh 3,000 open (Farming; agent: no record yet)")
     status = ask(world, client, lender.phone, f"status {loan.number}")
     assert status.startswith("L1001: Farming Ksh 3,000, 0% funded, Ksh 3,000 open until")
     assert "LOAN" not in ask(world, client, lender.phone, "status L1")  # no such loan

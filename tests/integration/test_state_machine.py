@@ -26,7 +26,17 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
-from core import checks, disbursements, ledger, loans, members, pledges, repayments, withdrawals
+from core import (
+    checks,
+    disbursements,
+    ledger,
+    loans,
+    members,
+    pledges,
+    privacy,
+    repayments,
+    withdrawals,
+)
 from core.allocation import largest_remainder_whole
 from core.db import Database
 from core.errors import (
@@ -39,7 +49,15 @@ from core.errors import (
     PinLocked,
     WrongPin,
 )
-from core.models import Account, Installment, Loan, Member, Pledge
+from core.models import (
+    Account,
+    DataRequestKind,
+    Installment,
+    Loan,
+    Member,
+    MemberStatus,
+    Pledge,
+)
 from runtime.services import Services
 from tests.conftest import make_settings
 from tests.support import PIN, START, Clock, clean_database
@@ -122,6 +140,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.clock: Clock = self.svc.clock  # type: ignore[assignment]
         self.clock.set(START)
         self.members: dict[int, MMember] = {}
+        self.erased: dict[int, MMember] = {}  # anonymised at their request (core/privacy.py)
+        self.registered = 0
         self.loans: dict[str, MLoan] = {}
         self.pledges: dict[int, MPledge] = {}
         self.payments: list[tuple[str, int, str]] = []  # (txid, amount, reference)
@@ -155,6 +175,10 @@ class LedgerMachine(RuleBasedStateMachine):
     def pick(self, items: list, index: int):
         return items[index % len(items)]
 
+    def pledges_of_members(self) -> list[MPledge]:
+        """Pledges of members not erased (an erased lender's phone is no one's now)."""
+        return [p for p in self.pledges.values() if p.lender in self.members]
+
     def lenders(self) -> list[MMember]:
         return [m for m in self.members.values() if not m.borrower]
 
@@ -182,7 +206,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.members) < 12)
     @rule(borrower=st.booleans())
     def register(self, borrower: bool) -> None:
-        n = len(self.members) + 1
+        self.registered += 1
+        n = self.registered
         phone = f"+25472{n:07d}"
         reg = self.run(members.register, phone=phone, name=f"Member {chr(64 + n)}",
                        national_id=f"{30_000_000 + n}", roles="borrower" if borrower else "lender",
@@ -332,10 +357,10 @@ class LedgerMachine(RuleBasedStateMachine):
                                                           loan.deadline))
             loan.pledges.append(pledge.id)
 
-    @precondition(lambda self: self.pledges)
+    @precondition(lambda self: self.pledges_of_members())
     @rule(which=st.integers(0, 999))
     def confirm(self, which: int) -> None:
-        pledge = self.pick(list(self.pledges.values()), which)
+        pledge = self.pick(self.pledges_of_members(), which)
         lender, loan = self.members[pledge.lender], self.loans[pledge.loan]
         kw = dict(phone=lender.phone, code=pledge.code, now=self.now())
         if pledge.status in ("confirmed", "posted"):  # a replay
@@ -373,10 +398,10 @@ class LedgerMachine(RuleBasedStateMachine):
             lender.balance -= pledge.amount
         loan.status, loan.funded = "funded", loan.amount
 
-    @precondition(lambda self: self.pledges)
+    @precondition(lambda self: self.pledges_of_members())
     @rule(which=st.integers(0, 999))
     def decline(self, which: int) -> None:
-        pledge = self.pick(list(self.pledges.values()), which)
+        pledge = self.pick(self.pledges_of_members(), which)
         kw = dict(phone=self.members[pledge.lender].phone, code=pledge.code, now=self.now())
         if pledge.status in ("proposed", "cancelled"):
             assert self.run(pledges.decline_pledge, **kw).status == "cancelled"
@@ -434,6 +459,10 @@ class LedgerMachine(RuleBasedStateMachine):
                   "odd": odd}[size]
         reference = form.format(loan.number if form != "l{}" else loan.number[1:])
         receipt = self.pay(reference, amount)
+        if loan.status not in REPAYABLE and loan.borrower in self.erased:
+            assert receipt.payment.kind == "unmatched"  # no wallet for an erased member
+            self.suspense += amount
+            return
         borrower = self.members[loan.borrower]
         if loan.status not in REPAYABLE:
             assert receipt.payment.kind == "topup"
@@ -506,6 +535,37 @@ class LedgerMachine(RuleBasedStateMachine):
                     changed.append(loan.number)
         assert sorted(arrears) == sorted(changed)
 
+    # ------------------------------------------------------------ data rights
+    def owes_or_is_owed(self, member: MMember) -> bool:
+        """What keeps a member from being erased: an open loan, a pledge not settled, a
+        loan lent to and not repaid in full, or money in the wallet."""
+        return (any(loan.borrower == member.id and loan.status in OPEN
+                    for loan in self.loans.values())
+                or any(p.lender == member.id and (
+                    p.status in ("proposed", "confirmed")
+                    or (p.status == "posted" and self.loans[p.loan].status != "repaid"))
+                    for p in self.pledges.values())
+                or member.balance != 0 or member.held != 0)
+
+    @precondition(lambda self: self.members)
+    @rule(who=st.integers(0, 99))
+    def erase(self, who: int) -> None:
+        """DATA DELETE, then the operator's erasure: refused while money is owed or held;
+        otherwise the person is anonymised and the books are untouched."""
+        member = self.pick(list(self.members.values()), who)
+        self.tx += 1
+        case = self.run(privacy.open_request, member_id=member.id, kind=DataRequestKind.ERASE,
+                        text=None, now=self.now(), request_key=f"erase:{self.tx}")
+        blocked = self.owes_or_is_owed(member)
+        try:
+            self.run(privacy.erase, number=case.number or "", operator="machine",
+                     now=self.now())
+        except NotAllowed:
+            assert blocked, member
+            return
+        assert not blocked, member
+        self.erased[member.id] = self.members.pop(member.id)
+
     # ------------------------------------------------------------ what must always hold
     @invariant()
     def books_are_sound_and_match_the_model(self) -> None:
@@ -521,6 +581,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert (row.pin_failures, row.pin_locked_until, row.credit_limit,
                         row.limit_frozen) == (member.failures, member.locked_until,
                                               member.limit, member.frozen), member
+            for member in self.erased.values():
+                row = s.get(Member, member.id)
+                assert (row.status, row.phone, row.national_id, row.pin_hash) == (
+                    MemberStatus.ERASED, privacy.erased_phone(member.id), None, None)
+                wallet = accounts.get(ledger.wallet_code(member.id))
+                assert (wallet.balance, wallet.debits_pending) == (0, 0) if wallet else True
             for code, expected in ((ledger.FEES, self.fees), (ledger.SUSPENSE, self.suspense)):
                 got = accounts[code].balance if code in accounts else 0
                 assert got == expected, code

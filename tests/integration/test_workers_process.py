@@ -3,6 +3,7 @@ fake), and when it is SIGKILLed mid-send the message is retried, not lost. Also 
 `tick` and `outbox` commands."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -32,15 +33,17 @@ def real_clock(clock) -> None:
     clock.set(datetime.now(UTC))  # the worker process runs on the real clock
 
 
-def worker_process(svc: Services, fake: FakeAfricasTalking, *args: str) -> subprocess.Popen:
+def worker_process(svc: Services, fake: FakeAfricasTalking, *args: str,
+                   command: str = "worker", **settings: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARAMBEE_", "AT_"))}
     env.update({"DATABASE_URL": svc.settings.database_url, "REDIS_URL": svc.redis.url,
                 "HARAMBEE_INSTANCE": str(svc.settings.instance_path), "HARAMBEE_ENV": "development",
                 "HARAMBEE_GATEWAY": "africastalking", "AT_USERNAME": "harambee",
-                "AT_API_KEY": fake.api_key, "HARAMBEE_GATEWAY__API_BASE_URL": fake.base_url})
+                "AT_API_KEY": fake.api_key, "HARAMBEE_GATEWAY__API_BASE_URL": fake.base_url,
+                **settings})
     # Its own process group: the worker forks RQ's scheduler, and killing the worker
     # alone would leave that child running on the test's Redis after the test.
-    return subprocess.Popen([sys.executable, "-m", "cli", "worker", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "cli", command, *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
 
@@ -165,6 +168,41 @@ def test_the_worker_outlives_a_redis_outage_and_carries_on_by_itself(world, at_s
         assert fake_at.delivered_to(member.phone), "the worker did not carry on"
     finally:
         os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        if private.process and private.process.poll() is None:
+            private.kill()
+
+
+def test_cron_outlives_a_redis_outage_and_schedules_again_by_itself(at_services, fake_at,
+                                                                    tmp_path):
+    import redis
+    from rq import Queue
+
+    from runtime.jobs import DUTIES
+
+    private = PrivateRedis(tmp_path)
+    private.start()
+    svc = dataclasses.replace(at_services, redis=RedisHandle(
+        redis.Redis(unix_socket_path=str(private.socket)), private.url))
+    # Every second: the scheduler's loop meets the outage at once.
+    process = worker_process(svc, fake_at, command="cron", HARAMBEE_BACKGROUND__SWEEP_SECONDS="1")
+    try:
+        duties = Queue(DUTIES, connection=svc.redis.client)
+        deadline = time.monotonic() + 20
+        while duties.is_empty() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not duties.is_empty(), "cron scheduled nothing"
+        private.kill()
+        time.sleep(4)
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        private.start()  # empty: what cron had scheduled is gone
+        deadline = time.monotonic() + 30
+        while duties.is_empty() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not duties.is_empty(), "cron did not schedule again after redis came back"
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # already dead, if the test failed
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         if private.process and private.process.poll() is None:
             private.kill()

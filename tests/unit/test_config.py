@@ -118,6 +118,7 @@ def test_bad_mpesa_settings_name_the_key(tmp_path, body, key):
 PRODUCTION = {
     "HARAMBEE_ENV": "production", "HARAMBEE_WEBHOOK_KEY": "w" * 24,
     "HARAMBEE_SESSION_SECRET": "s" * 24, "MPESA_CALLBACK_TOKEN": "t" * 24,
+    "HARAMBEE_CONSOLE_SECRET": "o" * 24,
     "MPESA_CONSUMER_KEY": "k", "MPESA_CONSUMER_SECRET": "c", "MPESA_PASSKEY": "p",
     "MPESA_INITIATOR_NAME": "i", "MPESA_SECURITY_CREDENTIAL": "x",
     "AT_API_KEY": "a" * 24, "HARAMBEE_METRICS_TOKEN": "m" * 24,

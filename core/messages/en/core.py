@@ -91,7 +91,7 @@ TEXTS = {
     "sms.loan_cancelled_borrower": "Loan {loan} is withdrawn. Nothing is owed.",
     "sms.repayment_receipt": "Received {amount} for {loan}, ref {receipt}. Left to pay: {outstanding}. Thank you!",
     "sms.repayment_overpaid": "Received {amount} for {loan}, ref {receipt}. Loan fully repaid; {refund} extra went to your wallet.",
-    "sms.loan_repaid": "Loan {loan} is fully repaid. Well done! Your new limit is {limit}.",
+    "sms.loan_repaid": "Loan {loan} is fully repaid. Well done! Your new limit is {limit}. Tell your lenders what it did for you: send STORY and a few words.",
     "sms.lender_repaid": "{borrower} repaid {loan}: {amount} to your wallet. Received so far {received} of {entitled}.",
     "sms.topup_receipt": "Received {amount}, ref {receipt}. Your Harambee wallet now has {balance}.",
     "sms.withdrawal": "{amount} sent to your M-Pesa, ref {receipt}. Your wallet has {balance}.",

@@ -89,7 +89,7 @@ TEXTS = {
     "sms.loan_cancelled_borrower": "Mkopo {loan} umeondolewa. Huna deni lolote.",
     "sms.repayment_receipt": "Tumepokea {amount} za mkopo {loan}, kumb. {receipt}. Deni lililobaki: {outstanding}. Asante!",
     "sms.repayment_overpaid": "Tumepokea {amount} za mkopo {loan}, kumb. {receipt}. Mkopo umelipwa kikamilifu; {refund} za ziada zimeingia kwenye pochi yako.",
-    "sms.loan_repaid": "Mkopo {loan} umelipwa kikamilifu. Hongera! Sasa unaweza kukopa hadi {limit}.",
+    "sms.loan_repaid": "Mkopo {loan} umelipwa kikamilifu. Hongera! Sasa unaweza kukopa hadi {limit}. Waeleze wakopeshaji jinsi ulivyokusaidia: tuma HADITHI na maneno machache.",
     "sms.lender_repaid": "{borrower} amelipa mkopo {loan}: {amount} zimeingia kwenye pochi yako. Kufikia sasa umepokea {received} kati ya {entitled}.",
     "sms.topup_receipt": "Tumepokea {amount}, kumb. {receipt}. Salio la pochi yako ya Harambee sasa ni {balance}.",
     "sms.withdrawal": "Tumetuma {amount} kwenye M-Pesa yako, kumb. {receipt}. Salio la pochi yako sasa ni {balance}.",
