@@ -72,3 +72,17 @@ def test_a_dispute_without_its_reason_keeps_the_loan_for_the_reply() -> None:
 def test_a_word_over_twice_the_longest_keyword_is_never_taken_for_a_keyword() -> None:
     assert parse("malalamiko" + "x" * 10).suggestion == "MALALAMIKO"  # 20 letters
     assert parse("malalamiko" + "x" * 11).suggestion is None  # 21 letters
+
+
+def test_a_story_or_a_correction_starting_with_x_keeps_its_first_letter() -> None:
+    assert parse("STORY: Xmas stock sold out").text == "Xmas stock sold out"
+    fix = parse("DATA FIX Xavier is my second name")
+    assert (fix.choice, fix.text, fix.error) == ("fix", "Xavier is my second name", None)
+
+
+def test_data_followed_by_a_number_is_its_usage() -> None:
+    assert parse("DATA 123").error == "sms.data_usage"
+
+
+def test_thanks_reads_another_loan_letter() -> None:
+    assert parse("asante sana K1007", loan_prefix="K").loan == "K1007"
