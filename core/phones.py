@@ -64,7 +64,10 @@ def local(e164: str, region: str = "KE") -> str:
 
 
 def masked(e164: str) -> str:
-    """For logs at info level: `+2547****5678`."""
-    if len(e164) < 8:
+    """For logs at info level: `+2547****5678`. The first five characters and the last
+    four show only when at least four between them are hidden (13 characters, as every
+    East African number has); anything shorter, a number typed badly or a short code,
+    shows as `****`: `0712345678` would otherwise show all but one digit."""
+    if len(e164) < 5 + 4 + 4:
         return "****"
     return e164[:5] + "****" + e164[-4:]

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis as redis_lib
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -29,6 +30,12 @@ from tests.fake_at import FakeAfricasTalking
 from tests.support import Clock, World, clean_database
 
 ON_POSTGRES = bool(os.environ.get("DATABASE_URL"))
+
+# `make mutate` (tools/mutate.py) judges every mutant with the same examples, found
+# afresh (no example database shared between mutants) and with no deadline (a mutated
+# module runs slower, and a deadline missed would count as a kill).
+hypothesis_settings.register_profile("mutation", derandomize=True, database=None,
+                                     deadline=None)
 AIRTEL_SECRET = "test-airtel-signing-secret"
 CALLBACK_TOKEN = "test-callback-token-0123"
 
