@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, select, update
 
-from core import ledger, outbox
+from core import guarantees, ledger, outbox
 from core.allocation import largest_remainder_whole
 from core.bulk import rowcount, set_rows
 from core.config import Settings
@@ -149,6 +149,8 @@ def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
             raise NotAllowed("loan.not_listed", number=loan.number)
         if loan.borrower_id == lender.id:
             raise NotAllowed("pledge.own_loan")
+        if not guarantees.pledging_open(loan):
+            raise NotAllowed("loan.awaiting_guarantors", number=loan.number)
         check_pledge_amount(settings, amount, open_amount=loan.open_amount,
                             available=ledger.wallet(uow, lender.id).available,
                             number=loan.number or number)

@@ -96,7 +96,8 @@ def listed(uow: UnitOfWork, now: datetime, *, offset: int = 0, limit: int = 3,
            exclude_borrower: int | None = None) -> list[LoanView]:
     """Loans open to pledges, soonest deadline first, a page at a time."""
     with uow:
-        query = (select(Loan).where(Loan.status == LoanStatus.LISTED, Loan.deadline > now)
+        query = (select(Loan).where(Loan.status == LoanStatus.LISTED, Loan.deadline > now,
+                                    Loan.guaranteed >= Loan.guarantee_needed)
                  .options(selectinload(Loan.borrower)).order_by(Loan.deadline, Loan.id)
                  .offset(offset).limit(limit))
         if exclude_borrower is not None:

@@ -6,12 +6,30 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from core import loans, members, pledges, queries, stk, withdrawals
+from core import (
+    choices,
+    groups,
+    guarantees,
+    loans,
+    members,
+    pauses,
+    pledges,
+    queries,
+    stk,
+    waiting,
+    withdrawals,
+)
+from core.choices import Choice
 from core.config import Settings
 from core.db import UnitOfWork
+from core.errors import NotFound
+from core.groups import GroupOverview, Invitation
+from core.guarantees import Request
 from core.models import Member
+from core.pauses import PauseView
 from core.phones import local
 from core.queries import AccountView, LoanView, PledgeView
+from core.waiting import Waiting
 from runtime.services import Services
 from ussd.port import Listed, MemberCard
 from ussd.state import Caller
@@ -71,8 +89,10 @@ class CorePort:
             if found is None:
                 return None
             member, agent_name, agent_phone = found
-            return caller_of(member, self.settings,
-                             (agent_name, agent_phone) if agent_name else None)
+            caller = caller_of(member, self.settings,
+                               (agent_name, agent_phone) if agent_name else None)
+            caller.limit = loans.borrowing_limit(uow, member)
+            return caller
 
     def register_self(self, *, phone: str, name: str, national_id: str, language: str,
                       pin: str) -> Caller:
@@ -174,3 +194,75 @@ class CorePort:
         withdrawals.withdraw(self._uow(), member_id=member_id, amount=amount, pin=pin,
                              provider=self.services.payouts.provider, request_key=key,
                              now=self.now())
+
+    # ------------------------------------------------------------ groups and requests
+
+    def waiting(self, member_id: int) -> list[Waiting]:
+        return waiting.waiting(self._uow(), member_id, self.now())
+
+    def invitation(self, member_id: int, group_id: int) -> Invitation:
+        for found in groups.invitations(self._uow(), member_id):
+            if found.group_id == group_id:
+                return found
+        raise NotFound("group.not_found")
+
+    def answer_invitation(self, member_id: int, group_id: int, join: bool) -> None:
+        groups.answer_invitation(self._uow(), member_id=member_id, group_id=group_id,
+                                 join=join, now=self.now())
+
+    def form_group(self, *, agent_id: int, name: str, village: str, phones: list[str],
+                   pin: str, key: str) -> str:
+        return groups.form_group(self._uow(), agent_id=agent_id, name=name, village=village,
+                                 phones=phones, pin=pin, now=self.now(),
+                                 request_key=key).name
+
+    def group_overview(self, member_id: int) -> GroupOverview:
+        return groups.overview_for(self._uow(), member_id, self.now())
+
+    def is_officer(self, member_id: int) -> bool:
+        return groups.is_officer(self._uow(), member_id)
+
+    def guarantee_request(self, member_id: int, guarantee_id: int) -> Request:
+        for found in guarantees.requests_of(self._uow(), member_id):
+            if found.id == guarantee_id:
+                return found
+        raise NotFound("guarantee.not_found")
+
+    def consent_guarantee(self, member_id: int, guarantee_id: int, pin: str) -> int:
+        return guarantees.consent(self._uow(), guarantor_id=member_id,
+                                  guarantee_id=guarantee_id, pin=pin, now=self.now()).held
+
+    def decline_guarantee(self, member_id: int, guarantee_id: int) -> None:
+        guarantees.decline(self._uow(), guarantor_id=member_id, guarantee_id=guarantee_id,
+                           now=self.now())
+
+    def ask_guarantee(self, *, member_id: int, number: str, phone: str, amount: int) -> None:
+        guarantees.ask(self._uow(), borrower_id=member_id, number=number, phone=phone,
+                       amount=amount, now=self.now())
+
+    # ------------------------------------------------------------ choices and pauses
+
+    def choice(self, member_id: int, number: str) -> Choice:
+        return choices.choice(self._uow(), member_id, number, self.now())
+
+    def take_pledged(self, *, member_id: int, number: str, pin: str) -> int:
+        return choices.take_pledged(self._uow(), borrower_id=member_id, number=number,
+                                    pin=pin, now=self.now()).amount
+
+    def extend(self, member_id: int, number: str) -> datetime:
+        deadline = choices.extend(self._uow(), borrower_id=member_id, number=number,
+                                  now=self.now()).deadline
+        assert deadline is not None
+        return deadline
+
+    def ask_pause(self, *, member_id: int, number: str, weeks: int, reason: str) -> None:
+        pauses.ask(self._uow(), borrower_id=member_id, number=number, weeks=weeks,
+                   reason=reason, now=self.now())
+
+    def pause_request(self, agent_id: int, pause_id: int) -> PauseView:
+        return pauses.request_for(self._uow(), agent_id, pause_id)
+
+    def answer_pause(self, *, agent_id: int, pause_id: int, approve: bool,
+                     pin: str | None) -> None:
+        pauses.decide(self._uow(), pause_id=pause_id, approve=approve, agent_id=agent_id,
+                      pin=pin, now=self.now())

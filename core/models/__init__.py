@@ -18,6 +18,15 @@ from core.models.disputes import (
     Dispute,
     DisputeStatus,
 )
+from core.models.groups import (
+    Group,
+    GroupMember,
+    Guarantee,
+    GuaranteeStatus,
+    MembershipStatus,
+    Pause,
+    PauseStatus,
+)
 from core.models.ledger import (
     Account,
     AccountKind,
@@ -71,6 +80,10 @@ __all__ = [
     "Dispute",
     "DisputeStatus",
     "EnumText",
+    "Group",
+    "GroupMember",
+    "Guarantee",
+    "GuaranteeStatus",
     "HoldState",
     "InboundSms",
     "InboundStatus",
@@ -78,6 +91,7 @@ __all__ = [
     "Loan",
     "LoanStatus",
     "Member",
+    "MembershipStatus",
     "MemberStatus",
     "Money",
     "NAMING",
@@ -89,6 +103,8 @@ __all__ = [
     "Payment",
     "PaymentKind",
     "PAYOUTS_IN_FLIGHT",
+    "Pause",
+    "PauseStatus",
     "Payout",
     "PayoutPurpose",
     "PayoutStatus",
