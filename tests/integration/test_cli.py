@@ -40,4 +40,4 @@ def test_check_passes_on_sound_books(services, world):
     world.disbursed_loan()
     result = run(services.settings, "check")
     assert result.exit_code == 0, result.output
-    assert "all 6 invariants hold" in result.output
+    assert "all 7 invariants hold" in result.output
