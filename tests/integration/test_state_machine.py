@@ -255,6 +255,15 @@ class LedgerMachine(RuleBasedStateMachine):
             self.register(borrower=False)
         for _ in range(borrowers):
             self.register(borrower=True)
+        for member in self.members.values():  # money to guarantee and lend with
+            self.pay(member.phone, 400_000)
+            member.balance += 400_000
+        self.form_group()
+        for member_id in list(self.group)[1:]:  # all but one join, on their own phones
+            assert self.run(groups.answer_invitation, member_id=member_id, group_id=1,
+                            join=True, now=self.now()) == "joined"
+            self.group[member_id] = "joined"
+        self.request_and_list(who=0, amount=200_000, term=4)  # a loan from the first step
 
     @precondition(lambda self: len(self.members) < 12)
     @rule(borrower=st.booleans())
@@ -638,8 +647,6 @@ class LedgerMachine(RuleBasedStateMachine):
             left -= part
 
     # ------------------------------------------------------------ groups and guarantees
-    @precondition(lambda self: not self.group and len(self.members) >= 3)
-    @rule()
     def form_group(self) -> None:
         everyone = list(self.members.values())
         self.run(groups.form_group, agent_id=self.agent, name="Umoja", village="Nyalenda",
@@ -666,8 +673,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.loans and self.group)
     @rule(which=st.integers(0, 99), who=st.integers(0, 99),
-          amount=st.sampled_from([5_000, 20_000, 100_000, 500_000, 4_900, 10_050]))
-    def ask_guarantee(self, which: int, who: int, amount: int) -> None:
+          amount=st.sampled_from([5_000, 20_000, 100_000, 500_000, 4_900, 10_050]),
+          then=st.sampled_from([None, True, False]))
+    def ask_guarantee(self, which: int, who: int, amount: int, then: bool | None) -> None:
         loan = self.pick(list(self.loans.values()), which)
         guarantor = self.pick(list(self.members.values()), who)
         kw = dict(borrower_id=loan.borrower, number=loan.number, phone=guarantor.phone,
@@ -688,6 +696,8 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             made = self.run(guarantees.ask, **kw)
             self.guarantees[made.id] = MGuarantee(made.id, loan.number, guarantor.id, amount)
+            if then is not None:  # answered at once, as many guarantors do
+                self.answer_guarantee(list(self.guarantees).index(made.id), then)
 
     @precondition(lambda self: self.guarantees)
     @rule(which=st.integers(0, 999), agree=st.booleans())
@@ -724,6 +734,33 @@ class LedgerMachine(RuleBasedStateMachine):
             guarantor.held += exposure
             event("a guarantee held")
             loan.guaranteed += g.amount
+
+    @precondition(lambda self: self.loans)
+    @rule(which=st.integers(0, 99))
+    def fund_and_pay_out(self, which: int) -> None:
+        """A lender pledges all that is open on a listed loan and confirms; it is paid
+        out: the short way to the states repayments, arrears and defaults need."""
+        listed = [loan for loan in self.loans_in("listed") if loan.deadline > self.now()
+                  and loan.choice_until is None and loan.guaranteed >= loan.needed]
+        if not listed:
+            return
+        loan = self.pick(listed, which)
+        open_ = loan.amount - loan.pledged
+        waiting = {p.lender for p in self.pledges.values() if p.status == "proposed"}
+        able = [m for m in self.lenders() if m.balance - m.held >= open_
+                and not (m.locked_until and m.locked_until > self.now()) and m.id not in waiting]
+        if not able:
+            return
+        lender = able[0]
+        pledge = self.run(pledges.propose_pledge, lender_id=lender.id, number=loan.number,
+                          amount=open_, now=self.now())
+        self.pledges[pledge.id] = MPledge(pledge.id, pledge.code, lender.id, loan.number,
+                                          open_, min(self.now() + timedelta(hours=24),
+                                                     loan.deadline))
+        loan.pledges.append(pledge.id)
+        self.confirm(list(self.pledges).index(pledge.id))
+        assert loan.status == "funded"
+        self.disburse(list(self.loans).index(loan.number))
 
     # ------------------------------------------------------------ choices and pauses
     @precondition(lambda self: self.loans)
