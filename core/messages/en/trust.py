@@ -28,8 +28,8 @@ TEXTS = {
     "pause.answered": "That pause request was already answered.",
     "pause.weeks": "A pause is {weeks} weeks.",
     # SMS
-    "sms.group_invite": "{agent} added you to the group {group} ({village}) on Harambee. To join, dial {service_code} and choose Group.",
-    "sms.group_invite_officer": "{agent} made you the officer of the group {group} ({village}) on Harambee. To join, dial {service_code} and choose Group.",
+    "sms.group_invite": "{agent} added you to the group {group} ({village}). To join, dial {service_code} and choose Group.",
+    "sms.group_invite_officer": "{agent} made you officer of {group} ({village}). To join, dial {service_code} and choose Group.",
     "sms.group_joined": "Welcome to {group}. Members can now guarantee each other's loans.",
     "sms.guarantee_asked": "{borrower} asks you to guarantee {amount} of loan {loan}. Dial {service_code} and choose Group to read it and answer.",
     "sms.guarantee_held": "You guarantee loan {loan} of {borrower}: {amount} is held in your wallet. It is released as the loan is repaid.",

@@ -28,8 +28,8 @@ TEXTS = {
     "pause.answered": "Ombi hilo la kusimamisha limeshajibiwa.",
     "pause.weeks": "Kusimamisha ni wiki {weeks}.",
     # SMS
-    "sms.group_invite": "{agent} amekuongeza kwenye kikundi {group} ({village}) cha Harambee. Ili ujiunge, piga {service_code} uchague Kikundi.",
-    "sms.group_invite_officer": "{agent} amekufanya kiongozi wa kikundi {group} ({village}) cha Harambee. Ili ujiunge, piga {service_code} uchague Kikundi.",
+    "sms.group_invite": "{agent} amekuongeza kwenye {group} ({village}). Ili ujiunge, piga {service_code} uchague Kikundi.",
+    "sms.group_invite_officer": "{agent} amekuteua kiongozi wa {group} ({village}). Kujiunga, piga {service_code} uchague Kikundi.",
     "sms.group_joined": "Karibu {group}. Sasa wanachama wanaweza kudhaminiana mikopo.",
     "sms.guarantee_asked": "{borrower} anakuomba udhamini {amount} za mkopo {loan}. Piga {service_code} uchague Kikundi ili usome na ujibu.",
     "sms.guarantee_held": "Umedhamini mkopo {loan} wa {borrower}: {amount} zimezuiliwa kwenye pochi yako. Zitaachiliwa kadiri mkopo unavyolipwa.",
