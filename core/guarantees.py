@@ -25,10 +25,11 @@ from sqlalchemy import and_, select
 from core import ledger, outbox
 from core.allocation import largest_remainder_whole
 from core.bulk import add_to_rows
+from core.codes import new_code
 from core.db import UnitOfWork
-from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, PinLocked
 from core.groups import group_of
-from core.members import check_pin, find_by_phone
+from core.members import check_pin, find_by_phone, is_pin_locked, pin_lock_text
 from core.models import (
     BEING_REPAID,
     PAID_OUT,
@@ -102,18 +103,28 @@ def ask(uow: UnitOfWork, *, borrower_id: int, number: str, phone: str, amount: i
         if uow.session.scalar(select(Guarantee.id).where(
                 Guarantee.loan_id == loan.id, Guarantee.guarantor_id == guarantor.id)):
             raise Conflict("guarantee.already", name=guarantor.first_name)
+        taken = waiting_codes(uow, guarantor.id) | set(uow.session.scalars(
+            select(Pledge.code).where(Pledge.lender_id == guarantor.id,
+                                      Pledge.status == PledgeStatus.PROPOSED)))
         guarantee = Guarantee(loan_id=loan.id, guarantor_id=guarantor.id, amount=amount,
-                              status=GuaranteeStatus.ASKED, held=0, holds=0, called=0,
-                              created_at=now)
+                              code=new_code(taken), status=GuaranteeStatus.ASKED, held=0,
+                              holds=0, called=0, created_at=now)
         uow.session.add(guarantee)
         uow.session.flush()
         borrower = loan.borrower
         outbox.queue(uow, [outbox.sms_to(
             guarantor, f"guarantee_asked:{guarantee.id}", "sms.guarantee_asked",
             Purpose.NOTICE, borrower=borrower.first_name, loan=loan.number,
-            amount=settings.fmt(amount), service_code=settings.ussd.service_code)], now)
+            amount=settings.fmt(amount), code=guarantee.code,
+            service_code=settings.ussd.service_code)], now)
         uow.commit()
         return guarantee
+
+
+def waiting_codes(uow: UnitOfWork, member_id: int) -> set[str]:
+    """The codes of the guarantees waiting for this member's answer."""
+    return set(uow.session.scalars(select(Guarantee.code).where(
+        Guarantee.guarantor_id == member_id, Guarantee.status == GuaranteeStatus.ASKED)))
 
 
 @dataclass(frozen=True)
@@ -157,39 +168,81 @@ def _mine(uow: UnitOfWork, guarantor_id: int, guarantee_id: int) -> tuple[Guaran
 
 def consent(uow: UnitOfWork, *, guarantor_id: int, guarantee_id: int, pin: str,
             now: datetime) -> Guarantee:
-    """The guarantor agrees with their PIN: the hold is placed on their wallet.
+    """The guarantor agrees with their PIN (USSD): the hold is placed on their wallet.
     A replay returns the guarantee as it is."""
     check_pin(uow, guarantor_id, pin, now)
-    settings = uow.settings
     with uow:
         guarantee, loan = _mine(uow, guarantor_id, guarantee_id)
-        if guarantee.status == GuaranteeStatus.HELD:
-            return guarantee
-        if guarantee.status != GuaranteeStatus.ASKED:
-            raise NotAllowed("guarantee.answered")
-        if loan.status not in ASKABLE:
-            raise NotAllowed("guarantee.loan_closed", number=loan.number)
-        amount = exposure(guarantee.amount, loan, settings.app.minor_scale)
-        if amount <= 0:
-            raise NotAllowed("guarantee.loan_closed", number=loan.number)
-        try:
-            _hold(uow, guarantee, loan, amount, now)
-        except ledger.InsufficientFunds as exc:
-            raise ledger.InsufficientFunds(
-                available=settings.fmt(int(exc.params["available"]))) from None
-        guarantee.status = GuaranteeStatus.HELD
-        guarantee.answered_at = now
-        loan.guaranteed += guarantee.amount
-        guarantor = guarantee.guarantor
-        outbox.queue(uow, [
-            outbox.sms_to(guarantor, f"guarantee_held:{guarantee.id}", "sms.guarantee_held",
-                          Purpose.RECEIPT, amount=settings.fmt(amount), loan=loan.number,
-                          borrower=loan.borrower.first_name),
-            outbox.sms_to(loan.borrower, f"guarantee_yes:{guarantee.id}",
-                          "sms.guarantee_agreed", Purpose.NOTICE, name=guarantor.first_name,
-                          amount=settings.fmt(guarantee.amount), loan=loan.number)], now)
+        done = _consent(uow, guarantee, loan, now)
         uow.commit()
+        return done
+
+
+def _by_code(uow: UnitOfWork, phone: str, code: str) -> tuple[Guarantee, Loan]:
+    """The guarantee a member's `YES <code>` or `NO <code>` answers (a waiting one
+    first); NotFound in the words of a pledge code, as the member typed it."""
+    member = find_by_phone(uow, phone)
+    clean = (code or "").strip()
+    found = None if member is None or not clean.isdigit() else uow.session.scalar(
+        select(Guarantee.id).where(Guarantee.guarantor_id == member.id,
+                                   Guarantee.code == clean)
+        .order_by((Guarantee.status == GuaranteeStatus.ASKED).desc(), Guarantee.id.desc())
+        .limit(1))
+    if member is None or found is None:
+        raise NotFound("pledge.code_invalid", code=clean[:8])
+    return _mine(uow, member.id, found)
+
+
+def consent_by_code(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Guarantee:
+    """`YES <code>` from the guarantor's own phone, after the SMS that told them the
+    exposure: the same consent, refused while their PIN is locked (as a pledge's YES)."""
+    with uow:
+        guarantee, loan = _by_code(uow, phone, code)
+        guarantor = guarantee.guarantor
+        if guarantee.status == GuaranteeStatus.ASKED and is_pin_locked(guarantor, now):
+            raise PinLocked(until=pin_lock_text(guarantor, uow.settings))
+        done = _consent(uow, guarantee, loan, now)
+        uow.commit()
+        return done
+
+
+def decline_by_code(uow: UnitOfWork, *, phone: str, code: str, now: datetime) -> Guarantee:
+    """`NO <code>`: the guarantor declines by SMS."""
+    with uow:
+        guarantee, _ = _by_code(uow, phone, code)
+        return decline(uow, guarantor_id=guarantee.guarantor_id, guarantee_id=guarantee.id,
+                       now=now)
+
+
+def _consent(uow: UnitOfWork, guarantee: Guarantee, loan: Loan, now: datetime) -> Guarantee:
+    """Inside the consenting use case, with the loan and the guarantee locked."""
+    settings = uow.settings
+    if guarantee.status == GuaranteeStatus.HELD:
         return guarantee
+    if guarantee.status != GuaranteeStatus.ASKED:
+        raise NotAllowed("guarantee.answered")
+    if loan.status not in ASKABLE:
+        raise NotAllowed("guarantee.loan_closed", number=loan.number)
+    amount = exposure(guarantee.amount, loan, settings.app.minor_scale)
+    if amount <= 0:
+        raise NotAllowed("guarantee.loan_closed", number=loan.number)
+    try:
+        _hold(uow, guarantee, loan, amount, now)
+    except ledger.InsufficientFunds as exc:
+        raise ledger.InsufficientFunds(
+            available=settings.fmt(int(exc.params["available"]))) from None
+    guarantee.status = GuaranteeStatus.HELD
+    guarantee.answered_at = now
+    loan.guaranteed += guarantee.amount
+    guarantor = guarantee.guarantor
+    outbox.queue(uow, [
+        outbox.sms_to(guarantor, f"guarantee_held:{guarantee.id}", "sms.guarantee_held",
+                      Purpose.RECEIPT, amount=settings.fmt(amount), loan=loan.number,
+                      borrower=loan.borrower.first_name),
+        outbox.sms_to(loan.borrower, f"guarantee_yes:{guarantee.id}",
+                      "sms.guarantee_agreed", Purpose.NOTICE, name=guarantor.first_name,
+                      amount=settings.fmt(guarantee.amount), loan=loan.number)], now)
+    return guarantee
 
 
 def decline(uow: UnitOfWork, *, guarantor_id: int, guarantee_id: int,

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core import disputes, inbox, members, pledges, queries, stk
+from core import disputes, guarantees, inbox, members, pledges, queries, stk
 from core.db import UnitOfWork
-from core.errors import DomainError
+from core.errors import DomainError, NotFound
 from core.messages import format_date, sms_parts, text
 from core.models import OWING, LoanStatus, Member
 from core.phones import masked
@@ -147,9 +147,19 @@ def _lend(ctx: Context, command: Command) -> Reply | None:
 
 
 def _yes(ctx: Context, command: Command) -> Reply | None:
+    """A pledge's code, or else a guarantee's (one member's waiting codes never
+    collide: core/codes.py)."""
     assert command.code
     written = len(ctx.uow.outbox_ids)
-    done = pledges.confirm_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    try:
+        done = pledges.confirm_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    except NotFound as refused:
+        try:
+            guarantees.consent_by_code(ctx.uow, phone=ctx.phone, code=command.code,
+                                       now=ctx.now)
+        except NotFound:
+            raise refused from None
+        return None  # core wrote the receipt (or, on a replay, nothing)
     if len(ctx.uow.outbox_ids) == written:  # confirmed before: core wrote nothing new
         return _already(ctx, done)
     return None  # core wrote the receipt (and the funding notices)
@@ -162,7 +172,14 @@ def _already(ctx: Context, done: pledges.Confirmation) -> Reply:
 
 def _no(ctx: Context, command: Command) -> Reply | None:
     assert command.code
-    pledges.decline_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    try:
+        pledges.decline_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    except NotFound as refused:
+        try:
+            guarantees.decline_by_code(ctx.uow, phone=ctx.phone, code=command.code,
+                                       now=ctx.now)
+        except NotFound:
+            raise refused from None
     return None
 
 

@@ -81,6 +81,7 @@ class Guarantee(Base):
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), index=True)
     guarantor_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     amount: Mapped[int] = mapped_column(Money)  # what they agreed to cover, at most
+    code: Mapped[str] = mapped_column(String(8))  # answered by SMS: YES <code> / NO <code>
     status: Mapped[GuaranteeStatus] = mapped_column(EnumText(GuaranteeStatus, 10),
                                                     default=GuaranteeStatus.ASKED)
     hold_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id"))

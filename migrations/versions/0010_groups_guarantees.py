@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column('loan_id', sa.Integer(), nullable=False),
         sa.Column('guarantor_id', sa.Integer(), nullable=False),
         sa.Column('amount', sa.BigInteger(), nullable=False),
+        sa.Column('code', sa.String(length=8), nullable=False),
         sa.Column('status', sa.String(length=10), nullable=False),
         sa.Column('hold_id', sa.Integer(), nullable=True),
         sa.Column('held', sa.BigInteger(), nullable=False),

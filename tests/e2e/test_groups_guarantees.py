@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from core import checks, guarantees, repayments
 from core.models import Guarantee, GuaranteeStatus, LoanStatus, OutboxMessage
+from tests import sms_hook
 from tests.support import PIN
 from tests.ussd_phone import Phone
 
@@ -121,5 +122,36 @@ def test_a_group_of_three_guarantees_a_loan_repaid_then_another_that_defaults(
     assert "sms.guarantee_called_borrower" in templates(world, chege.phone)
     assert all("sms.guarantee_paid_lender" in templates(world, lender.phone)
                for lender in lenders)
+    with world.uow() as uow:
+        assert checks.check(uow) == []
+
+
+@pytest.mark.parametrize("lang", ["en", "sw"])
+def test_guarantors_answer_by_sms_code(client, world, lang):
+    _, amina, baraka, chege = form_group(client, world, lang)
+    world.top_up(baraka, 500_000)
+    loan = world.listed_loan(borrower=amina, amount=300_000)
+    for guarantor in (baraka, chege):
+        guarantees.ask(world.uow(), borrower_id=amina.id, number=loan.number,
+                       phone=guarantor.phone, amount=100_000, now=world.now)
+    yes, no = ("YES", "NO") if lang == "en" else ("NDIYO", "HAPANA")
+    code_b = guarantee_of(world, loan.id, baraka.id).code
+    code_c = guarantee_of(world, loan.id, chege.id).code
+    with world.uow() as uow:
+        asked = uow.session.scalar(select(OutboxMessage.text).where(
+            OutboxMessage.phone == baraka.phone,
+            OutboxMessage.template == "sms.guarantee_asked"))
+    assert f"{yes} {code_b}" in asked and "Ksh 1,000" in asked and loan.number in asked
+    sms_hook.send(client, baraka.phone, f"{yes} {code_b}")
+    sms_hook.send(client, chege.phone, f"{no} {code_c}")
+    sms_hook.send(client, baraka.phone, f"{yes} {code_b}")  # a replay holds nothing twice
+    sms_hook.answer(world.services)
+    assert guarantee_of(world, loan.id, baraka.id).status == GuaranteeStatus.HELD
+    assert guarantee_of(world, loan.id, chege.id).status == GuaranteeStatus.DECLINED
+    assert world.wallet(baraka).debits_pending == 100_000
+    assert "sms.guarantee_held" in templates(world, baraka.phone)
+    stranger = next(c for c in ("1000", "1001", "1002") if c not in (code_b, code_c))
+    wrong = sms_hook.ask(world, client, chege.phone, f"{yes} {stranger}")
+    assert stranger in wrong  # a code of no one's is said plainly, in their language
     with world.uow() as uow:
         assert checks.check(uow) == []

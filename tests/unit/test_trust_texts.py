@@ -20,7 +20,7 @@ LONGEST = {  # the longest value each placeholder can carry
     "amount": "Ksh 50,000", "pledged": "Ksh 49,999", "next_amount": "Ksh 52,500",
     "loan": "L1000001", "service_code": "*384*123#", "percent": "99", "hours": "48",
     "days": "7", "deadline": "05/12/2026", "next_due": "05/12/2026", "last_due": "05/12/2026",
-    "paybill": "2472470", "weeks": "2 weeks", "reason": "biashara imedorora",
+    "paybill": "2472470", "code": "4821", "weeks": "2 weeks", "reason": "biashara imedorora",
 }
 SMS = sorted(key for key in en_trust.TEXTS if key.startswith("sms."))
 # Words that must never reach a borrower: we write of a loan, never of a person's shame.

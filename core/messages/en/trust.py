@@ -31,7 +31,7 @@ TEXTS = {
     "sms.group_invite": "{agent} added you to the group {group} ({village}). To join, dial {service_code} and choose Group.",
     "sms.group_invite_officer": "{agent} made you officer of {group} ({village}). To join, dial {service_code} and choose Group.",
     "sms.group_joined": "Welcome to {group}. Members can now guarantee each other's loans.",
-    "sms.guarantee_asked": "{borrower} asks you to guarantee {amount} of loan {loan}. Dial {service_code} and choose Group to read it and answer.",
+    "sms.guarantee_asked": "{borrower} asks you to guarantee {amount} of loan {loan}: if it is unpaid, that much of your wallet pays its lenders. Reply YES {code} or NO {code}.",
     "sms.guarantee_held": "You guarantee loan {loan} of {borrower}: {amount} is held in your wallet. It is released as the loan is repaid.",
     "sms.guarantee_agreed": "{name} agreed to guarantee {amount} of your loan {loan}.",
     "sms.guarantee_declined": "{name} will not guarantee loan {loan}. You may ask another member of your group.",

@@ -31,7 +31,7 @@ TEXTS = {
     "sms.group_invite": "{agent} amekuongeza kwenye {group} ({village}). Ili ujiunge, piga {service_code} uchague Kikundi.",
     "sms.group_invite_officer": "{agent} amekuteua kiongozi wa {group} ({village}). Kujiunga, piga {service_code} uchague Kikundi.",
     "sms.group_joined": "Karibu {group}. Sasa wanachama wanaweza kudhaminiana mikopo.",
-    "sms.guarantee_asked": "{borrower} anakuomba udhamini {amount} za mkopo {loan}. Piga {service_code} uchague Kikundi ili usome na ujibu.",
+    "sms.guarantee_asked": "{borrower} anakuomba udhamini {amount} za mkopo {loan}. Usipolipwa, pochi yako italipa wakopeshaji kiasi hicho. Jibu NDIYO {code} au HAPANA {code}.",
     "sms.guarantee_held": "Umedhamini mkopo {loan} wa {borrower}: {amount} zimezuiliwa kwenye pochi yako. Zitaachiliwa kadiri mkopo unavyolipwa.",
     "sms.guarantee_agreed": "{name} amekubali kudhamini {amount} za mkopo wako {loan}.",
     "sms.guarantee_declined": "{name} hatadhamini mkopo {loan}. Unaweza kumwomba mwanachama mwingine wa kikundi chako.",
