@@ -736,12 +736,15 @@ class LedgerMachine(RuleBasedStateMachine):
             loan.guaranteed += g.amount
 
     @precondition(lambda self: self.loans)
-    @rule(which=st.integers(0, 99))
-    def fund_and_pay_out(self, which: int) -> None:
+    @rule(which=st.integers(0, 99), guaranteed_first=st.booleans())
+    def fund_and_pay_out(self, which: int, guaranteed_first: bool) -> None:
         """A lender pledges all that is open on a listed loan and confirms; it is paid
         out: the short way to the states repayments, arrears and defaults need."""
         listed = [loan for loan in self.loans_in("listed") if loan.deadline > self.now()
                   and loan.choice_until is None and loan.guaranteed >= loan.needed]
+        backed = [loan for loan in listed if self.guarantees_of(loan, "held")]
+        if guaranteed_first and backed:  # the loans whose default calls a guarantee
+            listed = backed
         if not listed:
             return
         loan = self.pick(listed, which)
@@ -803,8 +806,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.loans)
     @rule(which=st.integers(0, 99), weeks=st.sampled_from([1, 2, 3]),
-          reason=st.sampled_from(["sick", "other"]))
-    def ask_pause(self, which: int, weeks: int, reason: str) -> None:
+          reason=st.sampled_from(["sick", "other"]), then=st.sampled_from([None, True, False]))
+    def ask_pause(self, which: int, weeks: int, reason: str, then: bool | None) -> None:
         loan = self.pick(list(self.loans.values()), which)
         kw = dict(borrower_id=loan.borrower, number=loan.number, weeks=weeks, reason=reason,
                   now=self.now())
@@ -819,6 +822,8 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             made = self.run(pauses.ask, **kw)
             self.pauses[made.id] = MPause(made.id, loan.number, weeks)
+            if then is not None:  # answered at once
+                self.decide_pause(list(self.pauses).index(made.id), then)
 
     @precondition(lambda self: self.pauses)
     @rule(which=st.integers(0, 99), approve=st.booleans())
