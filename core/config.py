@@ -475,8 +475,7 @@ def _validate(s: Settings) -> None:
         need(len(s.payments.secrets.get(name, "")) >= 16, "payments.secrets",
              f"a secret of at least 16 characters for {name!r}")
     t = s.trust
-    need(s.credit.first_loan_limit <= t.guaranteed_first_limit <= s.credit.cap,
-         "trust.guaranteed_first_limit", "between credit.first_loan_limit and credit.cap")
+    need(t.guaranteed_first_limit >= 1, "trust.guaranteed_first_limit", "at least 1")
     need(1 <= t.partial_min_percent <= 99, "trust.partial_min_percent", "1 to 99")
     need(t.choice_hours >= 1, "trust.choice_hours", "at least 1")
     need(t.extend_days >= 1, "trust.extend_days", "at least 1")

@@ -200,7 +200,8 @@ def borrowing_limit(uow: UnitOfWork, member: Member) -> int:
     member of a group, `trust.guaranteed_first_limit` (what lies above their own limit
     must then be covered by guarantors before lenders may pledge)."""
     settings = uow.settings
-    raised = settings.minor(settings.trust.guaranteed_first_limit)
+    raised = min(settings.minor(settings.trust.guaranteed_first_limit),
+                 settings.minor(settings.credit.cap))
     if member.loans_repaid == 0 and raised > member.credit_limit \
             and group_of(uow, member.id) is not None:
         return raised

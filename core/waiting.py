@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.db import UnitOfWork
 from core.groups import group_of
@@ -74,3 +74,29 @@ def waiting(uow: UnitOfWork, member_id: int, now: datetime) -> list[Waiting]:
         if group is not None:
             rows.append(Waiting(GROUP, str(group.id), name=group.name))
         return rows
+
+
+def count(uow: UnitOfWork, member_id: int, now: datetime) -> int:
+    """How many things wait for this member's answer (the rows of `waiting` but their
+    group), in one query: the first USSD hop says it in the main menu's title."""
+    from core.guarantees import ASKABLE
+
+    borrower = Member.__table__.alias("borrower")
+    parts = [
+        select(func.count()).select_from(GroupMember).where(
+            GroupMember.member_id == member_id,
+            GroupMember.status == MembershipStatus.INVITED).scalar_subquery(),
+        select(func.count()).select_from(Guarantee).join(Loan, Loan.id == Guarantee.loan_id)
+        .where(Guarantee.guarantor_id == member_id, Guarantee.status == GuaranteeStatus.ASKED,
+               Loan.status.in_(ASKABLE)).scalar_subquery(),
+        select(func.count()).select_from(Loan).where(
+            Loan.borrower_id == member_id, Loan.status == LoanStatus.LISTED,
+            Loan.choice_until > now).scalar_subquery(),
+        select(func.count()).select_from(Pause).join(Loan, Loan.id == Pause.loan_id)
+        .join(borrower, borrower.c.id == Loan.borrower_id)
+        .where(borrower.c.agent_id == member_id, Pause.status == PauseStatus.ASKED)
+        .scalar_subquery(),
+    ]
+    with uow:
+        return int(uow.session.execute(select(parts[0] + parts[1] + parts[2] + parts[3]))
+                   .scalar_one())

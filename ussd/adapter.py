@@ -92,6 +92,7 @@ class CorePort:
             caller = caller_of(member, self.settings,
                                (agent_name, agent_phone) if agent_name else None)
             caller.limit = loans.borrowing_limit(uow, member)
+            caller.waiting = waiting.count(uow, member.id, self.now())
             return caller
 
     def register_self(self, *, phone: str, name: str, national_id: str, language: str,

@@ -81,7 +81,7 @@ class Main(Node):
         assert st.caller is not None
         labels = [t(st, i.label) for i in main_items(st)]
         name = st.caller.first_name
-        waiting = sum(1 for row in port.waiting(st.caller.id) if row.kind != "group")
+        waiting = st.caller.waiting  # counted when they dialled: no query a hop
         titles = ([t(st, "ussd.main.title_new", name=name, n=waiting),
                    t(st, "ussd.main.title_new_short", n=waiting)] if waiting
                   else [t(st, "ussd.main.title", name=name)])

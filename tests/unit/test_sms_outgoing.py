@@ -29,7 +29,9 @@ LONGEST = {
     "items": "L100999 Ksh 49,950 open (School fees); L100998 Ksh 9,950 open (Transport)",
     "number": "L100999", "currency": "KES", "tries_left": "2", "until": "14:30", "length": "4",
     "terms": "4, 8, 12", "n": "2", "receipt": "SBK7A1B2C3", "who": "Nyambura",
-    "phone": "0712 345678",
+    "phone": "0712 345678", "group": "Akina Mama Wa Nyalenda Umoja Na Maendele",
+    "village": "Kisumu Ndogo Mwembe Tayari Gro", "pledged": "Ksh 49,950", "days": "7",
+    "last_due": "28/02/2027", "weeks": "2 weeks", "reason": "biashara imedorora",
 }
 
 

@@ -40,7 +40,7 @@ def full_member(lang: str, *, terms: bool = True, pin: bool = True,
                   language=lang, status=status, terms=terms, pin=pin,
                   limit=SETTINGS.minor(SETTINGS.credit.cap),
                   locked_until=(NOW + timedelta(hours=1)).isoformat() if locked else "",
-                  helper=LONG_FIRST, helper_phone="0712 345678")
+                  helper=LONG_FIRST, helper_phone="0712 345678", waiting=2)
 
 
 def _words(text: str) -> set[str]:
