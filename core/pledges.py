@@ -128,8 +128,9 @@ def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
         if is_pin_locked(lender, now):  # even by SMS, where no PIN is typed
             raise PinLocked(until=pin_lock_text(lender, settings))
         waiting = _waiting_codes(uow, lender.id)
-        if len(waiting) >= settings.loan.max_open_proposals:
-            raise NotAllowed("pledge.too_many_open", count=len(waiting))
+        proposed = len(waiting - guarantees.waiting_codes(uow, lender.id))
+        if proposed >= settings.loan.max_open_proposals:
+            raise NotAllowed("pledge.too_many_open", count=proposed)
         loan = find_loan_for(uow, lender.id, number)
         if loan.status != LoanStatus.LISTED or loan.deadline is None or loan.deadline <= now:
             raise NotAllowed("loan.not_listed", number=loan.number)

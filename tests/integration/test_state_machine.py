@@ -397,7 +397,15 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = {"all": open_, "half": open_ // 200 * 100, "third": open_ // 300 * 100,
                   "min": 5_000, "tiny": 4_900, "over": open_ + 100, "odd": odd}[size]
         kw = dict(lender_id=lender.id, number=loan.number, amount=amount, now=self.now())
-        if loan.status != "listed" or loan.deadline <= self.now():
+        waiting = sum(1 for p in self.pledges.values()
+                      if p.lender == lender.id and p.status == "proposed")
+        if lender.locked_until is not None and lender.locked_until > self.now():
+            with pytest.raises(PinLocked):  # a locked PIN stops a pledge, even by SMS
+                self.run(pledges.propose_pledge, **kw)
+        elif waiting >= 5:  # loan.max_open_proposals
+            with pytest.raises(NotAllowed):
+                self.run(pledges.propose_pledge, **kw)
+        elif loan.status != "listed" or loan.deadline <= self.now():
             # a loan past listing is not found but by its parties (here: its lenders)
             party = any(self.pledges[p].lender == lender.id and self.pledges[p].status in (
                 "confirmed", "posted", "voided") for p in loan.pledges)
