@@ -66,7 +66,7 @@ def check() -> None:
         for violation in violations:
             click.echo(str(violation), err=True)
         sys.exit(1)
-    click.echo("ledger ok: all 6 invariants hold")
+    click.echo(f"ledger ok: all {len(checks.INVARIANTS)} invariants hold")
     if waiting.count and waiting.oldest is not None:
         click.echo(f"{waiting.count} paybill confirmations on their way to the ledger, the "
                    f"oldest {int((now - waiting.oldest).total_seconds())} s old")
@@ -100,6 +100,46 @@ def members_add(phone: str, name: str, roles: tuple[str, ...], national_id: str 
                                  national_id=national_id, language=language, roles=list(roles),
                                  pin=pin, by_operator=True, now=datetime.now(UTC))
         click.echo(f"member {reg.member.id} {reg.member.phone} {reg.member.roles}")
+    except DomainError as exc:
+        raise click.ClickException(text(exc.key, "en", **exc.params)) from None
+    finally:
+        database.dispose()
+
+
+@main.group()
+def pause() -> None:
+    """Hardship pauses waiting for an operator (the console will show them too)."""
+
+
+@pause.command("list")
+def pause_list() -> None:
+    """Every pause request waiting for an answer."""
+    from core import pauses
+    from core.db import Database, UnitOfWork
+
+    database = Database(_settings())
+    try:
+        for found in pauses.waiting(UnitOfWork(database)):
+            click.echo(f"{found.id} {found.loan} {found.name} {found.weeks}w {found.reason}")
+    finally:
+        database.dispose()
+
+
+@pause.command("decide")
+@click.argument("pause_id", type=int)
+@click.option("--approve/--decline", required=True)
+def pause_decide(pause_id: int, approve: bool) -> None:
+    """Approve or decline a pause as an operator: the schedule moves on approval."""
+    from core import pauses
+    from core.db import Database, UnitOfWork
+    from core.errors import DomainError
+    from core.messages import text
+
+    database = Database(_settings())
+    try:
+        done = pauses.decide(UnitOfWork(database), pause_id=pause_id, approve=approve,
+                             now=datetime.now(UTC))
+        click.echo(f"pause {done.id} {done.status}")
     except DomainError as exc:
         raise click.ClickException(text(exc.key, "en", **exc.params)) from None
     finally:

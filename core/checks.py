@@ -1,4 +1,4 @@
-"""The six ledger invariants of DESIGN.md, checked against the database.
+"""The seven ledger invariants of DESIGN.md, checked against the database.
 
 `harambee check` runs `check()`; tests run it after every step of a random walk.
 Each violation names the invariant it breaks.
@@ -16,6 +16,8 @@ from core.db import UnitOfWork
 from core.models import (
     PAYOUTS_IN_FLIGHT,
     Account,
+    Guarantee,
+    GuaranteeStatus,
     HoldState,
     Loan,
     Payment,
@@ -37,6 +39,7 @@ INVARIANTS = {
     4: "a hold resolves at most once; a loan's funded amount = its posted pledges",
     5: "a repayment's allocations sum exactly to the repayment",
     6: "every external movement maps to exactly one transfer",
+    7: "a guarantee hold never exceeds what is guaranteed; it is released or called once",
 }
 
 
@@ -58,7 +61,8 @@ def check(uow: UnitOfWork, now: datetime | None = None) -> list[Violation]:
         if uow.is_postgres and not uow.session.in_transaction():
             # One snapshot for every query, so a busy system is not mistaken for a broken one.
             uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        for part in (_totals, _counters, _limits, _holds, _allocations, _external, _references):
+        for part in (_totals, _counters, _limits, _holds, _allocations, _external, _references,
+                     _guarantees):
             found.extend(part(uow))
         found.extend(_confirmations(uow, now))
         return found
@@ -291,4 +295,54 @@ def _references(uow: UnitOfWork) -> list[Violation]:
                     select(Transfer.id, column)
                     .where(column.is_not(None), ~exists().where(target == column))
                     .order_by(Transfer.id).limit(20))]
+    return out
+
+
+def _guarantees(uow: UnitOfWork) -> list[Violation]:
+    """Each guarantee against its holds (`guarantee:<id>:<n>`, core/guarantees.py): no
+    hold above what it guarantees; while held, exactly one pending hold, the one it
+    names, of the amount it says; released, none pending and none posted; called, none
+    pending and exactly one posted, of what it says was called; never answered or
+    declined, no hold at all. A loan's `guaranteed` is what its consenting guarantors
+    cover."""
+    s = uow.session
+    holds: dict[int, list[tuple[int, int, str | None, int]]] = {}
+    out = []
+    for tid, key, amount, state in s.execute(
+            select(Transfer.id, Transfer.key, Transfer.amount, Transfer.hold_state)
+            .where(Transfer.code == TransferCode.GUARANTEE_HOLD,
+                   Transfer.kind == TransferKind.PENDING).order_by(Transfer.id)):
+        parts = key.split(":")
+        if len(parts) != 3 or parts[0] != "guarantee" or not parts[1].isdigit():
+            out.append(Violation(7, f"guarantee hold {tid} has a stray key {key}"))
+            continue
+        holds.setdefault(int(parts[1]), []).append((tid, amount, state, int(parts[2])))
+    consented = (GuaranteeStatus.HELD, GuaranteeStatus.RELEASED, GuaranteeStatus.CALLED)
+    covered: dict[int, int] = {}
+    for g in s.scalars(select(Guarantee).order_by(Guarantee.id)):
+        mine = holds.pop(g.id, [])
+        where = f"guarantee {g.id} ({g.status})"
+        pending = [h for h in mine if h[2] == HoldState.PENDING]
+        posted = [h for h in mine if h[2] == HoldState.POSTED]
+        out += [Violation(7, f"{where}: hold {tid} of {amount} > guaranteed {g.amount}")
+                for tid, amount, _, _ in mine if amount > g.amount]
+        if len(mine) != g.holds or sorted(n for *_, n in mine) != list(range(1, g.holds + 1)):
+            out.append(Violation(7, f"{where}: {len(mine)} holds, it counts {g.holds}"))
+        if g.status in consented:
+            covered[g.loan_id] = covered.get(g.loan_id, 0) + g.amount
+        if g.status == GuaranteeStatus.HELD:
+            if [(h[0], h[1]) for h in pending] != [(g.hold_id, g.held)] or posted:
+                out.append(Violation(7, f"{where}: holds {pending} posted {posted}, it names "
+                                        f"{g.hold_id} of {g.held}"))
+        elif g.status == GuaranteeStatus.CALLED:
+            if pending or [h[1] for h in posted] != [g.called]:
+                out.append(Violation(7, f"{where}: called {g.called} but holds pending "
+                                        f"{pending} posted {posted}"))
+        elif pending or posted or (g.status != GuaranteeStatus.RELEASED and mine):
+            out.append(Violation(7, f"{where}: holds pending {pending} posted {posted}"))
+    out += [Violation(7, f"guarantee hold {h[0]} names guarantee {gid}, which does not exist")
+            for gid, rows in holds.items() for h in rows]
+    out += [Violation(7, f"loan {number}: guaranteed {guaranteed} != consented {covered.get(i, 0)}")
+            for i, number, guaranteed in s.execute(select(Loan.id, Loan.number, Loan.guaranteed))
+            if guaranteed != covered.get(i, 0)]
     return out

@@ -222,6 +222,18 @@ class BackgroundSettings:
 
 
 @dataclass(frozen=True)
+class TrustSettings:
+    """Groups, guarantees, partial funding and hardship pauses (docs/community.md)."""
+
+    guaranteed_first_limit: int = 10_000  # whole units: a first loan backed by guarantors
+    partial_min_percent: int = 50  # funded at least this much at the deadline: a choice
+    choice_hours: int = 48  # no answer within this cancels the loan and frees every hold
+    extend_days: int = 7  # the one extension of the funding window
+    pause_weeks: tuple[int, ...] = (1, 2)  # pauses a borrower may ask for
+    pauses_per_loan: int = 1
+
+
+@dataclass(frozen=True)
 class Settings:
     app: AppSettings = field(default_factory=AppSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -238,6 +250,7 @@ class Settings:
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     background: BackgroundSettings = field(default_factory=BackgroundSettings)
+    trust: TrustSettings = field(default_factory=TrustSettings)
 
     def fmt(self, minor: int) -> str:
         """An amount as people read it on M-Pesa: `Ksh 1,500`."""
@@ -510,6 +523,14 @@ def _validate(s: Settings) -> None:
              f"lower-case letters and digits: {name!r}")
         need(len(s.payments.secrets.get(name, "")) >= 16, "payments.secrets",
              f"a secret of at least 16 characters for {name!r}")
+    t = s.trust
+    need(t.guaranteed_first_limit >= 1, "trust.guaranteed_first_limit", "at least 1")
+    need(1 <= t.partial_min_percent <= 99, "trust.partial_min_percent", "1 to 99")
+    need(t.choice_hours >= 1, "trust.choice_hours", "at least 1")
+    need(t.extend_days >= 1, "trust.extend_days", "at least 1")
+    need(bool(t.pause_weeks) and all(1 <= w <= 4 for w in t.pause_weeks),
+         "trust.pause_weeks", "a list of 1 to 4 weeks")
+    need(t.pauses_per_loan >= 0, "trust.pauses_per_loan", "0 or more")
     _validate_mpesa(s.mpesa)
     sim = s.simulator
     for phone in sim.phones:

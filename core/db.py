@@ -27,7 +27,9 @@ class Committed:
     # Phones of members whose row this transaction wrote (any ORM change to a member):
     # whatever copy of them is kept elsewhere (the USSD caller card) is dropped.
     members: set[str] = field(default_factory=set)
-    # An agent's row changed: every copy that names an agent is dropped.
+    # An agent's row changed, or something a caller's card counts that is not their own
+    # row (an invitation, a guarantee asked, a choice offered, a pause asked): every
+    # card is dropped.
     agents: bool = False
 
     def __bool__(self) -> bool:
@@ -96,6 +98,16 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
 _DETAIL = re.compile(r"\nDETAIL:[^\n]*")
 
 
+# Rows whose change alters what waits for some member's answer (core/waiting.py), which
+# their caller card counts.
+_WAITING_TABLES = frozenset({"group_members", "guarantees", "pauses"})
+
+
+def _choice_changed(loan: Any) -> bool:
+    """A loan's funding choice opened or closed (core/choices.py)."""
+    return bool(inspect(loan).attrs.choice_until.history.has_changes())
+
+
 def _note_members(session: Session, _context: Any) -> None:
     """After each flush: the phones of the members this unit of work wrote (new rows,
     changed rows, deleted rows; a changed phone both old and new), noted for after
@@ -105,7 +117,10 @@ def _note_members(session: Session, _context: Any) -> None:
         return
     pending: Committed = uow._pending
     for obj in (*session.new, *session.dirty, *session.deleted):
-        if getattr(obj, "__tablename__", "") != "members":
+        table = getattr(obj, "__tablename__", "")
+        if table in _WAITING_TABLES or (table == "loans" and _choice_changed(obj)):
+            pending.agents = True  # what waits for someone's answer changed
+        if table != "members":
             continue
         if obj in session.dirty and not session.is_modified(obj):
             continue

@@ -10,10 +10,11 @@ from fractions import Fraction
 
 from sqlalchemy import select, update
 
-from core import ledger, outbox
+from core import guarantees, ledger, outbox
 from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.groups import group_of
 from core.members import check_pin, get_member
 from core.messages import format_date
 from core.models import (
@@ -194,6 +195,24 @@ def require_may_borrow(member: Member, current: Loan | None, settings: Settings)
         raise NotAllowed("loan.one_open", number=current.number)
 
 
+def borrowing_limit(uow: UnitOfWork, member: Member) -> int:
+    """The most the member may ask for now (`limit_for`)."""
+    return limit_for(uow.settings, member.credit_limit, member.loans_repaid,
+                     in_group=group_of(uow, member.id) is not None)
+
+
+def limit_for(settings: Settings, credit_limit: int, loans_repaid: int, *,
+              in_group: bool) -> int:
+    """A member's own limit, or for a first loan of a member of a group,
+    `trust.guaranteed_first_limit` (what lies above their own limit must then be
+    covered by guarantors before lenders may pledge)."""
+    raised = min(settings.minor(settings.trust.guaranteed_first_limit),
+                 settings.minor(settings.credit.cap))
+    if loans_repaid == 0 and raised > credit_limit and in_group:
+        return raised
+    return credit_limit
+
+
 def check_may_borrow(uow: UnitOfWork, borrower_id: int) -> None:
     """Before any typing: raise the reason the borrower may not ask for a loan now."""
     with uow:
@@ -220,7 +239,7 @@ def request_loan(uow: UnitOfWork, *, borrower_id: int, amount: int, term_weeks: 
         require_may_borrow(borrower, current, settings)
         if purpose not in PURPOSES:
             raise InvalidInput("loan.purpose_invalid")
-        check_amount(settings, amount, borrower.credit_limit)
+        check_amount(settings, amount, borrowing_limit(uow, borrower))
         facts = quote(settings, amount, term_weeks, now.astimezone(settings.zone).date())
         if current is not None:  # a draft: a newer one replaces an unsent one
             current.status = LoanStatus.CANCELLED
@@ -228,7 +247,9 @@ def request_loan(uow: UnitOfWork, *, borrower_id: int, amount: int, term_weeks: 
         loan = Loan(borrower_id=borrower.id, status=LoanStatus.DRAFT, amount=amount,
                     fee=facts.fee, interest=facts.interest, term_weeks=term_weeks,
                     installment_count=facts.count, purpose=purpose, pledged=0, funded=0,
-                    repaid=0, fee_paid=0, created_at=now, request_key=request_key)
+                    repaid=0, fee_paid=0, created_at=now, request_key=request_key,
+                    guarantee_needed=max(0, amount - borrower.credit_limit), guaranteed=0,
+                    extended=False)
         uow.session.add(loan)
         uow.session.flush()
         loan.number = loan_number(settings.loan.number_prefix, loan.id)
@@ -287,7 +308,7 @@ def _open_to_lenders(uow: UnitOfWork, loan: Loan, now: datetime) -> None:
 
 # ---------------------------------------------------------------- closing unfunded
 
-def _release(uow: UnitOfWork, loan: Loan, now: datetime, *, status: LoanStatus,
+def release(uow: UnitOfWork, loan: Loan, now: datetime, *, status: LoanStatus,
              hold_state: HoldState, lender_template: str, borrower_template: str) -> None:
     settings = uow.settings
     confirmed = list(uow.session.scalars(select(Pledge).where(
@@ -295,6 +316,7 @@ def _release(uow: UnitOfWork, loan: Loan, now: datetime, *, status: LoanStatus,
     holds = list(uow.session.scalars(select(Transfer).where(
         Transfer.id.in_([p.hold_id for p in confirmed]))))
     ledger.resolve_holds(uow, holds, now, to=hold_state)
+    guarantees.release_all(uow, loan, now)
     for pledge in confirmed:
         pledge.status = PledgeStatus.VOIDED
         pledge.closed_at = now
@@ -305,6 +327,7 @@ def _release(uow: UnitOfWork, loan: Loan, now: datetime, *, status: LoanStatus,
     loan.status = status
     loan.pledged = 0
     loan.closed_at = now
+    loan.choice_until = None
     deadline = format_date(loan.deadline.astimezone(settings.zone)) if loan.deadline else ""
     messages = [outbox.sms_to(loan.borrower, f"{status}:{loan.id}", borrower_template,
                               Purpose.NOTICE, loan=loan.number, deadline=deadline)]
@@ -322,7 +345,7 @@ def cancel_loan(uow: UnitOfWork, *, borrower_id: int, number: str, now: datetime
             return loan
         if loan.status not in (LoanStatus.DRAFT, LoanStatus.LISTED):
             raise NotAllowed("loan.not_listed", number=loan.number)
-        _release(uow, loan, now, status=LoanStatus.CANCELLED, hold_state=HoldState.VOIDED,
+        release(uow, loan, now, status=LoanStatus.CANCELLED, hold_state=HoldState.VOIDED,
                  lender_template="sms.loan_cancelled_lender",
                  borrower_template="sms.loan_cancelled_borrower")
         uow.commit()
@@ -334,11 +357,39 @@ def expire_loans(uow: UnitOfWork, now: datetime, *, limit: int = 200) -> list[st
     batch of at most `limit`; returns their numbers (empty when none was due)."""
     with uow:
         due = list(uow.session.scalars(select(Loan).where(
-            Loan.status == LoanStatus.LISTED, Loan.deadline <= now).order_by(Loan.id)
+            Loan.status == LoanStatus.LISTED, Loan.deadline <= now,
+            Loan.choice_until.is_(None)).order_by(Loan.id)
             .limit(limit).with_for_update(skip_locked=True)))  # SQLite renders no FOR UPDATE
+        expired = []
         for loan in due:
-            _release(uow, loan, now, status=LoanStatus.EXPIRED, hold_state=HoldState.EXPIRED,
+            if choice_due(loan, uow.settings):
+                _offer_choice(uow, loan, now)
+                continue
+            release(uow, loan, now, status=LoanStatus.EXPIRED, hold_state=HoldState.EXPIRED,
                      lender_template="sms.loan_expired_lender",
                      borrower_template="sms.loan_expired_borrower")
+            expired.append(loan.number or "")
         uow.commit()
-        return [loan.number or "" for loan in due]
+        return expired
+
+
+def choice_due(loan: Loan, settings: Settings) -> bool:
+    """At its deadline, a loan at least `trust.partial_min_percent` funded (and no less
+    than the smallest loan) is not expired: its borrower chooses (core/choices.py)."""
+    return (loan.pledged * 100 >= loan.amount * settings.trust.partial_min_percent
+            and loan.pledged >= settings.minor(settings.loan.min_amount)
+            and guarantees.pledging_open(loan))
+
+
+def _offer_choice(uow: UnitOfWork, loan: Loan, now: datetime) -> None:
+    """The borrower is told by SMS, and "Group & requests" shows the choice, until
+    `trust.choice_hours` from now; then the loan is cancelled (`choices.lapse`)."""
+    settings = uow.settings
+    hours = settings.trust.choice_hours
+    loan.choice_until = now + timedelta(hours=hours)
+    outbox.queue(uow, [outbox.sms_to(
+        loan.borrower, f"choice:{loan.id}:{int(loan.extended)}",
+        "sms.choice_offer_final" if loan.extended else "sms.choice_offer", Purpose.NOTICE,
+        loan=loan.number, percent=loan.pledged * 100 // loan.amount,
+        pledged=settings.fmt(loan.pledged), hours=hours, days=settings.trust.extend_days,
+        service_code=settings.ussd.service_code)], now)

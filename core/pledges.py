@@ -4,15 +4,15 @@ unconfirmed pledges lapse. The loan itself is in core/loans.py.
 """
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, select, update
 
-from core import ledger, outbox
+from core import guarantees, ledger, outbox
 from core.allocation import largest_remainder_whole
 from core.bulk import rowcount, set_rows
+from core.codes import new_code
 from core.config import Settings
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, PinLocked
@@ -97,26 +97,12 @@ class _Target:
                             self.loan_number, loan_status)
 
 
-CODES = range(1000, 10000)  # four digits, as typed after YES
-
-
-def new_code(taken: set[str]) -> str:
-    """A code none of the lender's waiting pledges has: drawn from the free ones, so it
-    never collides and never loops (`loan.max_open_proposals` keeps `taken` small)."""
-    if len(taken) < len(CODES) // 2:  # the usual case: a draw is almost never taken
-        for _ in range(8):
-            code = str(CODES[secrets.randbelow(len(CODES))])
-            if code not in taken:
-                return code
-    free = [str(n) for n in CODES if str(n) not in taken]
-    if not free:
-        raise Conflict("pledge.no_code")
-    return free[secrets.randbelow(len(free))]
-
-
 def _waiting_codes(uow: UnitOfWork, lender_id: int) -> set[str]:
+    """Codes the member's YES or NO could mean now: their waiting pledges' and (so that
+    no code means two things) the guarantees waiting for their answer."""
     return set(uow.session.scalars(select(Pledge.code).where(
-        Pledge.lender_id == lender_id, Pledge.status == PledgeStatus.PROPOSED)))
+        Pledge.lender_id == lender_id, Pledge.status == PledgeStatus.PROPOSED))) | \
+        guarantees.waiting_codes(uow, lender_id)
 
 
 def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
@@ -142,13 +128,16 @@ def propose_pledge(uow: UnitOfWork, *, lender_id: int, number: str, amount: int,
         if is_pin_locked(lender, now):  # even by SMS, where no PIN is typed
             raise PinLocked(until=pin_lock_text(lender, settings))
         waiting = _waiting_codes(uow, lender.id)
-        if len(waiting) >= settings.loan.max_open_proposals:
-            raise NotAllowed("pledge.too_many_open", count=len(waiting))
+        proposed = len(waiting - guarantees.waiting_codes(uow, lender.id))
+        if proposed >= settings.loan.max_open_proposals:
+            raise NotAllowed("pledge.too_many_open", count=proposed)
         loan = find_loan_for(uow, lender.id, number)
         if loan.status != LoanStatus.LISTED or loan.deadline is None or loan.deadline <= now:
             raise NotAllowed("loan.not_listed", number=loan.number)
         if loan.borrower_id == lender.id:
             raise NotAllowed("pledge.own_loan")
+        if not guarantees.pledging_open(loan):
+            raise NotAllowed("loan.awaiting_guarantors", number=loan.number)
         check_pledge_amount(settings, amount, open_amount=loan.open_amount,
                             available=ledger.wallet(uow, lender.id).available,
                             number=loan.number or number)

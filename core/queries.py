@@ -197,7 +197,8 @@ def _statement(name: str) -> Select[Any]:
     if name in ("listed", "listed_excluding"):
         query = (_with_agent_record(_of_borrower())
                  .where(Loan.status == LoanStatus.LISTED,
-                        Loan.deadline > bindparam("now", type_=Loan.deadline.type))
+                        Loan.deadline > bindparam("now", type_=Loan.deadline.type),
+                        Loan.guaranteed >= Loan.guarantee_needed)
                  .order_by(Loan.deadline, Loan.id).offset(_OFFSET).limit(_LIMIT))
         return query.where(Loan.borrower_id != _MEMBER) if name == "listed_excluding" \
             else query

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, and_, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core import ledger, outbox
+from core import guarantees, ledger, outbox
 from core.allocation import largest_remainder_whole
 from core.bulk import add_to_rows
 from core.db import UnitOfWork
@@ -195,6 +195,7 @@ def lock_for_repayment(uow: UnitOfWork, loan: Loan, amount: int,
     ledger.lock_accounts(uow, [
         *sources, loan.account_id, ledger.system_account(uow, ledger.FEES).id,
         *(wallet_id for _, _, wallet_id in lenders),
+        *guarantees.wallets(uow, loan.id),
         *([ledger.wallet_id(uow, loan.borrower_id)] if amount > loan.outstanding else [])])
     return lenders
 
@@ -265,6 +266,7 @@ def _repay(uow: UnitOfWork, loan: Loan, payment: Payment, lenders: list[_Lender]
         template = "sms.repayment_receipt"
         loan.status = (LoanStatus.IN_ARREARS if _overdue(loan, now, settings.zone)
                        else LoanStatus.REPAYING)
+    guarantees.follow_repayment(uow, loan, now)
     messages.insert(0, outbox.sms_to(
         borrower, f"receipt:{payment.id}", template, Purpose.RECEIPT,
         amount=settings.fmt(payment.amount), loan=loan.number, receipt=payment.transaction_id,
@@ -413,5 +415,7 @@ def mark_arrears(uow: UnitOfWork, now: datetime) -> list[str]:
                 loan.status = target
                 freeze_limit(loan.borrower)
                 changed.append(loan.number or "")
+                if target == LoanStatus.DEFAULTED:
+                    guarantees.call(uow, loan, now)
         uow.commit()
         return changed

@@ -70,12 +70,15 @@ class Services:
     def uow_sending_here(self, sends: list[int]) -> UnitOfWork:
         """A unit of work whose committed outbox rows are added to `sends`, for this
         process to send at once (the SMS answerer sends its replies itself, with no job
-        between); follow-ups are enqueued as from `uow`. Rows left unsent (the process
-        died) are queued rows like any other: the outbox sweep sends them."""
+        between); the rest (follow-ups, caller cards to drop) is handed over as from
+        `uow`. Rows left unsent (the process died) are queued rows like any other: the
+        outbox sweep sends them."""
         def keep(done: Committed) -> None:
             sends.extend(done.outbox_ids)
-            if done.follow_ups:
-                self._after_commit(Committed(follow_ups=done.follow_ups))
+            rest = Committed(follow_ups=done.follow_ups, members=done.members,
+                             agents=done.agents)
+            if rest:
+                self._after_commit(rest)
 
         return UnitOfWork(self.db, after_commit=keep)
 

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from core import disputes, inbox, members, pledges, queries, reputation, stk
+from core import disputes, guarantees, inbox, members, pledges, queries, reputation, stk
 from core.db import UnitOfWork
-from core.errors import DomainError
+from core.errors import DomainError, NotFound
 from core.messages import format_date, sms_parts, text
 from core.models import OWING, LoanStatus
 from core.phones import masked
@@ -128,9 +128,19 @@ def _lend(ctx: Context, command: Command) -> Reply | None:
 
 
 def _yes(ctx: Context, command: Command) -> Reply | None:
+    """A pledge's code, or else a guarantee's (one member's waiting codes never
+    collide: core/codes.py)."""
     assert command.code
     written = len(ctx.uow.outbox_ids)
-    done = pledges.confirm_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    try:
+        done = pledges.confirm_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    except NotFound as refused:
+        try:
+            guarantees.consent_by_code(ctx.uow, phone=ctx.phone, code=command.code,
+                                       now=ctx.now)
+        except NotFound:
+            raise refused from None
+        return None  # core wrote the receipt (or, on a replay, nothing)
     if len(ctx.uow.outbox_ids) == written:  # confirmed before: core wrote nothing new
         return _already(ctx, done)
     return None  # core wrote the receipt (and the funding notices)
@@ -143,7 +153,14 @@ def _already(ctx: Context, done: pledges.Confirmation) -> Reply:
 
 def _no(ctx: Context, command: Command) -> Reply | None:
     assert command.code
-    pledges.decline_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    try:
+        pledges.decline_pledge(ctx.uow, phone=ctx.phone, code=command.code, now=ctx.now)
+    except NotFound as refused:
+        try:
+            guarantees.decline_by_code(ctx.uow, phone=ctx.phone, code=command.code,
+                                       now=ctx.now)
+        except NotFound:
+            raise refused from None
     return None
 
 

@@ -6,12 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
+from core.choices import Choice
 from core.config import Settings
 from core.errors import NotAllowed, PinLocked, WrongPin
+from core.groups import GroupOverview, Invitation, MemberLine
+from core.guarantees import Request
+from core.loans import quote
 from core.members import clean_name
+from core.pauses import PauseView
 from core.queries import AccountView, LoanView, PledgeView
 from core.repayments import Standing
 from core.reputation import AgentRecord, Portfolio
+from core.waiting import Waiting
 from ussd.port import Listed, MemberCard
 from ussd.state import Caller
 
@@ -20,7 +26,9 @@ LOCKED_PIN = "0007"  # the fake answers this PIN with "locked"
 LONG_NAME = "Wanjiru Achieng Mwangi Otieno Kamau Bara"  # 40 characters: the most allowed
 LONG_FIRST = "Wanjiruachiengmwangiotienokamaubarakazaw"  # a one-word 40-character name
 LONG_PLACE = "Kisumu Ndogo Mwembe Tayari Gro"  # 30 characters
+LONG_GROUP = "Akina Mama Wa Nyalenda Umoja Na Maendele"  # 40 characters: a group's longest
 KNOWN_PHONE = "+254711000001"
+OTHER_KNOWN, THIRD_KNOWN = "+254711000002", "+254711000003"  # enough for a group
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
@@ -76,7 +84,7 @@ class FakePort:
         self.calls.append("change_pin")
 
     def find_member(self, phone: str) -> MemberCard | None:
-        if phone != KNOWN_PHONE:
+        if phone not in (KNOWN_PHONE, OTHER_KNOWN, THIRD_KNOWN):
             return None
         return MemberCard(name=LONG_NAME, phone=phone, national_id="1234567890",
                           status="pending", place=LONG_PLACE,
@@ -189,3 +197,76 @@ class FakePort:
     def withdraw(self, *, member_id: int, amount: int, pin: str, key: str) -> None:
         self.calls.append(f"withdraw:{key}")
         self._pin(pin)
+
+    # groups, guarantees, choices and pauses: the longest values everywhere
+    def waiting(self, member_id: int) -> list[Waiting]:
+        big = self.settings.minor(self.settings.loan.max_amount)
+        return [Waiting("invite", "7", name=LONG_GROUP),
+                Waiting("guarantee", "8", name=LONG_FIRST, loan="L1000008", amount=big),
+                Waiting("choice", "L1000009", loan="L1000009", amount=big),
+                Waiting("pause", "9", name=LONG_FIRST, loan="L1000010", amount=2),
+                Waiting("group", "3", name=LONG_GROUP)]
+
+    def invitation(self, member_id: int, group_id: int) -> Invitation:
+        return Invitation(group_id, LONG_GROUP, LONG_PLACE, LONG_FIRST)
+
+    def answer_invitation(self, member_id: int, group_id: int, join: bool) -> None:
+        self.calls.append(f"invitation:{join}")
+
+    def form_group(self, *, agent_id: int, name: str, village: str, phones: list[str],
+                   pin: str, key: str) -> str:
+        self.calls.append(f"form_group:{key}")
+        self._pin(pin)
+        return name
+
+    def group_overview(self, member_id: int) -> GroupOverview:
+        big = self.settings.minor(self.settings.loan.max_amount)
+        lines = tuple(MemberLine(LONG_NAME, KNOWN_PHONE, status, loan, None, behind)
+                      for status, loan, behind in (("joined", "L1000001", big),
+                                                   ("joined", "L1000002", 0),
+                                                   ("joined", "", 0), ("invited", "", 0)))
+        return GroupOverview(3, LONG_GROUP, LONG_PLACE, LONG_NAME, LONG_NAME, lines * 3)
+
+    def is_officer(self, member_id: int) -> bool:
+        return True
+
+    def guarantee_request(self, member_id: int, guarantee_id: int) -> Request:
+        big = self.settings.minor(self.settings.loan.max_amount)
+        return Request(guarantee_id, LONG_FIRST, "L1000008", big, big, 12, "asked")
+
+    def consent_guarantee(self, member_id: int, guarantee_id: int, pin: str) -> int:
+        self.calls.append("consent")
+        self._pin(pin)
+        return self.settings.minor(self.settings.loan.max_amount)
+
+    def decline_guarantee(self, member_id: int, guarantee_id: int) -> None:
+        self.calls.append("decline_guarantee")
+
+    def ask_guarantee(self, *, member_id: int, number: str, phone: str, amount: int) -> None:
+        self.calls.append("ask_guarantee")
+
+    def choice(self, member_id: int, number: str) -> Choice:
+        big = self.settings.minor(self.settings.loan.max_amount)
+        facts = quote(self.settings, big - 100, 12, NOW.date())
+        return Choice(number, big, big - 100, True, NOW + timedelta(hours=48), facts)
+
+    def take_pledged(self, *, member_id: int, number: str, pin: str) -> int:
+        self.calls.append("take_pledged")
+        self._pin(pin)
+        return self.settings.minor(self.settings.loan.max_amount) - 100
+
+    def extend(self, member_id: int, number: str) -> datetime:
+        self.calls.append("extend")
+        return NOW + timedelta(days=7)
+
+    def ask_pause(self, *, member_id: int, number: str, weeks: int, reason: str) -> None:
+        self.calls.append("ask_pause")
+
+    def pause_request(self, agent_id: int, pause_id: int) -> PauseView:
+        return PauseView(pause_id, LONG_FIRST, "L1000010", 2, "business")
+
+    def answer_pause(self, *, agent_id: int, pause_id: int, approve: bool,
+                     pin: str | None) -> None:
+        self.calls.append(f"answer_pause:{approve}")
+        if approve:
+            self._pin(pin or "")

@@ -8,12 +8,31 @@ from typing import Any
 from sqlalchemy import Select, String, bindparam, select
 from sqlalchemy.orm import aliased
 
-from core import loans, members, pledges, queries, reputation, stk, withdrawals
+from core import (
+    choices,
+    groups,
+    guarantees,
+    loans,
+    members,
+    pauses,
+    pledges,
+    queries,
+    reputation,
+    stk,
+    waiting,
+    withdrawals,
+)
+from core.choices import Choice
 from core.config import Settings
 from core.db import UnitOfWork
-from core.models import Member, MemberStatus
+from core.errors import NotFound
+from core.groups import GroupOverview, Invitation
+from core.guarantees import Request
+from core.models import Loan, Member, MemberStatus
+from core.pauses import PauseView
 from core.phones import local
 from core.queries import AccountView, LoanView, PledgeView, first_name
+from core.waiting import Waiting
 from runtime.services import Services
 from ussd.port import Listed, MemberCard
 from ussd.state import Caller
@@ -43,12 +62,16 @@ def card_of(member: Member) -> MemberCard:
 
 @cache
 def _caller_statement() -> Select[Any]:
-    """The caller by phone, with their agent's name and number: built once."""
+    """The caller by phone, with their agent's name and number, whether they have joined
+    a group, and how many things wait for their answer: built once."""
     agent = aliased(Member)
+    now = bindparam("now", type_=Loan.deadline.type)
     return (select(Member.id, Member.name, Member.roles, Member.language, Member.status,
                    Member.terms_accepted_at, Member.pin_hash, Member.credit_limit,
-                   Member.pin_locked_until, agent.name.label("agent_name"),
-                   agent.phone.label("agent_phone"))
+                   Member.loans_repaid, Member.pin_locked_until,
+                   agent.name.label("agent_name"), agent.phone.label("agent_phone"),
+                   waiting.in_group_of(Member.id).label("in_group"),
+                   waiting.count_of(Member.id, now).label("waiting"))
             .outerjoin(agent, agent.id == Member.agent_id)
             .where(Member.phone == bindparam("phone", type_=String)))
 
@@ -80,7 +103,7 @@ class CorePort:
         """The member on this phone, read in one statement outside a transaction (and
         noted in `looked_up`: the hop keeps it as the phone's card)."""
         with self._uow().reading() as conn:
-            row = conn.execute(_caller_statement(), {"phone": phone}).first()
+            row = conn.execute(_caller_statement(), {"phone": phone, "now": self.now()}).first()
         if row is None:
             return None
         region = self.settings.app.default_region
@@ -91,7 +114,9 @@ class CorePort:
                        roles=sorted(r for r in row.roles.split(",") if r),
                        language=row.language, status=MemberStatus(row.status),
                        terms=row.terms_accepted_at is not None, pin=row.pin_hash is not None,
-                       limit=row.credit_limit,
+                       limit=loans.limit_for(self.settings, row.credit_limit,
+                                             row.loans_repaid, in_group=row.in_group),
+                       waiting=row.waiting,
                        locked_until=row.pin_locked_until.isoformat()
                        if row.pin_locked_until else "", helper=helper,
                        helper_phone=helper_phone)
@@ -201,3 +226,75 @@ class CorePort:
         withdrawals.withdraw(self._uow(), member_id=member_id, amount=amount, pin=pin,
                              provider=self.services.payouts.provider, request_key=key,
                              now=self.now())
+
+    # ------------------------------------------------------------ groups and requests
+
+    def waiting(self, member_id: int) -> list[Waiting]:
+        return waiting.waiting(self._uow(), member_id, self.now())
+
+    def invitation(self, member_id: int, group_id: int) -> Invitation:
+        for found in groups.invitations(self._uow(), member_id):
+            if found.group_id == group_id:
+                return found
+        raise NotFound("group.not_found")
+
+    def answer_invitation(self, member_id: int, group_id: int, join: bool) -> None:
+        groups.answer_invitation(self._uow(), member_id=member_id, group_id=group_id,
+                                 join=join, now=self.now())
+
+    def form_group(self, *, agent_id: int, name: str, village: str, phones: list[str],
+                   pin: str, key: str) -> str:
+        return groups.form_group(self._uow(), agent_id=agent_id, name=name, village=village,
+                                 phones=phones, pin=pin, now=self.now(),
+                                 request_key=key).name
+
+    def group_overview(self, member_id: int) -> GroupOverview:
+        return groups.overview_for(self._uow(), member_id, self.now())
+
+    def is_officer(self, member_id: int) -> bool:
+        return groups.is_officer(self._uow(), member_id)
+
+    def guarantee_request(self, member_id: int, guarantee_id: int) -> Request:
+        for found in guarantees.requests_of(self._uow(), member_id):
+            if found.id == guarantee_id:
+                return found
+        raise NotFound("guarantee.not_found")
+
+    def consent_guarantee(self, member_id: int, guarantee_id: int, pin: str) -> int:
+        return guarantees.consent(self._uow(), guarantor_id=member_id,
+                                  guarantee_id=guarantee_id, pin=pin, now=self.now()).held
+
+    def decline_guarantee(self, member_id: int, guarantee_id: int) -> None:
+        guarantees.decline(self._uow(), guarantor_id=member_id, guarantee_id=guarantee_id,
+                           now=self.now())
+
+    def ask_guarantee(self, *, member_id: int, number: str, phone: str, amount: int) -> None:
+        guarantees.ask(self._uow(), borrower_id=member_id, number=number, phone=phone,
+                       amount=amount, now=self.now())
+
+    # ------------------------------------------------------------ choices and pauses
+
+    def choice(self, member_id: int, number: str) -> Choice:
+        return choices.choice(self._uow(), member_id, number, self.now())
+
+    def take_pledged(self, *, member_id: int, number: str, pin: str) -> int:
+        return choices.take_pledged(self._uow(), borrower_id=member_id, number=number,
+                                    pin=pin, now=self.now()).amount
+
+    def extend(self, member_id: int, number: str) -> datetime:
+        deadline = choices.extend(self._uow(), borrower_id=member_id, number=number,
+                                  now=self.now()).deadline
+        assert deadline is not None
+        return deadline
+
+    def ask_pause(self, *, member_id: int, number: str, weeks: int, reason: str) -> None:
+        pauses.ask(self._uow(), borrower_id=member_id, number=number, weeks=weeks,
+                   reason=reason, now=self.now())
+
+    def pause_request(self, agent_id: int, pause_id: int) -> PauseView:
+        return pauses.request_for(self._uow(), agent_id, pause_id)
+
+    def answer_pause(self, *, agent_id: int, pause_id: int, approve: bool,
+                     pin: str | None) -> None:
+        pauses.decide(self._uow(), pause_id=pause_id, approve=approve, agent_id=agent_id,
+                      pin=pin, now=self.now())

@@ -10,7 +10,13 @@ import logging
 
 from core.errors import DomainError, PinLocked
 from core.models import MemberStatus
-from ussd import menus_agent, menus_borrower, menus_lender, menus_start  # noqa: F401 (register)
+from ussd import (  # noqa: F401 (register)
+    menus_agent,
+    menus_borrower,
+    menus_group,
+    menus_lender,
+    menus_start,
+)
 from ussd.nodes import NAV_BACK, NAV_HOME, REASON, SHOW_CURRENT, Node, Reask, root_of, t
 from ussd.port import Port
 from ussd.screen import Screen

@@ -20,12 +20,12 @@ from ussd.state import State
 class Agent(Node):
     def show(self, st: State, port: Port) -> Screen:
         labels = [t(st, "ussd.agent.register"), t(st, "ussd.agent.verify"),
-                  t(st, "ussd.agent.lookup")]
+                  t(st, "ussd.agent.lookup"), t(st, "ussd.agent.group")]
         return menu(st, t(st, "ussd.agent.title"), labels)
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         st.data = {}
-        target = ("agent.phone", "verify.phone", "lookup.phone")[pick(value, 3)]
+        target = ("agent.phone", "verify.phone", "lookup.phone", "group.name")[pick(value, 4)]
         if target != "lookup.phone":
             st.begin_flow()
         return target

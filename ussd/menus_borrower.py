@@ -180,29 +180,34 @@ class LoanDetail(Node):
         assert st.caller is not None
         loan = port.loan_of(st.caller.id, str(st.data["loan"]))
         st.data["status"] = str(loan.status)
-        action = self.action(loan)
-        labels = [t(st, action)] if action else []
+        st.data["loan_amount"] = loan.amount
+        labels = [t(st, action) for action in self.actions(loan)]
         return menu(st, loan_detail(st, port, loan), labels)
 
     @staticmethod
-    def action(loan: LoanView) -> str:
+    def actions(loan: LoanView) -> list[str]:
         if loan.status == LoanStatus.LISTED:
-            return "ussd.loan.withdraw"
+            return ["ussd.loan.withdraw", "ussd.loan.guarantor"]
         if loan.standing is not None and loan.standing.next_due is not None:
-            return "ussd.repay.now"
-        return ""
+            if loan.status == LoanStatus.DEFAULTED:
+                return ["ussd.repay.now"]
+            return ["ussd.repay.now", "ussd.loan.pause"]
+        return []
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
+        number = st.data["loan"]
         if st.data.get("status") == LoanStatus.LISTED:
-            pick(value, 1)
-            return "loan.withdraw"
+            if pick(value, 2) == 0:
+                return "loan.withdraw"
+            st.data = {"loan": number, "loan_amount": st.data.get("loan_amount", 0)}
+            return "guarantor.phone"
         if st.data.get("status") in (LoanStatus.DISBURSED, LoanStatus.REPAYING,
                                      LoanStatus.IN_ARREARS, LoanStatus.DEFAULTED):
-            pick(value, 1)
-            number = st.data["loan"]
+            paused = st.data.get("status") != LoanStatus.DEFAULTED
+            chosen = pick(value, 2 if paused else 1)
             st.begin_flow()
             st.data["loan"] = number
-            return "repay.amount"
+            return "repay.amount" if chosen == 0 else "pause.weeks"
         return self.parent
 
 

@@ -47,6 +47,7 @@ MAIN_ITEMS = (
     Item("ussd.main.agent", "agent", "agent"),
     Item("ussd.main.account", "account", ""),
     Item("ussd.main.settings", "settings", ""),
+    Item("ussd.main.group", "inbox", ""),
 )
 # Entering these starts a flow that may move money: its idempotency key is fixed then.
 FLOW_STARTS = ("loan.amount", "lend", "wallet", "repay")
@@ -79,11 +80,16 @@ class Main(Node):
     def show(self, st: State, port: Port) -> Screen:
         assert st.caller is not None
         labels = [t(st, i.label) for i in main_items(st)]
-        screen = menu(st, t(st, "ussd.main.title", name=st.caller.first_name), labels,
-                      back=False)
-        if len(screen.payload()) > port.settings.ussd.max_chars:  # a long name: left out
-            screen = menu(st, t(st, "ussd.harambee"), labels, back=False)
-        return screen
+        name = st.caller.first_name
+        waiting = st.caller.waiting  # counted when they dialled: no query a hop
+        titles = ([t(st, "ussd.main.title_new", name=name, n=waiting),
+                   t(st, "ussd.main.title_new_short", n=waiting)] if waiting
+                  else [t(st, "ussd.main.title", name=name)])
+        for title in titles:  # a long name is left out, never cut
+            screen = menu(st, title, labels, back=False)
+            if len(screen.payload()) <= port.settings.ussd.max_chars:
+                return screen
+        return menu(st, t(st, "ussd.harambee"), labels, back=False)
 
     def answer(self, st: State, value: str, port: Port) -> Outcome:
         assert st.caller is not None

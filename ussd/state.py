@@ -23,6 +23,7 @@ class Caller:
     locked_until: str = ""  # ISO time the PIN is locked until; "" when it is not
     helper: str = ""  # who helps this member: their agent's first name, or "" (Harambee)
     helper_phone: str = ""  # and their number, as dialled at home
+    waiting: int = 0  # things waiting for their answer under Group, when they dialled
 
     def has(self, role: str) -> bool:
         return role in self.roles

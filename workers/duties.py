@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from redis import RedisError
 
 from core import (
+    choices,
     confirmations,
     delivery,
     inbox,
@@ -220,6 +221,11 @@ def expire_loans(svc: Services, now: datetime) -> int:
     return _until_done(lambda: len(loans.expire_loans(svc.uow(), now)))
 
 
+def lapse_choices(svc: Services, now: datetime) -> int:
+    """Partly funded loans whose borrower did not choose in time: cancelled, holds freed."""
+    return _until_done(lambda: len(choices.lapse(svc.uow(), now)))
+
+
 def _until_done(step: Callable[[], int], rounds: int = 50) -> int:
     """Run a batched use case until a batch comes back empty (each batch one commit)."""
     total = 0
@@ -273,6 +279,7 @@ def prune_reports(svc: Services, now: datetime) -> int:
 DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "lapse_pledges": lapse_pledges,
     "expire_loans": expire_loans,
+    "lapse_choices": lapse_choices,
     "disburse_funded": payouts.disburse_funded,
     "payouts": payouts.send_payouts,
     "payout_float": payouts.ask_float,
@@ -287,8 +294,9 @@ DUTIES: dict[str, Callable[[Services, datetime], int]] = {
     "outbox_sweep": sweep_outbox,
     "prune_reports": prune_reports,
 }
-FREQUENT = ("lapse_pledges", "expire_loans", "disburse_funded", "payouts", "stk_sweep",
-            "inbound_sweep", "confirmations", "tell_lenders", "share_stories", "outbox_sweep")
+FREQUENT = ("lapse_pledges", "expire_loans", "lapse_choices", "disburse_funded", "payouts",
+            "stk_sweep", "inbound_sweep", "confirmations", "tell_lenders", "share_stories",
+            "outbox_sweep")
 DAILY = ("mark_arrears", "reminders", "tips", "payout_float", "prune_reports")
 
 

@@ -27,6 +27,15 @@ from core.models.disputes import (
     DisputeNote,
     DisputeStatus,
 )
+from core.models.groups import (
+    Group,
+    GroupMember,
+    Guarantee,
+    GuaranteeStatus,
+    MembershipStatus,
+    Pause,
+    PauseStatus,
+)
 from core.models.ledger import (
     Account,
     AccountKind,
@@ -92,6 +101,10 @@ __all__ = [
     "DisputeNote",
     "DisputeStatus",
     "EnumText",
+    "Group",
+    "GroupMember",
+    "Guarantee",
+    "GuaranteeStatus",
     "HoldState",
     "InboundSms",
     "InboundStatus",
@@ -99,6 +112,7 @@ __all__ = [
     "Loan",
     "LoanStatus",
     "Member",
+    "MembershipStatus",
     "MemberStatus",
     "Money",
     "NAMING",
@@ -113,6 +127,8 @@ __all__ = [
     "Payment",
     "PaymentKind",
     "PAYOUTS_IN_FLIGHT",
+    "Pause",
+    "PauseStatus",
     "Payout",
     "PayoutPurpose",
     "PayoutStatus",

@@ -62,6 +62,7 @@ class TransferCode(StrEnum):
 
     RECEIPT = "receipt"  # mobile money in: a repayment, a top-up, or suspense
     PLEDGE_HOLD = "pledge_hold"  # a lender's pledge held on their wallet
+    GUARANTEE_HOLD = "guarantee_hold"  # a guarantor's cover held on their wallet
     FEE = "fee"  # the platform's share of a repayment
     ALLOCATION = "allocation"  # a lender's share of a repayment
     REFUND = "refund"  # a repayment beyond what was owed, back to the wallet

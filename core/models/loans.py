@@ -67,6 +67,15 @@ class Loan(Base):
     disbursed_at: Mapped[datetime | None]
     payout_reference: Mapped[str | None] = mapped_column(String(64))
     closed_at: Mapped[datetime | None]
+    # Guarantees (core/guarantees.py): what the borrower's group must cover before
+    # lenders may pledge (a guaranteed first loan above the borrower's own limit), and
+    # what consenting guarantors cover.
+    guarantee_needed: Mapped[int] = mapped_column(Money, default=0)
+    guaranteed: Mapped[int] = mapped_column(Money, default=0)
+    # Partial funding (core/choices.py): until when the borrower may choose, and
+    # whether the one extension was used.
+    choice_until: Mapped[datetime | None]
+    extended: Mapped[bool] = mapped_column(Boolean, default=False)
 
     borrower: Mapped[Member] = relationship()
     installments: Mapped[list[Installment]] = relationship(

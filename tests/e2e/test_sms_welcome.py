@@ -81,7 +81,7 @@ def test_a_member_an_agent_registers_must_accept_the_terms_on_their_own_phone(
         "simu yako mwenyewe: piga *384*123# na uweke PIN yako."]
 
     assert Phone(client, "+254733000222").run("1", "7391", "7391").startswith(
-        "CON Umekubali masharti")
+        "CON Masharti na PIN vimekamilika")
     run_worker(at_services)
     assert fake_at.delivered_to("+254733000222")[1:] == [
         f"Baraka, akaunti yako ya Harambee imethibitishwa. Sasa unaweza kuomba mkopo wa hadi "

@@ -81,7 +81,7 @@ def test_an_agent_registers_a_member_who_accepts_terms_then_is_verified(client, 
     own.press("1")
     own.press("7391")
     accepted = own.press("7391")  # on to the main menu, no redial
-    assert accepted.startswith("CON Umekubali masharti; PIN imewekwa.\n1. Omba mkopo")
+    assert accepted.startswith("CON Masharti na PIN vimekamilika.\n1. Omba mkopo")
     again = member(world, "+254733000222")
     assert again.terms_accepted_at is not None and again.pin_hash is not None
     assert "Omba mkopo" in Phone(client, "+254733000222").dial()

@@ -40,4 +40,27 @@ def test_check_passes_on_sound_books(services, world):
     world.disbursed_loan()
     result = run(services.settings, "check")
     assert result.exit_code == 0, result.output
-    assert "all 6 invariants hold" in result.output
+    assert "all 7 invariants hold" in result.output
+
+
+def test_an_operator_lists_and_approves_a_pause(services, world):
+    from datetime import timedelta
+
+    from core import pauses
+    from core.models import PauseStatus
+
+    loan = world.disbursed_loan()
+    before = [i.due_on for i in loan.installments]
+    asked = pauses.ask(world.uow(), borrower_id=loan.borrower_id, number=loan.number, weeks=2,
+                       reason="family", now=world.now)
+    listed = run(services.settings, "pause", "list")
+    assert listed.exit_code == 0 and f"{asked.id} {loan.number}" in listed.output
+    done = run(services.settings, "pause", "decide", str(asked.id), "--approve")
+    assert done.exit_code == 0 and "approved" in done.output, done.output
+    assert [i.due_on for i in world.loan(loan.number).installments] == [
+        d + timedelta(weeks=2) for d in before]
+    again = run(services.settings, "pause", "decide", str(asked.id), "--decline")
+    assert again.exit_code != 0 and "already answered" in again.output
+    with world.uow() as uow:
+        from core.models import Pause
+        assert uow.session.get(Pause, asked.id).status == PauseStatus.APPROVED

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from core.codes import CODES, new_code
 from core.errors import Conflict
 from core.models import OutboxMessage, Pledge, PledgeStatus
-from core.pledges import CODES, new_code
 from tests.sms_hook import answer, replies, send
 
 

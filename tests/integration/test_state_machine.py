@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -28,10 +28,14 @@ from sqlalchemy import select
 
 from core import (
     checks,
+    choices,
     disbursements,
+    groups,
+    guarantees,
     ledger,
     loans,
     members,
+    pauses,
     pledges,
     privacy,
     repayments,
@@ -84,6 +88,7 @@ class MMember:
     locked_until: datetime | None = None
     limit: int = 500_000
     frozen: bool = False
+    loans_repaid: int = 0
 
 
 @dataclass
@@ -101,6 +106,14 @@ class MLoan:
     fee_paid: int = 0
     pledges: list[int] = field(default_factory=list)
     installments: list[list] = field(default_factory=list)  # [due_on, amount, paid, late]
+    needed: int = 0  # what guarantors must cover before lenders may pledge
+    guaranteed: int = 0
+    choice_until: datetime | None = None
+    extended: bool = False
+
+    @property
+    def total_due(self) -> int:
+        return self.amount + self.fee + whole_percent(self.amount, INTEREST)
 
     @property
     def fee(self) -> int:
@@ -122,6 +135,29 @@ class MPledge:
     status: str = "proposed"
     entitled: int = 0
     repaid: int = 0
+
+
+@dataclass
+class MGuarantee:
+    id: int
+    loan: str
+    guarantor: int
+    amount: int
+    status: str = "asked"
+    held: int = 0
+    called: int = 0
+
+
+@dataclass
+class MPause:
+    id: int
+    loan: str
+    weeks: int
+    status: str = "asked"
+
+
+ASKABLE = {"listed", "funded", "disbursed", "repaying", "in_arrears"}
+BEING_REPAID = {"disbursed", "repaying", "in_arrears"}
 
 
 def variants(phone: str) -> list[str]:
@@ -147,6 +183,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.payments: list[tuple[str, int, str]] = []  # (txid, amount, reference)
         self.fees = self.suspense = self.paid_out = 0
         self.tx = 0
+        self.group: dict[int, str] = {}  # member id -> invited | joined | declined
+        self.guarantees: dict[int, MGuarantee] = {}
+        self.pauses: dict[int, MPause] = {}
         with self.svc.uow() as uow:
             self.agent = members.register(uow, phone="+254711000000", name="Grace Agent",
                                           national_id="11000000", roles="agent", pin=PIN,
@@ -193,7 +232,36 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.members[pledge.lender].held -= pledge.amount
             elif pledge.status == "proposed":
                 pledge.status = "lapsed"
-        loan.status, loan.pledged = status, 0
+        loan.status, loan.pledged, loan.choice_until = status, 0, None
+        self.release_guarantees(loan)
+
+    def guarantees_of(self, loan: MLoan, status: str) -> list[MGuarantee]:
+        return [g for g in sorted(self.guarantees.values(), key=lambda g: g.id)
+                if g.loan == loan.number and g.status == status]
+
+    def release_guarantees(self, loan: MLoan) -> None:
+        for g in self.guarantees_of(loan, "held"):
+            self.members[g.guarantor].held -= g.held
+            g.status, g.held = "released", 0
+        for g in self.guarantees_of(loan, "asked"):
+            g.status = "lapsed"
+
+    def exposure(self, g: MGuarantee, loan: MLoan) -> int:
+        if loan.status not in REPAYABLE | {"repaid"}:
+            return g.amount
+        if loan.outstanding <= 0:
+            return 0
+        share = -(-g.amount * loan.outstanding // loan.total_due)
+        return min(g.amount, -(-share // 100) * 100)
+
+    def limit_of(self, member: MMember) -> int:
+        if member.loans_repaid == 0 and self.group.get(member.id) == "joined":
+            return max(member.limit, 1_000_000)
+        return member.limit
+
+    def eligible(self, loan: MLoan) -> bool:
+        return (loan.pledged * 100 >= loan.amount * 50 and loan.pledged >= 50_000
+                and loan.guaranteed >= loan.needed)
 
     # ------------------------------------------------------------ members and money
     @initialize(lenders=st.integers(2, 5), borrowers=st.integers(1, 3))
@@ -202,6 +270,15 @@ class LedgerMachine(RuleBasedStateMachine):
             self.register(borrower=False)
         for _ in range(borrowers):
             self.register(borrower=True)
+        for member in self.members.values():  # money to guarantee and lend with
+            self.pay(member.phone, 400_000)
+            member.balance += 400_000
+        self.form_group()
+        for member_id in list(self.group)[1:]:  # all but one join, on their own phones
+            assert self.run(groups.answer_invitation, member_id=member_id, group_id=1,
+                            join=True, now=self.now()) == "joined"
+            self.group[member_id] = "joined"
+        self.request_and_list(who=0, amount=200_000, term=4)  # a loan from the first step
 
     @precondition(lambda self: len(self.members) < 12)
     @rule(borrower=st.booleans())
@@ -303,7 +380,7 @@ class LedgerMachine(RuleBasedStateMachine):
             with pytest.raises(NotAllowed):
                 self.run(loans.request_loan, **kw)
             return
-        if not 50_000 <= amount <= borrower.limit or term == 5 or amount % 100:
+        if not 50_000 <= amount <= self.limit_of(borrower) or term == 5 or amount % 100:
             with pytest.raises(InvalidInput):
                 self.run(loans.request_loan, **kw)
             return
@@ -313,7 +390,8 @@ class LedgerMachine(RuleBasedStateMachine):
         for draft in current:  # a newer request replaces an unsent draft
             draft.status = "cancelled"
         model = MLoan(loan.id, loan.number, borrower.id, amount,
-                      self.now() + timedelta(days=14), facts.count, status="draft")
+                      self.now() + timedelta(days=14), facts.count, status="draft",
+                      needed=max(0, amount - borrower.limit))
         self.loans[loan.number] = model
         list_kw = dict(borrower_id=borrower.id, number=loan.number, pin=PIN, now=self.now())
         if borrower.locked_until is not None and borrower.locked_until > self.now():
@@ -335,11 +413,22 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = {"all": open_, "half": open_ // 200 * 100, "third": open_ // 300 * 100,
                   "min": 5_000, "tiny": 4_900, "over": open_ + 100, "odd": odd}[size]
         kw = dict(lender_id=lender.id, number=loan.number, amount=amount, now=self.now())
-        if loan.status != "listed" or loan.deadline <= self.now():
+        waiting = sum(1 for p in self.pledges.values()
+                      if p.lender == lender.id and p.status == "proposed")
+        if lender.locked_until is not None and lender.locked_until > self.now():
+            with pytest.raises(PinLocked):  # a locked PIN stops a pledge, even by SMS
+                self.run(pledges.propose_pledge, **kw)
+        elif waiting >= 5:  # loan.max_open_proposals
+            with pytest.raises(NotAllowed):
+                self.run(pledges.propose_pledge, **kw)
+        elif loan.status != "listed" or loan.deadline <= self.now():
             # a loan past listing is not found but by its parties (here: its lenders)
             party = any(self.pledges[p].lender == lender.id and self.pledges[p].status in (
                 "confirmed", "posted", "voided") for p in loan.pledges)
             with pytest.raises(NotAllowed if loan.status == "listed" or party else NotFound):
+                self.run(pledges.propose_pledge, **kw)
+        elif loan.guaranteed < loan.needed:  # a guaranteed first loan waits for its guarantors
+            with pytest.raises(NotAllowed):
                 self.run(pledges.propose_pledge, **kw)
         elif amount < min(5_000, open_) or amount <= 0 or amount % 100:  # whole shillings
             with pytest.raises(InvalidInput):
@@ -495,11 +584,21 @@ class LedgerMachine(RuleBasedStateMachine):
             loan.status = "repaid"
             assert all(p.repaid == p.entitled for p in posted)
             self.ladder(borrower, on_time=not any(i[3] for i in loan.installments))
+            self.release_guarantees(loan)
         else:
             overdue = any(i[2] < i[1] and i[0] < today for i in loan.installments)
             loan.status = "in_arrears" if overdue else "repaying"
+            for g in self.guarantees_of(loan, "held"):  # each hold falls pro rata
+                left = self.exposure(g, loan)
+                if left < g.held:
+                    event("a guarantee hold fell pro rata")
+                    self.members[g.guarantor].held -= g.held - left
+                    g.held = left
+                    if not left:
+                        g.status = "released"
 
     def ladder(self, member: MMember, *, on_time: bool) -> None:
+        member.loans_repaid += 1
         if not on_time:
             member.frozen = True
         elif member.frozen:
@@ -511,12 +610,24 @@ class LedgerMachine(RuleBasedStateMachine):
     def time_passes(self, hours: int) -> None:
         now = self.clock.advance(hours=hours)
         expired = self.run(loans.expire_loans, now=now)
+        cancelled = self.run(choices.lapse, now=now)
         lapsed = self.run(pledges.lapse_pledges, now=now)
         arrears = self.run(repayments.mark_arrears, now=now)
-        due = [loan for loan in self.loans_in("listed") if loan.deadline <= now]
-        assert sorted(expired) == sorted(loan.number for loan in due)
+        due = [loan for loan in self.loans_in("listed")
+               if loan.deadline <= now and loan.choice_until is None]
+        offered = [loan for loan in due if self.eligible(loan)]
+        assert sorted(expired) == sorted(loan.number for loan in due if loan not in offered)
         for loan in due:
-            self.release(loan, "expired")
+            if loan in offered:  # the borrower chooses within 48 hours
+                event("a partly funded loan offered a choice")
+                loan.choice_until = now + timedelta(hours=48)
+            else:
+                self.release(loan, "expired")
+        unanswered = [loan for loan in self.loans_in("listed")
+                      if loan.choice_until is not None and loan.choice_until <= now]
+        assert sorted(cancelled) == sorted(loan.number for loan in unanswered)
+        for loan in unanswered:
+            self.release(loan, "cancelled")
         stale = [p for p in self.pledges.values()
                  if p.status == "proposed" and p.confirm_by <= now]
         assert lapsed == len(stale)
@@ -533,6 +644,8 @@ class LedgerMachine(RuleBasedStateMachine):
                     loan.status = target
                     self.members[loan.borrower].frozen = True
                     changed.append(loan.number)
+                    if target == "defaulted":
+                        self.call(loan)
         assert sorted(arrears) == sorted(changed)
 
     # ------------------------------------------------------------ data rights
@@ -565,6 +678,236 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert not blocked, member
         self.erased[member.id] = self.members.pop(member.id)
+
+    def call(self, loan: MLoan) -> None:
+        """A default calls the held guarantees and pays the lenders pro rata."""
+        held = self.guarantees_of(loan, "held")
+        if not held:
+            return
+        owed = [p for p in (self.pledges[pid] for pid in sorted(loan.pledges))
+                if p.status == "posted" and p.entitled > p.repaid]
+        take = min(sum(p.entitled - p.repaid for p in owed), sum(g.held for g in held))
+        for g, share in zip(held, largest_remainder_whole(take, [g.held for g in held], 100),
+                            strict=True):
+            guarantor = self.members[g.guarantor]
+            guarantor.held -= g.held
+            guarantor.balance -= share
+            g.status, g.held, g.called = ("called" if share else "released"), 0, share
+            event("a guarantee called")
+        for p, part in zip(owed, largest_remainder_whole(
+                take, [p.entitled - p.repaid for p in owed], 100), strict=True):
+            p.repaid += part
+            self.members[p.lender].balance += part
+        loan.repaid += take
+        left = take
+        for inst in loan.installments:
+            part = min(left, inst[1] - inst[2])
+            inst[2] += part
+            left -= part
+
+    # ------------------------------------------------------------ groups and guarantees
+    def form_group(self) -> None:
+        everyone = list(self.members.values())
+        self.run(groups.form_group, agent_id=self.agent, name="Umoja", village="Nyalenda",
+                 phones=[m.phone for m in everyone], pin=PIN, now=self.now(),
+                 request_key=f"group{len(everyone)}")
+        self.group = {m.id: "invited" for m in everyone}
+
+    @precondition(lambda self: self.group)
+    @rule(who=st.integers(0, 99), join=st.booleans())
+    def answer_invitation(self, who: int, join: bool) -> None:
+        member = self.pick(list(self.members.values()), who)
+        status = self.group.get(member.id)
+        kw = dict(member_id=member.id, group_id=1, join=join, now=self.now())
+        wanted = "joined" if join else "declined"
+        if status is None:
+            with pytest.raises(NotFound):
+                self.run(groups.answer_invitation, **kw)
+        elif status in ("invited", wanted):
+            assert self.run(groups.answer_invitation, **kw) == wanted
+            self.group[member.id] = wanted
+        else:
+            with pytest.raises(Conflict):
+                self.run(groups.answer_invitation, **kw)
+
+    @precondition(lambda self: self.loans and self.group)
+    @rule(which=st.integers(0, 99), who=st.integers(0, 99),
+          amount=st.sampled_from([5_000, 20_000, 100_000, 500_000, 4_900, 10_050]),
+          then=st.sampled_from([None, True, False]))
+    def ask_guarantee(self, which: int, who: int, amount: int, then: bool | None) -> None:
+        loan = self.pick(list(self.loans.values()), which)
+        guarantor = self.pick(list(self.members.values()), who)
+        kw = dict(borrower_id=loan.borrower, number=loan.number, phone=guarantor.phone,
+                  amount=amount, now=self.now())
+        joined = {mid for mid, status in self.group.items() if status == "joined"}
+        asked = any(g.loan == loan.number and g.guarantor == guarantor.id
+                    for g in self.guarantees.values())
+        if loan.status not in ASKABLE or loan.borrower not in joined \
+                or guarantor.id not in joined or guarantor.id == loan.borrower:
+            with pytest.raises(NotAllowed):
+                self.run(guarantees.ask, **kw)
+        elif amount % 100 or not 5_000 <= amount <= loan.amount:
+            with pytest.raises(InvalidInput):
+                self.run(guarantees.ask, **kw)
+        elif asked:
+            with pytest.raises(Conflict):
+                self.run(guarantees.ask, **kw)
+        else:
+            made = self.run(guarantees.ask, **kw)
+            self.guarantees[made.id] = MGuarantee(made.id, loan.number, guarantor.id, amount)
+            if then is not None:  # answered at once, as many guarantors do
+                self.answer_guarantee(list(self.guarantees).index(made.id), then)
+
+    @precondition(lambda self: self.guarantees)
+    @rule(which=st.integers(0, 999), agree=st.booleans())
+    def answer_guarantee(self, which: int, agree: bool) -> None:
+        g = self.pick(list(self.guarantees.values()), which)
+        guarantor, loan = self.members[g.guarantor], self.loans[g.loan]
+        kw = dict(guarantor_id=guarantor.id, guarantee_id=g.id, now=self.now())
+        if not agree:
+            if g.status in ("asked", "declined"):
+                assert self.run(guarantees.decline, **kw).status == "declined"
+                g.status = "declined"
+            else:
+                with pytest.raises(NotAllowed):
+                    self.run(guarantees.decline, **kw)
+            return
+        if guarantor.locked_until is not None and guarantor.locked_until > self.now():
+            with pytest.raises(PinLocked):
+                self.run(guarantees.consent, pin=PIN, **kw)
+            return
+        guarantor.failures, guarantor.locked_until = 0, None  # the right PIN
+        if g.status == "held":
+            assert self.run(guarantees.consent, pin=PIN, **kw).status == "held"
+            return
+        exposure = self.exposure(g, loan)
+        if g.status != "asked" or loan.status not in ASKABLE or exposure <= 0:
+            with pytest.raises(NotAllowed):
+                self.run(guarantees.consent, pin=PIN, **kw)
+        elif exposure > guarantor.balance - guarantor.held:
+            with pytest.raises(InsufficientFunds):
+                self.run(guarantees.consent, pin=PIN, **kw)
+        else:
+            assert self.run(guarantees.consent, pin=PIN, **kw).held == exposure
+            g.status, g.held = "held", exposure
+            guarantor.held += exposure
+            event("a guarantee held")
+            loan.guaranteed += g.amount
+
+    @precondition(lambda self: self.loans)
+    @rule(which=st.integers(0, 99), guaranteed_first=st.booleans())
+    def fund_and_pay_out(self, which: int, guaranteed_first: bool) -> None:
+        """A lender pledges all that is open on a listed loan and confirms; it is paid
+        out: the short way to the states repayments, arrears and defaults need."""
+        listed = [loan for loan in self.loans_in("listed") if loan.deadline > self.now()
+                  and loan.choice_until is None and loan.guaranteed >= loan.needed]
+        backed = [loan for loan in listed if self.guarantees_of(loan, "held")]
+        if guaranteed_first and backed:  # the loans whose default calls a guarantee
+            listed = backed
+        if not listed:
+            return
+        loan = self.pick(listed, which)
+        open_ = loan.amount - loan.pledged
+        waiting = {p.lender for p in self.pledges.values() if p.status == "proposed"}
+        able = [m for m in self.lenders() if m.balance - m.held >= open_
+                and not (m.locked_until and m.locked_until > self.now()) and m.id not in waiting]
+        if not able:
+            return
+        lender = able[0]
+        pledge = self.run(pledges.propose_pledge, lender_id=lender.id, number=loan.number,
+                          amount=open_, now=self.now())
+        self.pledges[pledge.id] = MPledge(pledge.id, pledge.code, lender.id, loan.number,
+                                          open_, min(self.now() + timedelta(hours=24),
+                                                     loan.deadline))
+        loan.pledges.append(pledge.id)
+        self.confirm(list(self.pledges).index(pledge.id))
+        assert loan.status == "funded"
+        self.disburse(list(self.loans).index(loan.number))
+
+    # ------------------------------------------------------------ choices and pauses
+    @precondition(lambda self: self.loans)
+    @rule(which=st.integers(0, 99), action=st.sampled_from(["take", "extend"]))
+    def choose(self, which: int, action: str) -> None:
+        loan = self.pick(list(self.loans.values()), which)
+        borrower = self.members[loan.borrower]
+        open_choice = (loan.status == "listed" and loan.choice_until is not None
+                       and loan.choice_until > self.now())
+        kw = dict(borrower_id=loan.borrower, number=loan.number, now=self.now())
+        if action == "extend":
+            if not open_choice or loan.extended:
+                with pytest.raises(NotAllowed):
+                    self.run(choices.extend, **kw)
+                return
+            self.run(choices.extend, **kw)
+            loan.extended, loan.choice_until = True, None
+            loan.deadline = self.now() + timedelta(days=7)
+            return
+        if borrower.locked_until is not None and borrower.locked_until > self.now():
+            with pytest.raises(PinLocked):
+                self.run(choices.take_pledged, pin=PIN, **kw)
+            return
+        borrower.failures, borrower.locked_until = 0, None
+        if loan.status == "funded":  # a replay
+            assert self.run(choices.take_pledged, pin=PIN, **kw).status == "funded"
+            return
+        if not open_choice:
+            with pytest.raises(NotAllowed):
+                self.run(choices.take_pledged, pin=PIN, **kw)
+            return
+        taken = self.run(choices.take_pledged, pin=PIN, **kw)
+        event("what was pledged taken")
+        loan.amount, loan.choice_until = loan.pledged, None
+        assert (taken.amount, taken.fee) == (loan.amount, loan.fee)
+        for pid in loan.pledges:
+            if self.pledges[pid].status == "proposed":
+                self.pledges[pid].status = "lapsed"
+        self.fund(loan)
+
+    @precondition(lambda self: self.loans)
+    @rule(which=st.integers(0, 99), weeks=st.sampled_from([1, 2, 3]),
+          reason=st.sampled_from(["sick", "other"]), then=st.sampled_from([None, True, False]))
+    def ask_pause(self, which: int, weeks: int, reason: str, then: bool | None) -> None:
+        loan = self.pick(list(self.loans.values()), which)
+        kw = dict(borrower_id=loan.borrower, number=loan.number, weeks=weeks, reason=reason,
+                  now=self.now())
+        mine = [p for p in self.pauses.values() if p.loan == loan.number]
+        if weeks not in (1, 2):
+            with pytest.raises(InvalidInput):
+                self.run(pauses.ask, **kw)
+        elif loan.status not in BEING_REPAID or any(p.status == "asked" for p in mine) \
+                or any(p.status == "approved" for p in mine):
+            with pytest.raises(NotAllowed):
+                self.run(pauses.ask, **kw)
+        else:
+            made = self.run(pauses.ask, **kw)
+            self.pauses[made.id] = MPause(made.id, loan.number, weeks)
+            if then is not None:  # answered at once
+                self.decide_pause(list(self.pauses).index(made.id), then)
+
+    @precondition(lambda self: self.pauses)
+    @rule(which=st.integers(0, 99), approve=st.booleans())
+    def decide_pause(self, which: int, approve: bool) -> None:
+        pause = self.pick(list(self.pauses.values()), which)
+        loan = self.loans[pause.loan]
+        wanted = "approved" if approve else "declined"
+        kw = dict(pause_id=pause.id, approve=approve, now=self.now())
+        if pause.status == wanted:
+            assert self.run(pauses.decide, **kw).status == wanted
+        elif pause.status != "asked" or (approve and loan.status not in BEING_REPAID):
+            with pytest.raises(NotAllowed):
+                self.run(pauses.decide, **kw)
+        else:
+            self.run(pauses.decide, **kw)
+            pause.status = wanted
+            event(f"a pause {wanted}")
+            if approve:
+                for inst in loan.installments:
+                    if inst[2] < inst[1]:
+                        inst[0] += timedelta(weeks=pause.weeks)
+                today = self.today()
+                if loan.status == "in_arrears" and not any(
+                        i[2] < i[1] and i[0] < today for i in loan.installments):
+                    loan.status = "repaying"
 
     # ------------------------------------------------------------ what must always hold
     @invariant()

@@ -38,6 +38,9 @@ LONGEST = {
     "payments": "999", "messages": "9999",
     "details": "Wanjiru Achieng Mwangi Otieno Kamau Bara, phone 0712 345678, ID ending 678, "
                "Kisumu Ndogo Mwembe Tayari Gro, English, agent Grace",
+    "group": "Akina Mama Wa Nyalenda Umoja Na Maendele",
+    "village": "Kisumu Ndogo Mwembe Tayari Gro", "pledged": "Ksh 49,950", "days": "7",
+    "last_due": "28/02/2027", "weeks": "2 weeks", "reason": "biashara imedorora",
 }
 # Replies a member asks for that may take two parts (docs/community.md): a statement and
 # what Harambee holds about them.

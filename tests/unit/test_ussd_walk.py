@@ -9,7 +9,16 @@ import pytest
 
 from core.config import load_settings
 from core.messages import CATALOG, is_gsm7
-from tests.fake_port import LOCKED_PIN, LONG_FIRST, LONG_NAME, LONG_PLACE, NOW, PIN, FakePort
+from tests.fake_port import (
+    LOCKED_PIN,
+    LONG_FIRST,
+    LONG_GROUP,
+    LONG_NAME,
+    LONG_PLACE,
+    NOW,
+    PIN,
+    FakePort,
+)
 from ussd.machine import NODES, resume, step
 from ussd.screen import Screen
 from ussd.state import Caller, State
@@ -19,7 +28,8 @@ PHONE = "+254712345678"
 INPUTS = [
     "", "1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "00", "98", "99", "10", "-1",
     "x" * 300, "ñ☃ 😀", "*#", "1*2", "#", " 1 ", LONG_NAME, LONG_PLACE, "Jo", "12345678",
-    "11111111", "0712345678", "0711000001", "0722", "49999.99", "50000", "500", "1.5k",
+    "11111111", "0712345678", "0711000001", "0711000002", "0711000003", "0722", LONG_GROUP,
+    "49999.99", "50000", "500", "1.5k",
     "0.001", "1000000000000000000", PIN, LOCKED_PIN, "9876", "1234",
 ]
 
@@ -30,7 +40,7 @@ def full_member(lang: str, *, terms: bool = True, pin: bool = True,
                   language=lang, status=status, terms=terms, pin=pin,
                   limit=SETTINGS.minor(SETTINGS.credit.cap),
                   locked_until=(NOW + timedelta(hours=1)).isoformat() if locked else "",
-                  helper=LONG_FIRST, helper_phone="0712 345678")
+                  helper=LONG_FIRST, helper_phone="0712 345678", waiting=2)
 
 
 def _words(text: str) -> set[str]:
@@ -42,10 +52,10 @@ def _words(text: str) -> set[str]:
 VOCABULARY = set().union(
     *(_words(re.sub(r"{[a-z_]+}", " ", text)) for texts in CATALOG.values()
       for text in texts.values()),
-    *(_words(value) for value in (LONG_NAME, LONG_FIRST, LONG_PLACE, *INPUTS)),
+    *(_words(value) for value in (LONG_NAME, LONG_FIRST, LONG_PLACE, LONG_GROUP, *INPUTS)),
     _words(SETTINGS.app.currency_label + " CON END"))
 # Values of several words are shown whole or not at all.
-WHOLE = (LONG_NAME, LONG_PLACE)
+WHOLE = (LONG_NAME, LONG_PLACE, LONG_GROUP)
 
 
 def check_nothing_cut(payload: str, where: str) -> None:
@@ -72,11 +82,16 @@ def check(screen: Screen, where: str) -> None:
 # What a screen's words depend on besides the node: explored once per distinct value.
 SHOWN = {"loan.facts": ("amount", "term"), "loan.pin": ("amount", "term"),
          "lend.pin": ("amount", "loan"), "wallet.pin": ("amount",), "loan": ("loan",),
-         "loan.withdraw": ("loan",), "lend.amount": ("loan",), "pin.again": ("pin_checked",)}
+         "loan.withdraw": ("loan",), "lend.amount": ("loan",), "pin.again": ("pin_checked",),
+         "group.phone": ("phones",)}
+
+
+def _frozen(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def key(st: State) -> tuple[object, ...]:
-    data = tuple(st.data.get(name) for name in SHOWN.get(st.node, ()))
+    data = tuple(_frozen(st.data.get(name)) for name in SHOWN.get(st.node, ()))
     return (st.node, st.page, st.lang, st.unlocked, st.ended, data)
 
 
