@@ -9,7 +9,7 @@ choice when a loan is partly funded at its deadline). Existing loans get zeros a
 no choice.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-01 21:00:00
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alembic import op
 import core.models
 
 revision = '0010'
-down_revision = '0006'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -9,7 +9,7 @@ members' requests to correct or erase their data.
 0008, the console's).
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-01 19:40:00
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from alembic import op
 import core.models
 
 revision = '0011'
-down_revision = '0008'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
