@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -172,6 +172,17 @@ def waiting_in_slot(uow: UnitOfWork, slot: int, slots: int, *, limit: int) -> li
                                         InboundSms.attempts == 0,
                                         InboundSms.id % slots == slot)
             .order_by(InboundSms.id).limit(limit)))
+
+
+def oldest_of_each_share(uow: UnitOfWork, slots: int, before: datetime) -> list[int]:
+    """For each answerer's share with a message waiting for a first try since before
+    `before`, its oldest message: what the inbound sweep nudges an answerer for."""
+    with uow:
+        return list(uow.session.scalars(
+            select(func.min(InboundSms.id)).where(
+                InboundSms.status == InboundStatus.RECEIVED, InboundSms.attempts == 0,
+                InboundSms.received_at <= before)
+            .group_by(InboundSms.id % slots)))
 
 
 def resume_sms(uow: UnitOfWork, member_id: int) -> None:

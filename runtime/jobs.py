@@ -37,7 +37,7 @@ ANSWER_JOB = "workers.jobs.answer_share"
 # ANSWERER_TTL seconds without a sign of life (a killed worker), and the inbound sweep
 # answers anything left meanwhile.
 ANSWERERS = 4
-ANSWERER_TTL = 60
+ANSWERER_TTL = 20  # an answerer signs of life after each batch, within seconds
 # core's follow-ups (UnitOfWork.follow_up) by name -> the job that does each
 FOLLOW_UP_JOBS = {TELL_LENDERS: "workers.jobs.tell_lenders",
                   payouts.SEND: "workers.jobs.send_payout",

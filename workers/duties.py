@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -38,6 +39,7 @@ CLAIM_AT_ONCE = 25  # rows a sender holds at a time: what a crash mid-send can d
 SWEEP_GRACE = timedelta(seconds=30)  # rows this fresh still have their own send job
 ANSWER_BATCH = 25  # SMS answered before their replies go (the most a reply waits behind)
 ANSWER_ROUNDS = 8  # batches an answerer takes before it makes way for other jobs
+NUDGE_AFTER = timedelta(seconds=10)  # a message this old with no answerer gets one
 
 
 @dataclass
@@ -147,18 +149,26 @@ def answer_share(svc: Services, share: int, *, rounds: int = ANSWER_ROUNDS) -> i
     answerer queues itself again and makes way for other work. Returns the number
     answered."""
     answered = 0
-    for _ in range(rounds):
-        ids = inbox.waiting_in_slot(svc.uow(), share, ANSWERERS, limit=ANSWER_BATCH)
-        if not ids:
+    try:
+        for _ in range(rounds):
+            ids = inbox.waiting_in_slot(svc.uow(), share, ANSWERERS, limit=ANSWER_BATCH)
+            if not ids:
+                svc.jobs.answerer_leaves(share)
+                # A message stored as we left found the flag still up and started nobody.
+                if not inbox.waiting_in_slot(svc.uow(), share, ANSWERERS, limit=1):
+                    return answered
+                if not svc.jobs.answerer_returns(share):
+                    return answered  # a new answerer has it
+                continue
+            answered += answer_and_send(svc, ids)
+            _still_here(svc, share)
+    except Exception:
+        # The database or Redis failed under us: lower the flag, so the next message
+        # (or the inbound sweep's nudge) starts a new answerer at once, not after the
+        # flag's time runs out.
+        with suppress(RedisError):
             svc.jobs.answerer_leaves(share)
-            # A message stored as we left found the flag still up and started nobody.
-            if not inbox.waiting_in_slot(svc.uow(), share, ANSWERERS, limit=1):
-                return answered
-            if not svc.jobs.answerer_returns(share):
-                return answered  # a new answerer has it
-            continue
-        answered += answer_and_send(svc, ids)
-        _still_here(svc, share)
+        raise
     svc.jobs.answer_share(share)  # the flag stays up: this share's answerer is queued
     return answered
 
@@ -205,8 +215,14 @@ def sweep_outbox(svc: Services, now: datetime, *, inline_if_redis_down: bool = T
 
 
 def sweep_inbound(svc: Services, now: datetime) -> int:
-    """Answer incoming SMS that no handler job answered (the queue was down, or the
-    handler failed and may succeed now)."""
+    """Start the answerer of every share whose messages have waited NUDGE_AFTER without
+    one (its job was lost with Redis, or its worker died); then answer here the messages
+    still waiting after a minute, or whose handler failed and may succeed now."""
+    try:
+        for inbound_id in inbox.oldest_of_each_share(svc.uow(), ANSWERERS, now - NUDGE_AFTER):
+            svc.jobs.answer_sms(inbound_id)  # a no-op while the share's answerer lives
+    except RedisError:
+        log.warning("inbound sweep: Redis is down; answering from here after a minute")
     ids = inbox.waiting_ids(svc.uow(), now)
     for inbound_id in ids:
         handlers.answer(svc.uow(), inbound_id, now)

@@ -142,3 +142,38 @@ def test_an_answerer_makes_way_after_its_rounds(world, client, services, watchin
     assert duties.answer_share(services, share, rounds=0) == 0  # no round: it queues itself
     assert [job.args for job in services.jobs.queue("sms_in").get_jobs()] == [(share,)]
     assert duties.answer_share(services, share) == len(mine) == 3
+
+
+def test_an_answerer_that_fails_lowers_its_flag(world, client, services, watching,
+                                                monkeypatch):
+    sender = world.member("Failing Sender")
+    send(client, sender.phone, "BAL")  # its share's flag goes up, its answerer queued
+    with services.uow() as uow:
+        share = uow.session.scalar(select(InboundSms.id)) % ANSWERERS
+    flag = f"harambee:sms:answerer:{share}"
+    assert services.redis.client.exists(flag)
+
+    def database_gone(*_: Any) -> int:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(duties, "answer_and_send", database_gone)
+    with pytest.raises(RuntimeError):
+        duties.answer_share(services, share)
+    # The next message, or the sweep's nudge, starts a new answerer at once.
+    assert not services.redis.client.exists(flag)
+
+
+def test_the_sweep_nudges_a_share_whose_answerer_was_lost(world, client, services, watching,
+                                                          clock):
+    sender = world.member("Lost Sender")
+    send(client, sender.phone, "BAL")
+    services.redis.client.flushdb()  # Redis lost: the answerer's job and its flag with it
+    queue = services.jobs.queue("sms_in")
+
+    duties.sweep_inbound(services, services.now())  # too fresh to nudge yet
+    assert queue.count == 0
+    clock.advance(seconds=duties.NUDGE_AFTER.total_seconds() + 1)
+    duties.sweep_inbound(services, services.now())
+    assert queue.count == 1  # one answerer for the share, long before the minute's sweep
+    run_worker(services)
+    assert sender.phone in watching.answered_when_sent
