@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pyotp  # noqa: E402
-from sqlalchemy import create_engine, event, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import event, text  # noqa: E402
 
 from bench.seeding import bulk_loan_book  # noqa: E402
+from bench.serving import fresh_database  # noqa: E402
 from core import casebook, operators  # noqa: E402
 from core.config import load_settings  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
@@ -46,22 +46,8 @@ RUNS = 7
 
 
 def bench_url() -> tuple[str, Any]:
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        path = Path(tempfile.mkdtemp(prefix="harambee-bench-")) / "bench.db"
-        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
-    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=BENCH_DB).render_as_string(hide_password=False), drop
+    """A fresh database URL for the benchmark and a function that drops it."""
+    return fresh_database(BENCH_DB)
 
 
 def _ticks(pid: int) -> int | None:

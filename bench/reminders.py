@@ -28,9 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
+from bench.serving import fresh_database  # noqa: E402
 from core.config import load_settings  # noqa: E402
 from core.db import Database  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
@@ -43,22 +43,7 @@ BENCH_DB = "harambee_bench_reminders"
 
 def bench_url() -> tuple[str, Any]:
     """A fresh database URL for the benchmark and a function that drops it."""
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        path = Path(tempfile.mkdtemp(prefix="harambee-bench-")) / "bench.db"
-        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
-    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{BENCH_DB}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url.set(database=BENCH_DB).render_as_string(hide_password=False), drop
+    return fresh_database(BENCH_DB)
 
 
 def settings_for(url: str) -> Any:

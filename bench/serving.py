@@ -63,6 +63,28 @@ def own_database(name: str) -> Iterator[str]:
         admin.dispose()
 
 
+def fresh_database(name: str) -> tuple[str, Callable[[], None]]:
+    """A new, empty database for a benchmark run in this process or its children, and a
+    function that drops it: `name` on DATABASE_URL's PostgreSQL server (dropped first if
+    a run left it behind), or without DATABASE_URL a SQLite file in a temporary folder."""
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        path = Path(tempfile.mkdtemp(prefix="harambee-bench-")) / "bench.db"
+        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
+    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
 @contextmanager
 def own_redis(db: int) -> Iterator[str]:
     """Redis database number `db` on REDIS_URL's server (default redis://127.0.0.1:6379),
