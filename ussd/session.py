@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import cast
 
 import redis
@@ -143,7 +143,7 @@ class SessionStore:
             pipe.delete(self.resume_key(state.phone))
         if fill is not None:
             caller, loaded = fill
-            card = json.dumps({"epoch": loaded.epoch, "caller": asdict(caller)},
+            card = json.dumps({"epoch": loaded.epoch, "caller": caller.to_dict()},
                               separators=(",", ":"))
             caller_cards.fill(pipe, state.phone, card, loaded.generation, loaded.epoch)
         pipe.execute()
