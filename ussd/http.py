@@ -2,11 +2,17 @@
 `POST /hooks/ussd/events` (end-of-session notifications)."""
 from __future__ import annotations
 
+import hmac
+import io
 import logging
 import re
 import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 import redis
+import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" error handler
 from flask import Blueprint, Response, request
 from prometheus_client import Counter
 
@@ -20,6 +26,9 @@ from ussd.adapter import CorePort
 from ussd.screen import Screen
 from ussd.session import SessionStore, Span, session_digest
 from ussd.state import State
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ussd", __name__)
@@ -57,22 +66,90 @@ def end(key: str, lang: str | None, max_chars: int) -> str:
 @bp.post("/hooks/ussd")
 @require_webhook_key
 def hop() -> Response:
+    """One hop through Flask: for the requests the door below leaves to it (a form that
+    is not urlencoded, a body without a length, a wrong key)."""
+    return plain(answer_hop(services(), request.form))
+
+
+def answer_hop(svc: Services, form: Mapping[str, str]) -> str:
+    """One hop: load the session, step the menu machine, save, and always answer with a
+    CON/END the gateway can show (never a 500)."""
     started = time.perf_counter()
-    svc = services()
     try:
-        answer, outcome = _hop(svc)
+        said, outcome = _hop(svc, form)
     except Exception:  # noqa: BLE001 - last net: the gateway must get CON/END, never a 500
         log.exception("ussd hop failed before the session was loaded")
-        answer, outcome = end("ussd.error", None, svc.settings.ussd.max_chars), "error"
+        said, outcome = end("ussd.error", None, svc.settings.ussd.max_chars), "error"
     USSD_HOPS.labels(outcome=outcome).inc()
     USSD_SECONDS.observe(time.perf_counter() - started)
-    return plain(answer)
+    return said
 
 
-def _hop(svc: Services) -> tuple[str, str]:
+HOP_PATH = "/hooks/ussd"
+FORM = "application/x-www-form-urlencoded"
+MAX_BODY = 64 * 1024  # as the app's MAX_CONTENT_LENGTH
+
+
+class HopDoor:
+    """`POST /hooks/ussd` answered in front of Flask. A hop is a small urlencoded form
+    and a text answer; Flask's request context, URL matching, form parser and before and
+    after hooks cost about as much CPU as the hop's own work (the profile of a menu hop,
+    docs/architecture.md). The door takes the plain case: POST, the right key, an
+    urlencoded body with a length under the limit. Anything else goes on to Flask's
+    route, which answers it the same way (or with Flask's 403, 413 or 405)."""
+
+    def __init__(self, inner: WSGIApplication, svc: Services) -> None:
+        self.inner = inner
+        self.svc = svc
+        self.key = svc.settings.security.webhook_key.encode()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        form = self._form(environ)
+        if form is None:
+            return self.inner(environ, start_response)
+        body = answer_hop(self.svc, form).encode()
+        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _form(self, environ: WSGIEnvironment) -> dict[str, str] | None:
+        if environ.get("PATH_INFO") != HOP_PATH or environ.get("REQUEST_METHOD") != "POST":
+            return None
+        if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != FORM:
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            return None
+        if not 0 <= length <= MAX_BODY or not self._keyed(environ.get("QUERY_STRING", "")):
+            return None
+        raw = environ["wsgi.input"].read(length)
+        try:
+            return first_values(raw.decode())
+        except UnicodeDecodeError:  # Flask says what it says to that
+            environ["wsgi.input"] = io.BytesIO(raw)
+            return None
+
+    def _keyed(self, query: str) -> bool:
+        given = first_values(query).get("key", "")
+        return hmac.compare_digest(given.encode(), self.key)
+
+
+def first_values(urlencoded: str) -> dict[str, str]:
+    """An urlencoded form as Werkzeug reads `request.form` (the same parser and error
+    handler: `+` for a space, a bad escape kept as typed), and as `.get` sees it: the
+    first value of a repeated field."""
+    form: dict[str, str] = {}
+    for name, value in parse_qsl(urlencoded, keep_blank_values=True,
+                                 errors="werkzeug.url_quote"):
+        form.setdefault(name, value)
+    return form
+
+
+def _hop(svc: Services, form: Mapping[str, str]) -> tuple[str, str]:
     settings = svc.settings
     limit = settings.ussd.max_chars
-    form = request.form
     session_id, current = form.get("sessionId", ""), form.get("text", "")[:500]
     phone = e164(form.get("phoneNumber", ""), settings.app.default_region)
     if not session_id or phone is None:

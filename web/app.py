@@ -13,6 +13,7 @@ from mpesa.hooks import bp as mpesa_hooks
 from runtime import http
 from runtime.services import Services, build_services
 from sms.http import bp as sms_hooks
+from ussd.http import HopDoor
 from ussd.http import bp as ussd_hooks
 from web import limits
 from web.health import bp as health
@@ -38,4 +39,5 @@ def create_app(test_config: Mapping[str, Mapping[str, Any]] | None = None, *,
     if svc.settings.simulator.enabled and svc.settings.app.environment != "production":
         app.register_blueprint(simulator)  # the demo's phones; never in production
     limits.install(app, svc)
+    app.wsgi_app = HopDoor(app.wsgi_app, svc)  # type: ignore[method-assign]
     return app
