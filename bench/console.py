@@ -124,8 +124,9 @@ def main(loans: int) -> None:
         def after(*args: Any) -> None:
             in_sql[-1] += time.perf_counter()
 
-        event.listen(svc.db.engine, "before_cursor_execute", before)
-        event.listen(svc.db.engine, "after_cursor_execute", after)
+        for engine in svc.db.engines:
+            event.listen(engine, "before_cursor_execute", before)
+            event.listen(engine, "after_cursor_execute", after)
         print(f"{svc.db.engine.dialect.name}: {book.loans:,} loans, {book.agents} agents, "
               f"{book.places} villages, seeded in {seeded:.1f} s")
         since = (TODAY - timedelta(days=90)).isoformat()

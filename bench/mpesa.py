@@ -449,7 +449,7 @@ def one_at_a_time(svc: Any, book: Book, repeat: int = 20) -> dict[str, list[floa
         bodies = [daraja_body("CT00000000" if name == "replay" else f"CT{n:02d}{i:06d}",
                               references[i % len(references)], 100)
                   for i in range(repeat + 1)]
-        with counting(svc.db.engine) as seen:
+        with counting(svc.db) as seen:
             answers = [client.post(PATH, data=bodies[0], content_type=JSON)]
         started, cpu = time.perf_counter(), time.process_time()
         answers += [client.post(PATH, data=body, content_type=JSON) for body in bodies[1:]]
@@ -458,7 +458,7 @@ def one_at_a_time(svc: Any, book: Book, repeat: int = 20) -> dict[str, list[floa
                                   (time.perf_counter() - started) / repeat * 1000]
         assert all(answer.status_code == 200 for answer in answers), name
         ids = ids_of(bodies)
-        with counting(svc.db.engine) as seen:
+        with counting(svc.db) as seen:
             confirmations.record(svc.uow(), ids[0], svc.now())
         started, cpu = time.perf_counter(), time.process_time()
         for confirmation_id in ids[1:]:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import requests
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from runtime import processes  # noqa: E402
+from tests.round_trips import RoundTrips, counting  # noqa: E402, F401 - the benches' counter
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WORKERS = 2
@@ -356,63 +357,3 @@ def report(name: str, m: Measured, unit: str = "hops") -> tuple[float, float, fl
     return m.rate, m.p50, m.p99
 
 
-@dataclass
-class RoundTrips:
-    """SQL statements and Redis round trips made in this process while counting."""
-
-    sql: list[str] = field(default_factory=list)
-    redis: int = 0
-    pg: int = 0  # PostgreSQL round trips: the statements and any BEGIN, COMMIT, ROLLBACK
-
-    def clear(self) -> None:
-        self.sql.clear()
-        self.redis = 0
-        self.pg = 0
-
-
-@contextmanager
-def counting(engine: Any) -> Iterator[RoundTrips]:
-    """Count the SQL statements sent on `engine` (a SQLAlchemy `before_cursor_execute`
-    event), PostgreSQL round trips (those, and each BEGIN psycopg sends before a
-    transaction's first statement, each COMMIT or ROLLBACK of an open transaction) and
-    every Redis round trip of this process (a pipeline is one), until the
-    block ends."""
-    seen = RoundTrips()
-
-    def in_transaction(dbapi_connection: Any) -> bool:
-        # psycopg: 0 is IDLE (no transaction open); anything else has one to end
-        info = getattr(dbapi_connection, "info", None)
-        return getattr(info, "transaction_status", 0) != 0
-
-    def on_sql(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.sql.append(statement)
-        dbapi = conn.connection.dbapi_connection
-        if engine.dialect.name == "postgresql":
-            # psycopg sends BEGIN on its own before the first statement of a transaction
-            seen.pg += 1 + (not dbapi.autocommit and not in_transaction(dbapi))
-
-    def on_end(conn: Any) -> None:
-        if engine.dialect.name == "postgresql" and in_transaction(conn.connection.dbapi_connection):
-            seen.pg += 1
-
-    def on_reset(dbapi_connection: Any, *_: Any) -> None:
-        if engine.dialect.name == "postgresql" and in_transaction(dbapi_connection):
-            seen.pg += 1
-
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def send_packed_command(self: Any, command: Any, check_health: bool = True) -> None:
-        seen.redis += 1
-        original(self, command, check_health)
-
-    hooks = [(engine, "before_cursor_execute", on_sql), (engine, "commit", on_end),
-             (engine, "rollback", on_end), (engine.pool, "reset", on_reset)]
-    for target, name, fn in hooks:
-        event.listen(target, name, fn)
-    redis.connection.AbstractConnection.send_packed_command = send_packed_command  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
-        for target, name, fn in hooks:
-            event.remove(target, name, fn)

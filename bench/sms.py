@@ -344,7 +344,7 @@ def round_trips(svc: Any, book: Book) -> None:
         path, body, _kind = messages.form()
         client.post(path, data=dict(parse_qsl(body.decode())))
     path, body, _kind = messages.form()
-    with counting(svc.db.engine) as seen:
+    with counting(svc.db) as seen:
         client.post(path, data=dict(parse_qsl(body.decode())))
     intake_sql, intake_redis = len(seen.sql), seen.redis
     with svc.uow() as uow:
@@ -359,7 +359,7 @@ def round_trips(svc: Any, book: Book) -> None:
     if answer is None:  # the code before share answerers (a before/after run)
         answer, own = _answer_then_send, 1
     answer(svc, waiting_ids[:-1])
-    with counting(svc.db.engine) as seen:
+    with counting(svc.db) as seen:
         answer(svc, waiting_ids[-1:])
     print(f"0. round trips: one intake {intake_sql} SQL + {intake_redis} Redis; one answer "
           f"and its reply sent alone {len(seen.sql) - own} SQL + {seen.redis} Redis")

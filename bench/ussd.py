@@ -187,7 +187,7 @@ def walk(env: dict[str, str], phones: list[str]) -> dict[str, list[tuple[int, in
     client = create_app(services=svc).test_client()
     counts: dict[str, list[tuple[int, int, int]]] = {}
     cold = None
-    with counting(svc.db.engine) as seen:
+    with counting(svc.db) as seen:
         for round_no in range(2):
             for journey in JOURNEYS:
                 per_hop = []

@@ -5,65 +5,11 @@ session's load and its save. Counted with SQLAlchemy events on the app's engine 
 Redis's connection, so a lazy load or a second query on any of these screens fails."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
-import redis
-from sqlalchemy import event
 
+from tests.round_trips import RoundTrips, counting
 from tests.support import PIN
 from tests.ussd_phone import Phone
-
-
-@dataclass
-class Spent:
-    sql: list[str] = field(default_factory=list)
-    pg: int = 0  # PostgreSQL round trips: statements, and any BEGIN, COMMIT, ROLLBACK
-    redis: int = 0
-
-
-@contextmanager
-def spending(engine: Any) -> Iterator[Spent]:
-    spent = Spent()
-    postgres = engine.dialect.name == "postgresql"
-
-    def open_transaction(dbapi: Any) -> bool:
-        return getattr(getattr(dbapi, "info", None), "transaction_status", 0) != 0
-
-    def on_sql(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        spent.sql.append(statement)
-        if postgres:  # psycopg sends BEGIN itself before a transaction's first statement
-            dbapi = conn.connection.dbapi_connection
-            spent.pg += 1 + (not dbapi.autocommit and not open_transaction(dbapi))
-
-    def on_end(conn: Any) -> None:
-        if postgres and open_transaction(conn.connection.dbapi_connection):
-            spent.pg += 1
-
-    def on_reset(dbapi: Any, *_: Any) -> None:
-        if postgres and open_transaction(dbapi):
-            spent.pg += 1
-
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def send(self: Any, command: Any, check_health: bool = True) -> None:
-        spent.redis += 1
-        original(self, command, check_health)
-
-    hooks = [(engine, "before_cursor_execute", on_sql), (engine, "commit", on_end),
-             (engine, "rollback", on_end), (engine.pool, "reset", on_reset)]
-    for target, name, fn in hooks:
-        event.listen(target, name, fn)
-    redis.connection.AbstractConnection.send_packed_command = send  # type: ignore[method-assign]
-    try:
-        yield spent
-    finally:
-        redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
-        for target, name, fn in hooks:
-            event.remove(target, name, fn)
 
 
 @pytest.fixture
@@ -78,18 +24,20 @@ def caller(world):
     return me
 
 
-def hop(services, phone: Phone, typed: str | None) -> tuple[str, Spent]:
-    with spending(services.db.engine) as spent:
+def hop(services, phone: Phone, typed: str | None) -> tuple[str, RoundTrips]:
+    with counting(services.db) as spent:
         said = phone.dial() if typed is None else phone.press(typed)
     return said, spent
 
 
-def statements(spent: Spent) -> int:
+def statements(spent: RoundTrips) -> int:
     return len(spent.sql)
 
 
-def assert_within(services, spent: Spent, budget: int, what: str) -> None:
-    assert statements(spent) <= budget, (what, spent.sql)
+def assert_within(services, spent: RoundTrips, budget: int, what: str) -> None:
+    """Exactly the budget: a read screen that counted no statement would mean the
+    counter missed the engine it went out on."""
+    assert statements(spent) == budget, (what, spent.sql)
     if services.db.is_postgres:
         assert spent.pg <= budget, (what, "BEGIN/ROLLBACK round trips", spent.pg)
     assert spent.redis == 2, (what, "Redis round trips", spent.redis)

@@ -24,9 +24,11 @@ def queries(services):
         if not statement.lstrip().upper().startswith("BEGIN"):  # SQLite's own BEGIN
             seen.append(statement)
 
-    event.listen(services.db.engine, "before_cursor_execute", count)
+    for engine in services.db.engines:
+        event.listen(engine, "before_cursor_execute", count)
     yield seen
-    event.remove(services.db.engine, "before_cursor_execute", count)
+    for engine in services.db.engines:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 @pytest.fixture
