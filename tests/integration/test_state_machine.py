@@ -824,6 +824,29 @@ class LedgerMachine(RuleBasedStateMachine):
         assert loan.status == "funded"
         self.disburse(list(self.loans).index(loan.number))
 
+    @precondition(lambda self: self.loans and self.group)
+    @rule(which=st.integers(0, 99), who=st.integers(0, 99))
+    def guaranteed_loan_defaults(self, which: int, who: int) -> None:
+        """The chain random walks seldom finish on their own, through the rules above: a
+        group member's listed loan, another member's consent, funding and payout, then
+        100 days with nothing repaid, so the default calls the guarantee."""
+        joined = [mid for mid, status in self.group.items()
+                  if status == "joined" and mid in self.members]
+        listed = [loan for loan in self.loans_in("listed")
+                  if loan.borrower in joined and loan.deadline > self.now()
+                  and loan.choice_until is None]
+        if not listed or len(joined) < 2:
+            return
+        loan = self.pick(listed, which)
+        guarantors = [mid for mid in joined if mid != loan.borrower]
+        guarantor = self.members[self.pick(guarantors, who)]
+        if not self.guarantees_of(loan, "held"):
+            self.ask_guarantee(list(self.loans).index(loan.number),
+                               list(self.members).index(guarantor.id), 5_000, True)
+        self.fund_and_pay_out(which, guaranteed_first=True)
+        if loan.status in BEING_REPAID:
+            self.time_passes(24 * 100)
+
     # ------------------------------------------------------------ choices and pauses
     @precondition(lambda self: self.loans)
     @rule(which=st.integers(0, 99), action=st.sampled_from(["take", "extend"]))
