@@ -185,15 +185,20 @@ def list_requests(uow: UnitOfWork, now: datetime, *, status: DataRequestStatus |
         return [_view(r, name, now) for r, name in uow.session.execute(query)]
 
 
+def _case_number(typed: str) -> str:
+    """A case number as typed, tidied: no NUL (PostgreSQL refuses it), at most 12."""
+    return typed.replace("\x00", "").strip().upper()[:12]
+
+
 def request_case(uow: UnitOfWork, number: str, now: datetime
                  ) -> tuple[RequestView, list[tuple[str, dict[str, str]]]]:
     """One case, and for an open erasure what still stands in its way (`erase_blockers`)."""
     with uow:
         found = uow.session.execute(
             select(DataRequest, Member).join(Member, Member.id == DataRequest.member_id)
-            .where(DataRequest.number == number.strip().upper()[:12])).first()
+            .where(DataRequest.number == _case_number(number))).first()
         if found is None:
-            raise NotFound("data.case_not_found", case=number.strip()[:12])
+            raise NotFound("data.case_not_found", case=_case_number(number))
         request, member = found
         blockers = (erase_blockers(uow, member) if request.kind == DataRequestKind.ERASE
                     and request.status == DataRequestStatus.OPEN else [])
@@ -202,9 +207,9 @@ def request_case(uow: UnitOfWork, number: str, now: datetime
 
 def _open_case(uow: UnitOfWork, number: str) -> DataRequest:
     request = uow.session.scalar(select(DataRequest).where(
-        DataRequest.number == number.strip().upper()).with_for_update())
+        DataRequest.number == _case_number(number)).with_for_update())
     if request is None:
-        raise NotFound("data.case_not_found", case=number.strip()[:12])
+        raise NotFound("data.case_not_found", case=_case_number(number))
     if request.status != DataRequestStatus.OPEN:
         raise Conflict("data.case_closed", case=request.number, status=str(request.status))
     return request

@@ -209,7 +209,8 @@ def test_no_address_is_a_500(support, client):
     for path, words in (("/console/stories/999999/approve", "No story 999999."),
                         ("/console/stories/999999/reject", "No story 999999."),
                         ("/console/data/P9999/close", "No request P9999."),
-                        ("/console/data/P9999/erase", "No request P9999.")):
+                        ("/console/data/P9999/erase", "No request P9999."),
+                        ("/console/data/P9999%00/close", "No request P9999.")):
         answer = support.post(path, {"reason": "r", "note": "n", "confirm": "P9999"})
         assert answer.status_code == 303, path
         with client.session_transaction() as session:
