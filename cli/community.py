@@ -1,9 +1,9 @@
 """Operators' commands for stories and data-rights cases (docs/community.md):
 `harambee stories list/approve/reject` and `harambee data list/close/erase`.
 
-Each command calls the same core use case the operator console will call
-(`core.stories.approve`, `core.privacy.erase`, ...): the console, being built on
-another branch, adds screens, not rules."""
+Each command calls the same core use case the operator console calls
+(`core.stories.approve`, `core.privacy.erase`, ...; console/community.py): the
+console adds screens and an audit row, not rules."""
 from __future__ import annotations
 
 import getpass

@@ -7,6 +7,7 @@ or commits. Its parts:
   every form (Flask-WTF), the cookie's flags, and `requires(...)`, the role check on
   every view and action;
 - `book.py`: the dashboard, loans, agents; `people.py`: members and disputes;
+  `community.py`: groups, stories, data-rights cases (#16);
   `money.py`: the money desk; `admin.py`: the audit log, operators, settings;
 - `render.py`: pages, CSV exports, refusals as words; `charts.py`: server-drawn SVG.
 

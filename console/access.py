@@ -126,7 +126,7 @@ def install(app: Flask, svc: Services) -> None:
         operator = operators.get_operator(services().uow(), int(operator_id))
         return ConsoleUser(operator) if operator is not None else None
 
-    from console import admin, book, money, people  # noqa: F401 - their views join `bp`
+    from console import admin, book, community, money, people  # noqa: F401 - views join `bp`
 
     app.register_blueprint(bp)
 

@@ -14,11 +14,13 @@ from sqlalchemy.orm import aliased
 from core import ledger
 from core.db import UnitOfWork
 from core.errors import NotFound
+from core.groups import group_of
 from core.models import (
     OWING,
     Account,
     AuditEntry,
     Dispute,
+    Group,
     InboundSms,
     Installment,
     Loan,
@@ -156,6 +158,7 @@ class MemberFile:
     disputes: list[Dispute]
     audit: list[AuditEntry]
     registered: int  # members this one registered, as an agent
+    group: Group | None = None  # the group they joined, if any
 
 
 def member_file(uow: UnitOfWork, member_id: int) -> MemberFile:
@@ -182,7 +185,8 @@ def member_file(uow: UnitOfWork, member_id: int) -> MemberFile:
             audit=list(s.scalars(select(AuditEntry).where(
                 AuditEntry.subject == f"member:{member.id}").order_by(AuditEntry.id.desc()))),
             registered=s.scalar(select(func.count()).select_from(Member)
-                                .where(Member.agent_id == member.id)) or 0)
+                                .where(Member.agent_id == member.id)) or 0,
+            group=group_of(uow, member.id))
 
 
 # ---------------------------------------------------------------- agents

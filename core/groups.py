@@ -1,14 +1,17 @@
 """Groups (chamas): an agent forms one by USSD (a name, a village, members by phone);
 each member joins only by saying yes on their own phone; the group's officer (the
 first member the agent named) sees the group's loans and who is behind. No one outside
-the group sees any of it. `overview` is the read the console's group page calls.
+the group sees any of it. `overview` is the read the console's group page calls, and
+`group_list` its list of groups.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import aliased
 
 from core import outbox
 from core.db import UnitOfWork
@@ -18,6 +21,7 @@ from core.models import (
     OPEN_LOAN_STATES,
     Group,
     GroupMember,
+    Installment,
     Loan,
     LoanStatus,
     Member,
@@ -161,6 +165,7 @@ class MemberLine:
     loan: str  # the open loan's number, "" when none
     loan_status: LoanStatus | None
     behind: int  # overdue, minor units
+    member_id: int = 0  # for the console's links; the USSD screens do not show it
 
 
 @dataclass(frozen=True)
@@ -196,9 +201,54 @@ def overview(uow: UnitOfWork, group_id: int, now: datetime) -> GroupOverview:
                          if i.due_on < today) if loan is not None else 0
             lines.append(MemberLine(place.member.name, place.member.phone, place.status,
                                     loan.number or "" if loan else "",
-                                    loan.status if loan else None, behind))
+                                    loan.status if loan else None, behind, place.member_id))
         return GroupOverview(group.id, group.name, group.village, group.officer.name,
                              group.agent.name, tuple(lines))
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """A group as the console lists it."""
+
+    id: int
+    name: str
+    village: str
+    agent: str
+    officer: str
+    members: int  # joined
+    invited: int  # not yet answered
+    open_loans: int  # of its members (joined or invited), past draft
+    behind: int  # members with an installment past due and not fully paid
+
+
+def group_list(uow: UnitOfWork, now: datetime, *, limit: int = 500) -> list[GroupRow]:
+    """Every group by name, with its counts: one statement (correlated subqueries),
+    counting open loans and who is behind as `overview` does."""
+    today = now.astimezone(uow.settings.zone).date()
+    agent, officer = aliased(Member), aliased(Member)
+    here = GroupMember.group_id == Group.id
+    in_group = select(GroupMember.member_id).where(
+        here, GroupMember.status != MembershipStatus.DECLINED).correlate(Group)
+    owing = (Loan.borrower_id.in_(in_group), Loan.status.in_(OPEN_LOAN_STATES),
+             Loan.status != LoanStatus.DRAFT)
+    late = exists().where(Installment.loan_id == Loan.id, Installment.due_on < today,
+                          Installment.paid < Installment.amount)
+
+    def counted(column: Any, *where: Any) -> Any:
+        return select(column).where(*where).correlate(Group).scalar_subquery()
+
+    query = (select(Group.id, Group.name, Group.village, agent.name, officer.name,
+                    counted(func.count(GroupMember.id), here,
+                            GroupMember.status == MembershipStatus.JOINED),
+                    counted(func.count(GroupMember.id), here,
+                            GroupMember.status == MembershipStatus.INVITED),
+                    counted(func.count(Loan.id), *owing),
+                    counted(func.count(func.distinct(Loan.borrower_id)), *owing, late))
+             .join(agent, agent.id == Group.agent_id)
+             .join(officer, officer.id == Group.officer_id)
+             .order_by(Group.name, Group.id).limit(limit))
+    with uow.reading() as conn:
+        return [GroupRow(*row) for row in conn.execute(query)]
 
 
 def overview_for(uow: UnitOfWork, member_id: int, now: datetime) -> GroupOverview:
@@ -211,8 +261,8 @@ def overview_for(uow: UnitOfWork, member_id: int, now: datetime) -> GroupOvervie
         seen = overview(uow, group.id, now)
         if group.officer_id != member_id:
             seen = GroupOverview(seen.id, seen.name, seen.village, seen.officer, seen.agent,
-                                 tuple(MemberLine(m.name, m.phone, m.status, "", None, 0)
-                                       for m in seen.members))
+                                 tuple(MemberLine(m.name, m.phone, m.status, "", None, 0,
+                                                  m.member_id) for m in seen.members))
         return seen
 
 

@@ -4,8 +4,9 @@ Harambee holds (`DATA`), and to have it corrected (`DATA FIX ...`) or erased
 
 A correction or an erasure opens a case (`DataRequest`, numbered `P1001`...) with a
 7-day clock (`due_at`); the member is told its number and date. Operators list the
-cases and close them (`harambee data list / close / erase`; the console will call the
-same use cases).
+cases and close them (`harambee data list / close / erase`, and the console's data
+cases, which pass their operator as `actor`: each decision is audited in its
+transaction).
 
 Erasure anonymises the person and keeps the books the law requires:
 - the member's name, national ID (seen or claimed), phone, place and PIN are replaced
@@ -33,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
-from core import ledger, outbox
+from core import audit, ledger, outbox
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from core.members import get_member
@@ -159,6 +160,17 @@ class RequestView:
     due_at: datetime
     overdue: bool
     note: str | None
+    id: int = 0
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+
+
+def _view(r: DataRequest, name: str, now: datetime) -> RequestView:
+    return RequestView(number=r.number or "", kind=r.kind, status=r.status,
+                       member_id=r.member_id, member=name, text=r.text,
+                       created_at=r.created_at, due_at=r.due_at,
+                       overdue=r.status == DataRequestStatus.OPEN and r.due_at < now,
+                       note=r.note, id=r.id, closed_at=r.closed_at, closed_by=r.closed_by)
 
 
 def list_requests(uow: UnitOfWork, now: datetime, *, status: DataRequestStatus | None =
@@ -170,29 +182,45 @@ def list_requests(uow: UnitOfWork, now: datetime, *, status: DataRequestStatus |
                  .order_by(DataRequest.due_at, DataRequest.id).limit(limit))
         if status is not None:
             query = query.where(DataRequest.status == status)
-        return [RequestView(number=r.number or "", kind=r.kind, status=r.status,
-                            member_id=r.member_id, member=name, text=r.text,
-                            created_at=r.created_at, due_at=r.due_at,
-                            overdue=r.status == DataRequestStatus.OPEN and r.due_at < now,
-                            note=r.note)
-                for r, name in uow.session.execute(query)]
+        return [_view(r, name, now) for r, name in uow.session.execute(query)]
+
+
+def _case_number(typed: str) -> str:
+    """A case number as typed, tidied: no NUL (PostgreSQL refuses it), at most 12."""
+    return typed.replace("\x00", "").strip().upper()[:12]
+
+
+def request_case(uow: UnitOfWork, number: str, now: datetime
+                 ) -> tuple[RequestView, list[tuple[str, dict[str, str]]]]:
+    """One case, and for an open erasure what still stands in its way (`erase_blockers`)."""
+    with uow:
+        found = uow.session.execute(
+            select(DataRequest, Member).join(Member, Member.id == DataRequest.member_id)
+            .where(DataRequest.number == _case_number(number))).first()
+        if found is None:
+            raise NotFound("data.case_not_found", case=_case_number(number))
+        request, member = found
+        blockers = (erase_blockers(uow, member) if request.kind == DataRequestKind.ERASE
+                    and request.status == DataRequestStatus.OPEN else [])
+        return _view(request, member.name, now), blockers
 
 
 def _open_case(uow: UnitOfWork, number: str) -> DataRequest:
     request = uow.session.scalar(select(DataRequest).where(
-        DataRequest.number == number.strip().upper()).with_for_update())
+        DataRequest.number == _case_number(number)).with_for_update())
     if request is None:
-        raise NotFound("data.case_not_found", case=number.strip()[:12])
+        raise NotFound("data.case_not_found", case=_case_number(number))
     if request.status != DataRequestStatus.OPEN:
         raise Conflict("data.case_closed", case=request.number, status=str(request.status))
     return request
 
 
 def close_request(uow: UnitOfWork, *, number: str, operator: str, note: str, done: bool,
-                  now: datetime) -> DataRequest:
+                  now: datetime, actor: audit.Actor | None = None) -> DataRequest:
     """Close a case by hand: a correction made (`done`), or a request refused with the
     reason in `note` (for the record; the member is asked to call). Erasures are done
-    by `erase`, which does the erasing."""
+    by `erase`, which does the erasing. With an `actor`, audited in this transaction."""
+    note = audit.reason_given(note)
     with uow:
         request = _open_case(uow, number)
         if done and request.kind == DataRequestKind.ERASE:
@@ -204,6 +232,11 @@ def close_request(uow: UnitOfWork, *, number: str, operator: str, note: str, don
             member, f"data_closed:{request.id}",
             "sms.data_fixed" if done else "sms.data_refused", Purpose.NOTICE,
             case=request.number, phone=uow.settings.app.support_phone)], now)
+        if actor is not None:
+            audit.record(uow, actor, "data.close", f"data:{request.number}",
+                         now=now, before={"status": "open"},
+                         after={"status": str(request.status), "member": member.id},
+                         reason=note)
         uow.commit()
         return request
 
@@ -235,9 +268,11 @@ def erase_blockers(uow: UnitOfWork, member: Member) -> list[tuple[str, dict[str,
     return found
 
 
-def erase(uow: UnitOfWork, *, number: str, operator: str, now: datetime) -> DataRequest:
+def erase(uow: UnitOfWork, *, number: str, operator: str, now: datetime,
+          actor: audit.Actor | None = None) -> DataRequest:
     """Do an open erasure case: anonymise the member (module docstring). Raises
-    NotAllowed with the first reason while they still owe, are owed or hold money."""
+    NotAllowed with the first reason while they still owe, are owed or hold money.
+    With an `actor`, audited in this transaction."""
     with uow:
         request = _open_case(uow, number)
         if request.kind != DataRequestKind.ERASE:
@@ -255,6 +290,10 @@ def erase(uow: UnitOfWork, *, number: str, operator: str, now: datetime) -> Data
                                       language=language, template="sms.data_erased",
                                       purpose=Purpose.NOTICE, params={"case": request.number})],
                      now)
+        if actor is not None:
+            audit.record(uow, actor, "data.erase", f"data:{request.number}", now=now,
+                         before={"status": "open"},
+                         after={"status": "done", "member": member.id, "erased": True})
         uow.commit()
         return request
 

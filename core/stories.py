@@ -3,8 +3,9 @@
 A borrower who has repaid a loan may send a few words about what it did for them
 (`STORY ...`; the SMS after their last payment invites them). The story is about
 their latest repaid loan and waits for an operator: no one else reads it until it is
-approved (`approve`, called today by `harambee stories approve` and later by the
-operator console). Once approved it goes by SMS:
+approved (`approve`, called by `harambee stories approve` and by the operator
+console, which passes its operator as `actor`: the decision is audited in the same
+transaction). Once approved it goes by SMS:
 - to each lender of that loan (a notice, inviting `THANKS <loan>`);
 - to members who asked for tips (`TIPS ON`): stories are the same kind of optional
   message, so STOP or TIPS OFF stops them too (`Purpose.TIP`). There may be many:
@@ -24,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from core import outbox
+from core import audit, outbox
 from core.bulk import rowcount
 from core.db import UnitOfWork
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -101,19 +102,26 @@ class StoryView:
     status: StoryStatus
     created_at: datetime
     decided_by: str | None
+    member_id: int
+    decided_at: datetime | None
+    reason: str | None
 
 
 def list_stories(uow: UnitOfWork, status: StoryStatus | None = StoryStatus.PENDING,
-                 limit: int = 50) -> list[StoryView]:
-    """Stories, oldest first (the queue an operator works through)."""
+                 limit: int = 50, *, newest_first: bool = False) -> list[StoryView]:
+    """Stories, oldest first (the queue an operator works through), or newest first
+    (the history of decisions)."""
     with uow:
+        order = (Story.created_at.desc(), Story.id.desc()) if newest_first else (
+            Story.created_at, Story.id)
         query = (select(Story, Loan.number, Member.name)
                  .join(Loan, Loan.id == Story.loan_id).join(Member, Member.id == Story.member_id)
-                 .order_by(Story.created_at, Story.id).limit(limit))
+                 .order_by(*order).limit(limit))
         if status is not None:
             query = query.where(Story.status == status)
         return [StoryView(id=s.id, loan=number or "", borrower=name, text=s.text,
-                          status=s.status, created_at=s.created_at, decided_by=s.decided_by)
+                          status=s.status, created_at=s.created_at, decided_by=s.decided_by,
+                          member_id=s.member_id, decided_at=s.decided_at, reason=s.reason)
                 for s, number, name in uow.session.execute(query)]
 
 
@@ -143,10 +151,12 @@ SHARE = "share_story"  # the follow-up (UnitOfWork.follow_up) that tells members
 SHARE_BATCH = 1000
 
 
-def approve(uow: UnitOfWork, *, story_id: int, operator: str, now: datetime) -> Shared:
+def approve(uow: UnitOfWork, *, story_id: int, operator: str, now: datetime,
+            actor: audit.Actor | None = None) -> Shared:
     """Approve a waiting story: the loan's lenders get it, and the borrower is told, in
     this transaction; members who want stories get it after commit, a batch at a time
-    (`share_with_members`, by a job, with a sweep behind it)."""
+    (`share_with_members`, by a job, with a sweep behind it). With an `actor` (the
+    console's operator), one audit row in the same transaction."""
     with uow:
         story = _decide(uow, story_id, StoryStatus.APPROVED, operator, now)
         loan = uow.session.get(Loan, story.loan_id)
@@ -167,6 +177,10 @@ def approve(uow: UnitOfWork, *, story_id: int, operator: str, now: datetime) -> 
                                          "sms.story_approved", Purpose.NOTICE, not_before=held,
                                          loan=loan.number)], now)
         uow.follow_up(SHARE, story.id)
+        if actor is not None:
+            audit.record(uow, actor, "story.approve", f"story:{story.id}", now=now,
+                         before={"status": "pending"},
+                         after={"status": "approved", "lenders": told})
         uow.commit()
         return Shared(story=story, lenders=told)
 
@@ -230,9 +244,11 @@ def unshared(uow: UnitOfWork, before: datetime, limit: int = 20) -> list[int]:
             .order_by(Story.id).limit(limit)))
 
 
-def reject(uow: UnitOfWork, *, story_id: int, operator: str, reason: str, now: datetime
-           ) -> Story:
-    """Turn a waiting story down; the borrower is told kindly, without the reason."""
+def reject(uow: UnitOfWork, *, story_id: int, operator: str, reason: str, now: datetime,
+           actor: audit.Actor | None = None) -> Story:
+    """Turn a waiting story down; the borrower is told kindly, without the reason. With
+    an `actor`, one audit row in the same transaction."""
+    reason = audit.reason_given(reason)
     with uow:
         story = _decide(uow, story_id, StoryStatus.REJECTED, operator, now, reason)
         borrower = get_member(uow, story.member_id)
@@ -241,6 +257,10 @@ def reject(uow: UnitOfWork, *, story_id: int, operator: str, reason: str, now: d
         outbox.queue(uow, [outbox.sms_to(
             borrower, f"story_declined:{story.id}", "sms.story_declined", Purpose.NOTICE,
             not_before=quiet_until(uow.settings, now), loan=loan.number)], now)
+        if actor is not None:
+            audit.record(uow, actor, "story.reject", f"story:{story.id}", now=now,
+                         before={"status": "pending"}, after={"status": "rejected"},
+                         reason=reason)
         uow.commit()
         return story
 

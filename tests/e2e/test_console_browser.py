@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core import checks, disputes, members
+from core import checks, disputes, members, stories
 from core.models import AuditEntry, Dispute, DisputeStatus, OutboxMessage, Payment
 from tests.browser import chromium, screenshot, serve
 from tests.console_actions import PASSWORD, Operator, make_operator, seed_par_book
@@ -139,3 +139,25 @@ def test_matching_a_suspense_receipt_moves_the_money_and_check_stays_clean(page,
     page.goto(f"{site}/console/loans/{loan.number}")
     assert "suspense_match" in page.inner_text("#timeline")
     print("screenshot:", screenshot(page, "console-loan"))
+
+
+def test_approving_a_story_sends_it_to_the_lenders_and_is_audited(page, site, world,
+                                                                  services):
+    loan = world.disbursed_loan(lenders=2)
+    world.pay(loan.number, loan.total_due)
+    story = stories.submit(services.uow(), member_id=loan.borrower_id,
+                           text="I bought a second sewing machine.", now=services.now(),
+                           request_key="browser-story")
+    log_in(page, site, make_operator(services, "support"), services, go_to="/console/stories")
+    assert "I bought a second sewing machine." in page.inner_text("#stories")
+    with page.expect_navigation():
+        page.click(f"button[aria-label='Approve story {story.id}']")
+    assert f"Story {story.id} approved" in page.inner_text("main")
+    assert "No stories waiting." in page.inner_text("#stories")
+    with services.uow() as uow:
+        sent = list(uow.session.scalars(select(OutboxMessage).where(
+            OutboxMessage.template == "sms.story_lender")))
+        assert len(sent) == 2 and all(loan.number in m.text for m in sent)
+        (row,) = uow.session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "story.approve"))
+        assert row.subject == f"story:{story.id}"

@@ -22,7 +22,8 @@ def console(client, services):
 
 def test_nobody_logged_in_is_sent_to_the_login(client):
     for path in ("/console/", "/console/dashboard", "/console/members/1", "/console/money",
-                 "/console/audit"):
+                 "/console/audit", "/console/groups", "/console/groups/1", "/console/stories",
+                 "/console/data", "/console/data/P1001"):
         answer = client.get(path)
         assert answer.status_code == 302, path
         assert answer.headers["Location"].startswith("/console/login?next=")
@@ -120,6 +121,8 @@ def test_support_may_not_open_finance_or_admin_pages(console, ops, client):
                                        "target": "L1000"}).status_code == 403, path
     assert client.get("/console/members").status_code == 200
     assert client.get("/console/disputes").status_code == 200
+    for path in ("/console/groups", "/console/stories", "/console/data"):
+        assert client.get(path).status_code == 200, path
 
 
 def test_finance_may_not_act_on_members_or_disputes(console, ops, client, world):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core import disputes, repayments
+from core import disputes, groups, privacy, repayments
+from core.models import DataRequestKind
 from tests.console_actions import ConsoleActions, make_operator
+from tests.support import PIN
 
 
 @pytest.fixture
@@ -20,19 +22,38 @@ def book(world, services):
 
 
 @pytest.fixture
+def trust(world, services, book):
+    """A group of three (one of them the book's borrower), and an erasure request."""
+    loan, _ = book
+    people = [loan.borrower, world.member("Baraka Mwangi"), world.member("Chege Kamau")]
+    group = groups.form_group(services.uow(), agent_id=world.agent().id, name="Umoja Women",
+                              village="Nyalenda", phones=[m.phone for m in people], pin=PIN,
+                              now=services.now(), request_key="g1")
+    groups.answer_invitation(services.uow(), member_id=loan.borrower_id, group_id=group.id,
+                             join=True, now=services.now())
+    request = privacy.open_request(services.uow(), member_id=loan.borrower_id,
+                                   kind=DataRequestKind.ERASE, text=None, now=services.now(),
+                                   request_key="e1")
+    return group, request
+
+
+@pytest.fixture
 def admin(client, services):
     console = ConsoleActions(client, services)
     console.login(make_operator(services, "admin"))
     return console
 
 
-def test_every_page_renders_as_a_page_and_as_csv(admin, book, client):
+def test_every_page_renders_as_a_page_and_as_csv(admin, book, trust, client):
     loan, case = book
+    group, request = trust
     pages = ["/console/dashboard", "/console/loans", f"/console/loans/{loan.number}",
              "/console/members?q=Wanjiru", f"/console/members/{loan.borrower_id}",
              "/console/agents", "/console/disputes", "/console/disputes?all=1",
              f"/console/disputes/{case.id}", "/console/audit", "/console/operators",
-             "/console/money/check"]
+             "/console/money/check", "/console/groups", f"/console/groups/{group.id}",
+             "/console/stories", "/console/stories?all=1", "/console/data",
+             "/console/data?all=1"]
     for path in pages:
         answer = client.get(path)
         assert answer.status_code == 200, path
@@ -41,7 +62,7 @@ def test_every_page_renders_as_a_page_and_as_csv(admin, book, client):
         exported = client.get(f"{path}{sep}format=csv")
         assert exported.status_code == 200, path
         assert exported.mimetype == "text/csv", path
-    for path in ("/console/money", "/console/settings"):
+    for path in ("/console/money", "/console/settings", f"/console/data/{request.number}"):
         assert client.get(path).status_code == 200, path
     for path in ("/console/money/suspense.csv", "/console/money/payouts.csv",
                  "/console/money/sms.csv"):
@@ -63,7 +84,8 @@ def test_bad_filters_are_ignored_not_a_500(admin, book, client):
                  "/console/dashboard?agent=99999999999&since=2026-13-40",
                  "/console/audit?since=no&page=-3", "/console/loans/NOPE",
                  "/console/members/999999", "/console/disputes/99999",
-                 "/console/members?q=%00"):
+                 "/console/members?q=%00", "/console/groups/99999", "/console/data/NOPE",
+                 "/console/data/P1001%00", "/console/stories?all=%00"):
         assert client.get(path).status_code in (200, 404), path
 
 

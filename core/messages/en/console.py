@@ -2,6 +2,7 @@
 
 TEXTS = {
     "console.reason_needed": "Please write a reason.",
+    "console.confirm_case": "Type the case number {case} to confirm: an erasure cannot be undone.",
     "operator.bad_email": "That is not an email address.",
     "operator.bad_role": "The role must be support, finance or admin.",
     "operator.short_password": "The password must be at least {n} characters.",

@@ -2,6 +2,7 @@
 
 TEXTS = {
     "console.reason_needed": "Tafadhali andika sababu.",
+    "console.confirm_case": "Andika nambari ya ombi {case} kuthibitisha: kufuta hakuwezi kutenduliwa.",
     "operator.bad_email": "Hiyo si anwani ya barua pepe.",
     "operator.bad_role": "Jukumu liwe support, finance au admin.",
     "operator.short_password": "Nenosiri liwe na herufi {n} au zaidi.",
