@@ -26,6 +26,7 @@ from core.models import (
     StoryStatus,
 )
 from tests.console_actions import ConsoleActions, make_operator
+from tests.round_trips import counting
 from tests.support import PIN, run_worker
 
 STORY = "The loan bought a sewing machine; now I sew uniforms."
@@ -136,19 +137,10 @@ def test_the_group_page_shows_each_members_loan_and_who_is_behind(console, world
 
 def test_the_group_list_is_one_statement(world, services):
     _group_of_three(world, services)
-    statements = []
-    from sqlalchemy import event
-
-    def count(*_):
-        statements.append(1)
-
-    event.listen(services.db.engine, "before_cursor_execute", count)
-    try:
+    with counting(services.db) as spent:
         [row] = groups.group_list(services.uow(), services.now())
-    finally:
-        event.remove(services.db.engine, "before_cursor_execute", count)
     assert (row.members, row.invited, row.open_loans, row.behind) == (3, 0, 2, 1)
-    assert len(statements) == 1
+    assert len(spent.sql) == 1
 
 
 # ---------------------------------------------------------------- roles and doors
