@@ -40,7 +40,7 @@ OPEN_LOAN_STATES = (LoanStatus.DRAFT, LoanStatus.LISTED, LoanStatus.FUNDED, *OWI
 
 class Loan(Base):
     __tablename__ = "loans"
-    __table_args__ = (Index("ix_loans_status_deadline", "status", "deadline"),
+    __table_args__ = (Index("ix_loans_status_deadline", "status", "deadline", "id"),
                       Index("ix_loans_disbursed_at", "disbursed_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
