@@ -94,7 +94,8 @@ def _send_claimed(svc: Services, gateway: SmsGateway, conn: Connection,
             continue
         outcomes = gateway.send(text, [row.phone for row in batch])
         report.requests += 1
-        sent, other = [], []
+        sent: list[delivery.Result] = []
+        other: list[delivery.Result] = []
         for row in batch:
             outcome = outcomes[row.phone]
             setattr(report, outcome.state, getattr(report, outcome.state) + 1)
