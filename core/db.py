@@ -37,7 +37,7 @@ class Committed:
 
 
 AfterCommit = Callable[[Committed], None]
-READING = "harambee_reading"  # execution option: a read of one statement, no transaction
+READING = "harambee_reading"  # execution option: statements outside any transaction of ours
 T = TypeVar("T")
 
 
@@ -234,6 +234,36 @@ class UnitOfWork:
             return
         with self.db.engine.connect() as conn:
             yield conn.execution_options(**{READING: True})
+
+    @contextmanager
+    def autocommit(self, *, flush_later: bool = False) -> Iterator[Connection]:
+        """A connection on which each statement commits by itself: no BEGIN and no COMMIT
+        go over the wire (PostgreSQL in autocommit; SQLite's driver as we configure it).
+        For a hot path whose writes each stand alone: the outbox sender records each sent
+        row the moment the gateway answers. Never inside an open unit: its writes would
+        not join the unit's transaction.
+
+        `flush_later`: on PostgreSQL, a commit here does not wait for its WAL to reach
+        the disk (`synchronous_commit = off`). It is seen at once by everyone and survives
+        this process dying; only a crash of the database server within about 0.6 s
+        (3 x wal_writer_delay) may lose it, and any later ordinary commit, anywhere,
+        writes it to disk first. The setting goes back before the connection does."""
+        if self.active or self._bare is not None:
+            raise RuntimeError("autocommit() inside an open unit of work")
+        later = flush_later and self.is_postgres
+        with self.db.engine.connect() as conn:
+            conn = conn.execution_options(**{READING: True}, **(
+                {"isolation_level": "AUTOCOMMIT"} if self.is_postgres else {}))
+            if later:
+                conn.exec_driver_sql("SET synchronous_commit = off")
+            try:
+                yield conn
+            finally:
+                if later:
+                    try:
+                        conn.exec_driver_sql("RESET synchronous_commit")
+                    except Exception:  # noqa: BLE001 - a broken connection: never pooled again
+                        conn.invalidate()
 
     @contextmanager
     def bare(self) -> Iterator[Connection]:

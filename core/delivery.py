@@ -10,11 +10,12 @@ after it (its worker died mid-send) goes back to `queued`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Result as SqlResult
 from sqlalchemy.exc import IntegrityError
 
@@ -47,6 +48,7 @@ class Claimed:
     text: str
     member_id: int | None
     attempts: int
+    lease: datetime | None = None  # until when (`next_attempt_at` while `sending`)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Result:
     message_id: str | None = None
     cost: str | None = None
     detail: str = ""
+    attempt: int | None = None  # the claim's attempt number (`record_sent` needs it)
 
 
 def backoff(attempts: int, base: timedelta = BACKOFF_BASE) -> timedelta:
@@ -117,7 +120,8 @@ def claim(uow: UnitOfWork, ids: Sequence[int], now: datetime) -> list[Claimed]:
             .values(status=OutboxStatus.SENDING, attempts=OutboxMessage.attempts + 1,
                     next_attempt_at=now + LEASE)
             .returning(OutboxMessage.id, OutboxMessage.phone, OutboxMessage.text,
-                       OutboxMessage.member_id, OutboxMessage.attempts)
+                       OutboxMessage.member_id, OutboxMessage.attempts,
+                       OutboxMessage.next_attempt_at)
             .execution_options(synchronize_session=False)).all()
         uow.commit()
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
@@ -175,6 +179,59 @@ def record(uow: UnitOfWork, results: Iterable[Result], now: datetime) -> list[st
             apply_pending_reports(uow, now, message_ids=recorded)
         uow.commit()
         return recorded
+
+
+# The same for the sender's hot path: only while this claim still holds the row (its
+# attempt number says which claim: a row taken back and claimed again has moved on).
+_RECORD_HELD = _RECORD_SENT.where(_OUTBOX.c.attempts == bindparam("attempt"))
+_REPORTS_WAITING = (select(DeliveryReport.id)
+                    .where(DeliveryReport.provider_message_id.in_(bindparam("ids",
+                                                                            expanding=True)),
+                           DeliveryReport.applied_at.is_(None)).limit(1))
+
+
+def record_sent(conn: Connection, sent: Sequence[Result], now: datetime) -> None:
+    """Write the sent rows of one gateway request on the sender's autocommit connection
+    (`UnitOfWork.autocommit`): one statement that commits by itself, with no BEGIN and no
+    COMMIT, so each row is on record the moment its answer is back and a sender killed
+    after this never sends it again. A row is written only while its claim still holds
+    it. Delivery reports that came early wait for `apply_early_reports`."""
+    conn.execute(_RECORD_HELD, [
+        {"row_id": r.id, "attempt": r.attempt, "message_id": r.message_id,
+         "row_cost": (r.cost or "")[:20] or None, "detail": r.detail[:200] or None,
+         "at": now} for r in sent])
+
+
+_RENEW = (update(_OUTBOX)
+          .where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)),
+                 _OUTBOX.c.status == OutboxStatus.SENDING,
+                 _OUTBOX.c.next_attempt_at == bindparam("lease"))
+          .values(next_attempt_at=bindparam("until")).returning(_OUTBOX.c.id))
+
+
+def renew(conn: Connection, rows: Sequence[Claimed], now: datetime) -> list[Claimed]:
+    """Hold these rows of one claim for another LEASE (a slow gateway: the claim takes
+    longer than its lease would last); returns those still held, with their new lease.
+    A row whose lease ran out may have been taken back already: it is no longer ours
+    to send. One statement on the sender's autocommit connection."""
+    if not rows:
+        return []
+    until = now + LEASE
+    kept: set[int] = set()
+    for lease in {row.lease for row in rows}:
+        kept.update(conn.scalars(_RENEW, {"ids": [r.id for r in rows if r.lease == lease],
+                                          "lease": lease, "until": until}))
+    return [replace(row, lease=until) for row in rows if row.id in kept]
+
+
+def apply_early_reports(uow: UnitOfWork, conn: Connection, message_ids: Sequence[str],
+                        now: datetime) -> int:
+    """Apply the delivery reports that came before their rows were recorded: one look
+    per claim on the sender's connection, and a transaction only when one waits."""
+    if not message_ids or conn.execute(_REPORTS_WAITING, {"ids": list(message_ids)}
+                                       ).first() is None:
+        return 0
+    return apply_pending_reports(uow, now, message_ids=message_ids)
 
 
 def mark_unreachable(uow: UnitOfWork, member_ids: Iterable[int]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask, Response, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
 from core.phones import try_normalise
@@ -19,13 +19,18 @@ def install(app: Flask, svc: Services) -> Limiter:
     """Limit `/hooks/sms` per sending phone, `/hooks/payments` and console logins per
     calling address.
     A Redis outage lets requests through (the hooks store to the database, which is
-    what must not be lost); a limited request gets 429 and nothing is stored."""
+    what must not be lost); a limited request gets 429 and nothing is stored.
+
+    No X-RateLimit headers: the gateways ignore them, and they cost each limited
+    request two more Redis round trips (the window's count and its expiry) on top of
+    the one that counts it. A 429 still says when to come back (Retry-After: the
+    window's length, an upper bound)."""
     security = svc.settings.security
     limiter = Limiter(get_remote_address, app=app, storage_uri="redis://",
                       storage_options={  # the app's own Redis connections
                           "connection_pool": svc.redis.client.connection_pool},  # type: ignore[dict-item]
                       strategy="fixed-window", swallow_errors=True, default_limits=[],
-                      key_prefix="harambee:limits", headers_enabled=True,
+                      key_prefix="harambee:limits", headers_enabled=False,
                       auto_check=False)  # checked below, on the limited endpoints only
     region = svc.settings.app.default_region
 
@@ -59,5 +64,9 @@ def _limit(app: Flask, limiter: Limiter, endpoint: str, rate: str,
         rate, key_func=key, methods=methods)(view)
 
 
-def _too_many(_: Exception) -> Response:
-    return Response("too many requests; try again later", status=429, mimetype="text/plain")
+def _too_many(exc: Exception) -> Response:
+    response = Response("too many requests; try again later", status=429,
+                        mimetype="text/plain")
+    if isinstance(exc, RateLimitExceeded):
+        response.headers["Retry-After"] = str(exc.limit.limit.get_expiry())
+    return response

@@ -7,12 +7,14 @@ Each duty is idempotent: running `tick` twice at the same moment sends nothing t
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from redis import RedisError
+from sqlalchemy.engine import Connection
 
 from core import (
     choices,
@@ -35,7 +37,10 @@ from workers import payouts, stk
 log = logging.getLogger(__name__)
 
 BULK_MAX = 100  # recipients per gateway request
-CLAIM_AT_ONCE = 25  # rows a sender holds at a time: what a crash mid-send can delay
+CLAIM_AT_ONCE = 100  # rows a sender holds at a time: what a crash mid-send can delay
+# A claim still sending after this renews its lease (delivery.LEASE, 30 s) on the rows
+# it has not sent: a slow gateway never lets a lease run out under a row still to send.
+RENEW_AFTER = timedelta(seconds=10)
 SWEEP_GRACE = timedelta(seconds=30)  # rows this fresh still have their own send job
 ANSWER_BATCH = 25  # SMS answered before their replies go (the most a reply waits behind)
 ANSWER_ROUNDS = 8  # batches an answerer takes before it makes way for other jobs
@@ -54,32 +59,55 @@ class SendReport:
 def send_outbox(svc: Services, ids: Sequence[int], gateway: SmsGateway | None = None
                 ) -> SendReport:
     """Send the given rows a few at a time: claim CLAIM_AT_ONCE rows, send them (one
-    request per text, many phones), record each answer as it comes, then the next few.
-    A sender killed mid-send holds only the rows of its current claim, for one short
-    lease; the rows of any sender that died before are taken back first."""
+    request per text, many phones), record each request's sent rows the moment it
+    answers (one statement, committed by itself), then the next few. A sender killed
+    mid-send holds only the rows of its current claim, for one short lease, and sends
+    again at most the rows of the one request it was in; the rows of any sender that
+    died before are taken back first."""
     report = SendReport()
     gateway = gateway or svc.sms
     released = delivery.release_stuck(svc.uow(), svc.now())
     pending = list(dict.fromkeys([*released, *ids]))
-    for start in range(0, len(pending), CLAIM_AT_ONCE):
-        claimed = delivery.claim(svc.uow(), pending[start:start + CLAIM_AT_ONCE], svc.now())
-        report.claimed += len(claimed)
-        _send_claimed(svc, gateway, claimed, report)
+    with svc.uow().autocommit(flush_later=True) as conn:
+        for start in range(0, len(pending), CLAIM_AT_ONCE):
+            claimed = delivery.claim(svc.uow(), pending[start:start + CLAIM_AT_ONCE],
+                                     svc.now())
+            report.claimed += len(claimed)
+            _send_claimed(svc, gateway, conn, claimed, report)
     return report
 
 
-def _send_claimed(svc: Services, gateway: SmsGateway, claimed: list[delivery.Claimed],
-                  report: SendReport) -> None:
-    for text, batch in _bulk(claimed):
+def _send_claimed(svc: Services, gateway: SmsGateway, conn: Connection,
+                  claimed: list[delivery.Claimed], report: SendReport) -> None:
+    recorded: list[str] = []
+    renew_at = time.monotonic() + RENEW_AFTER.total_seconds()
+    batches = _bulk(claimed)
+    while batches:
+        if time.monotonic() >= renew_at:  # a slow gateway: keep what is still ours
+            held = {row.id: row for row in delivery.renew(
+                conn, [row for _, batch in batches for row in batch], svc.now())}
+            batches = [(text, [held[row.id] for row in batch if row.id in held])
+                       for text, batch in batches]
+            renew_at = time.monotonic() + RENEW_AFTER.total_seconds()
+        text, batch = batches.pop(0)
+        if not batch:
+            continue
         outcomes = gateway.send(text, [row.phone for row in batch])
         report.requests += 1
-        results = []
+        sent: list[delivery.Result] = []
+        other: list[delivery.Result] = []
         for row in batch:
             outcome = outcomes[row.phone]
             setattr(report, outcome.state, getattr(report, outcome.state) + 1)
-            results.append(delivery.Result(row.id, outcome.state, outcome.message_id,
-                                           outcome.cost, outcome.detail))
-        delivery.record(svc.uow(), results, svc.now())
+            result = delivery.Result(row.id, outcome.state, outcome.message_id,
+                                     outcome.cost, outcome.detail, row.attempts)
+            (sent if outcome.state == "sent" else other).append(result)
+        if sent:
+            delivery.record_sent(conn, sent, svc.now())
+            recorded.extend(r.message_id for r in sent if r.message_id)
+        if other:  # retries and bad numbers: rare, each read and written in the ORM
+            delivery.record(svc.uow(), other, svc.now())
+    delivery.apply_early_reports(svc.uow(), conn, recorded, svc.now())
 
 
 def _bulk(rows: Sequence[delivery.Claimed]) -> list[tuple[str, list[delivery.Claimed]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from core import delivery, outbox
@@ -167,7 +168,9 @@ class DyingGateway(CountingGateway):
         raise SystemExit("killed mid-send")
 
 
-def test_a_sender_killed_mid_send_holds_a_few_rows_for_seconds(world, services, clock):
+def test_a_sender_killed_mid_send_holds_a_few_rows_for_seconds(world, services, clock,
+                                                              monkeypatch):
+    monkeypatch.setattr(duties, "CLAIM_AT_ONCE", 10)
     members = [world.member(f"Person {chr(65 + n % 26)}{chr(97 + n // 26)}") for n in range(30)]
     with world.uow() as uow:
         ids = [r for r, in uow.session.execute(select(OutboxMessage.id).order_by(
@@ -191,6 +194,75 @@ def test_a_sender_killed_mid_send_holds_a_few_rows_for_seconds(world, services, 
     sent = {p for _, phones in gateway.requests for p in phones}
     assert {r.phone for r in held} <= sent
     assert len(gateway.requests) >= 1
+
+
+def distinct_rows(world, count):
+    """`count` rows to one phone (so one request each), ids in order."""
+    member = world.member()
+    return [queue(world, member, f"one-by-one:{n}") for n in range(count)]
+
+
+class DiesInThirdRequest(CountingGateway):
+    def send(self, text, phones):
+        super().send(text, phones)
+        if len(self.requests) == 3:
+            raise SystemExit("killed mid-send")
+        return {p: Outcome(SENT, f"DIE-{len(self.requests)}-{i}", None)
+                for i, p in enumerate(phones)}
+
+
+def test_a_killed_sender_sends_again_only_the_request_it_died_in(world, services, clock):
+    ids = distinct_rows(world, 6)
+    dying = DiesInThirdRequest()
+    with pytest.raises(SystemExit):
+        duties.send_outbox(services, ids, dying)
+    done = {r.id: r for r in map(lambda i: row(world, i), ids)}
+    recorded = [i for i in ids if done[i].status == OutboxStatus.SENT]
+    assert len(recorded) == 2  # each request's rows were on record as it answered
+    clock.advance(seconds=delivery.LEASE.total_seconds() + 1)
+    gateway = CountingGateway()
+    duties.send_outbox(services, [], gateway)  # takes the dead sender's rows back
+    assert len(gateway.requests) == len(ids) - 2  # the recorded two: never again
+    after = {i: row(world, i) for i in ids}
+    assert {r.status for r in after.values()} == {OutboxStatus.SENT}
+    assert [after[i].attempts for i in recorded] == [1, 1]
+    # the row of the request it died in went once more; the rest of its claim, once
+    assert sorted(after[i].attempts for i in ids if i not in recorded) == [2, 2, 2, 2]
+    assert len(dying.requests) - 2 == 1
+
+
+def test_a_long_claim_renews_its_lease(world, services, monkeypatch):
+    monkeypatch.setattr(duties, "RENEW_AFTER", timedelta(0))  # renew before each request
+    ids = distinct_rows(world, 4)
+    gateway = CountingGateway()
+    duties.send_outbox(services, ids, gateway)
+    assert len(gateway.requests) == len(ids)
+    assert {(row(world, i).status, row(world, i).attempts) for i in ids} == {
+        (OutboxStatus.SENT, 1)}
+
+
+def test_a_claim_never_sends_a_row_its_lease_lost(world, services, clock, monkeypatch):
+    monkeypatch.setattr(duties, "RENEW_AFTER", timedelta(0))
+    ids = distinct_rows(world, 4)
+    taken: list[delivery.Claimed] = []
+
+    class Slow(CountingGateway):
+        def send(self, text, phones):
+            answer = super().send(text, phones)
+            if len(self.requests) == 1:  # longer than the lease: the rows were taken back
+                clock.advance(seconds=delivery.LEASE.total_seconds() + 1)
+                released = delivery.release_stuck(world.uow(), clock())
+                taken.extend(delivery.claim(world.uow(), released[-1:], clock()))
+            return answer
+
+    gateway = Slow()
+    duties.send_outbox(services, ids, gateway)
+    assert len(gateway.requests) == 1  # nothing it no longer held went out
+    first = row(world, ids[0])
+    assert first.status == OutboxStatus.QUEUED  # its answer came too late to count
+    other = row(world, taken[0].id)
+    assert (other.status, other.attempts) == (OutboxStatus.SENDING, 2)  # theirs, untouched
+    assert other.next_attempt_at == taken[0].lease
 
 
 def test_delivery_report_before_the_id_is_recorded_applies_later(world, services, client,
