@@ -108,7 +108,8 @@ def members_add(phone: str, name: str, roles: tuple[str, ...], national_id: str 
 
 @main.group()
 def pause() -> None:
-    """Hardship pauses waiting for an operator (the console will show them too)."""
+    """Hardship pauses waiting for an operator (the console's Pauses page shows them too;
+    it calls the same `pauses.decide`, with the operator audited)."""
 
 
 @pause.command("list")

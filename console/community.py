@@ -1,8 +1,9 @@
 """Trust and community (#16): groups (who is in each, their open loans and who is
-behind), borrowers' stories to approve or reject, and members' data-rights cases
-(corrections and erasures, with their 7-day clock). Each action calls the use case
-`harambee stories ...` / `harambee data ...` call, with the operator as `actor`, so
-it is audited in the use case's own transaction."""
+behind), hardship pauses to approve or decline, borrowers' stories to approve or
+reject, and members' data-rights cases (corrections and erasures, with their 7-day
+clock). Each action calls the use case `harambee pause ...` / `harambee stories ...` /
+`harambee data ...` call, with the operator as `actor`, so it is audited in the use
+case's own transaction."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,10 +13,10 @@ from flask_login import current_user
 
 from console.access import ANYONE, SUPPORT, bp, requires
 from console.render import act, csv_link, csv_response, form_text, page, wants_csv
-from core import groups, privacy, stories
+from core import groups, pauses, privacy, stories
 from core.errors import InvalidInput, NotFound
 from core.messages import text
-from core.models import DataRequestStatus, StoryStatus
+from core.models import DataRequestStatus, PauseStatus, StoryStatus
 from runtime.http import services
 
 
@@ -46,6 +47,44 @@ def group(group_id: int) -> Any:
                             ((m.name, m.phone, m.status, m.loan, m.loan_status or "", m.behind)
                              for m in seen.members))
     return page("group.html", title=seen.name, group=seen, csv=csv_link())
+
+
+@bp.get("/pauses")
+@requires(SUPPORT)
+def pause_list() -> Any:
+    svc = services()
+    show_all = request.args.get("all") == "1"
+    rows = pauses.list_pauses(svc.uow(), None if show_all else PauseStatus.ASKED, limit=200)
+    if wants_csv():
+        return csv_response("pauses", ("id", "status", "loan", "borrower", "agent", "weeks",
+                                       "reason", "asked", "decided", "by"),
+                            ((p.id, p.status, p.loan, p.borrower, p.agent or "", p.weeks,
+                              p.reason, p.asked_at, p.decided_at, p.decided_by or "")
+                             for p in rows))
+    reasons = {key: text(f"pause.reason.{key}", "en") for key in pauses.REASONS}
+    return page("pauses.html", title="Pauses", rows=rows, reasons=reasons, show_all=show_all,
+                csv=csv_link())
+
+
+@bp.post("/pauses/<int:pause_id>/approve")
+@requires(SUPPORT)
+def pause_approve(pause_id: int) -> Any:
+    svc = services()
+    return act(lambda: pauses.decide(svc.uow(), pause_id=pause_id, approve=True,
+                                     now=svc.now(), actor=current_user.actor),
+               f"Pause {pause_id} approved: the unpaid installments move; the borrower gets "
+               "the new dates and the lenders are told, by SMS.", url_for("console.pause_list"))
+
+
+@bp.post("/pauses/<int:pause_id>/decline")
+@requires(SUPPORT)
+def pause_decline(pause_id: int) -> Any:
+    svc = services()
+    return act(lambda: pauses.decide(svc.uow(), pause_id=pause_id, approve=False,
+                                     now=svc.now(), actor=current_user.actor,
+                                     note=form_text("note")),
+               f"Pause {pause_id} declined; the borrower is told by SMS.",
+               url_for("console.pause_list"))
 
 
 @bp.get("/stories")

@@ -184,26 +184,41 @@ class GroupOverview:
 
 def overview(uow: UnitOfWork, group_id: int, now: datetime) -> GroupOverview:
     """A group, its members, their open loans and who is behind: for the group's
-    officer (`overview_for`) and the console's group page."""
-    with uow:
-        group = uow.session.get(Group, group_id)
-        if group is None:
-            raise NotFound("group.not_found")
-        today = now.astimezone(uow.settings.zone).date()
-        lines = []
-        for place in uow.session.scalars(select(GroupMember).where(
-                GroupMember.group_id == group.id,
-                GroupMember.status != MembershipStatus.DECLINED).order_by(GroupMember.id)):
-            loan = uow.session.scalar(select(Loan).where(
-                Loan.borrower_id == place.member_id, Loan.status.in_(OPEN_LOAN_STATES),
-                Loan.status != LoanStatus.DRAFT).order_by(Loan.id.desc()).limit(1))
-            behind = sum(i.remaining for i in loan.installments
-                         if i.due_on < today) if loan is not None else 0
-            lines.append(MemberLine(place.member.name, place.member.phone, place.status,
-                                    loan.number or "" if loan else "",
-                                    loan.status if loan else None, behind, place.member_id))
-        return GroupOverview(group.id, group.name, group.village, group.officer.name,
-                             group.agent.name, tuple(lines))
+    officer (`overview_for`) and the console's group page. One statement whatever the
+    group's size (a read, as `group_list`): the group with its officer and agent, a row
+    per member (joined or invited), each with their latest open loan past draft and what
+    of it is past due (correlated subqueries)."""
+    today = now.astimezone(uow.settings.zone).date()
+    agent, officer = aliased(Member), aliased(Member)
+    owned = aliased(Loan)
+    open_loan = (select(owned.id).where(
+        owned.borrower_id == GroupMember.member_id, owned.status.in_(OPEN_LOAN_STATES),
+        owned.status != LoanStatus.DRAFT).order_by(owned.id.desc()).limit(1)
+        .correlate(GroupMember).scalar_subquery())
+    behind = (select(func.coalesce(func.sum(Installment.amount - Installment.paid), 0))
+              .where(Installment.loan_id == Loan.id, Installment.due_on < today)
+              .correlate(Loan).scalar_subquery())
+    query = (select(Group.id, Group.name, Group.village, officer.name, agent.name,
+                    GroupMember.member_id, Member.name, Member.phone, GroupMember.status,
+                    Loan.number, Loan.status, behind)
+             .join(officer, officer.id == Group.officer_id)
+             .join(agent, agent.id == Group.agent_id)
+             .outerjoin(GroupMember, (GroupMember.group_id == Group.id)
+                        & (GroupMember.status != MembershipStatus.DECLINED))
+             .outerjoin(Member, Member.id == GroupMember.member_id)
+             .outerjoin(Loan, Loan.id == open_loan)
+             .where(Group.id == group_id)
+             .order_by(GroupMember.id))
+    with uow.reading() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        raise NotFound("group.not_found")
+    lines = tuple(MemberLine(name, phone, status, number or "", loan_status,
+                             int(late or 0) if loan_status is not None else 0, member_id)
+                  for *_, member_id, name, phone, status, number, loan_status, late in rows
+                  if member_id is not None)
+    group_id, name, village, officer_name, agent_name = rows[0][:5]
+    return GroupOverview(group_id, name, village, officer_name, agent_name, lines)
 
 
 @dataclass(frozen=True)

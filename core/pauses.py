@@ -1,17 +1,20 @@
 """Hardship pauses: a borrower says "I can't pay this week" (USSD, with a reason);
 a pause of `trust.pause_weeks`, with no fee, goes to their agent (USSD, with PIN) or to
-an operator (`harambee pause`). Once approved, every unpaid installment moves by the
-pause, the borrower gets the new dates as key facts, the lenders an SMS; reminders and
-arrears follow the new dates. At most `trust.pauses_per_loan` per loan. A pause never
-marks an installment late, so it never harms the credit ladder."""
+an operator (the console's Pauses page, or `harambee pause`). Once approved, every
+unpaid installment moves by the pause, the borrower gets the new dates as key facts, the
+lenders an SMS; reminders and arrears follow the new dates. At most
+`trust.pauses_per_loan` per loan. A pause never marks an installment late, so it never
+harms the credit ladder. The console's decisions are audited in `decide`'s own
+transaction (its `actor`); the agent's and the CLI's are not."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
-from core import outbox
+from core import audit, outbox
 from core.db import UnitOfWork
 from core.errors import InvalidInput, NotAllowed, NotFound
 from core.loans import find_loan
@@ -41,14 +44,32 @@ class PauseView:
     reason: str  # a key of REASONS
 
 
+@dataclass(frozen=True)
+class PauseRow:
+    """A pause as the console lists it: who asked, whose agent, and how it ended."""
+
+    id: int
+    loan: str
+    borrower: str
+    borrower_id: int
+    agent: str | None
+    agent_id: int | None
+    weeks: int
+    reason: str  # a key of REASONS
+    status: PauseStatus
+    asked_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None  # the agent's name; None when an operator decided (see the audit)
+
+
 def _weeks(weeks: int, lang: str) -> str:
     return text("ussd.weeks_one", lang) if weeks == 1 else text("ussd.weeks", lang, n=weeks)
 
 
 def ask(uow: UnitOfWork, *, borrower_id: int, number: str, weeks: int, reason: str,
         now: datetime) -> Pause:
-    """The borrower asks; their agent is told by SMS (with none, an operator sees it in
-    `harambee pause list`)."""
+    """The borrower asks; their agent is told by SMS (with none, an operator sees it on
+    the console's Pauses page or in `harambee pause list`)."""
     settings = uow.settings
     if weeks not in settings.trust.pause_weeks:
         raise InvalidInput("pause.weeks", weeks=" / ".join(map(str, settings.trust.pause_weeks)))
@@ -106,12 +127,44 @@ def waiting(uow: UnitOfWork) -> list[PauseView]:
                           p.reason) for p, loan in rows]
 
 
+def list_pauses(uow: UnitOfWork, status: PauseStatus | None = PauseStatus.ASKED,
+                limit: int = 200) -> list[PauseRow]:
+    """Pauses for the console, one statement: those waiting, oldest first (the queue an
+    operator works through), or with `status=None` every pause, newest first."""
+    borrower, agent, decider = aliased(Member), aliased(Member), aliased(Member)
+    order = (Pause.asked_at, Pause.id) if status is not None else (
+        Pause.asked_at.desc(), Pause.id.desc())
+    query = (select(Pause, Loan.number, borrower.name, borrower.id, agent.name, agent.id,
+                    decider.name)
+             .join(Loan, Loan.id == Pause.loan_id)
+             .join(borrower, borrower.id == Loan.borrower_id)
+             .outerjoin(agent, agent.id == borrower.agent_id)
+             .outerjoin(decider, decider.id == Pause.decided_by)
+             .order_by(*order).limit(limit))
+    if status is not None:
+        query = query.where(Pause.status == status)
+    with uow:
+        return [PauseRow(id=p.id, loan=number or "", borrower=name, borrower_id=borrower_id,
+                         agent=agent_name, agent_id=agent_id, weeks=p.weeks, reason=p.reason,
+                         status=p.status, asked_at=p.asked_at, decided_at=p.decided_at,
+                         decided_by=decider_name)
+                for p, number, name, borrower_id, agent_name, agent_id, decider_name
+                in uow.session.execute(query)]
+
+
 def decide(uow: UnitOfWork, *, pause_id: int, approve: bool, now: datetime,
-           agent_id: int | None = None, pin: str | None = None) -> Pause:
+           agent_id: int | None = None, pin: str | None = None,
+           actor: audit.Actor | None = None, note: str | None = None) -> Pause:
     """The agent (with `agent_id`; their PIN approves) or an operator (no agent)
-    answers. Approving moves every unpaid installment by the pause, with no fee."""
+    answers. Approving moves every unpaid installment by the pause, with no fee.
+
+    With an `actor` (the console's operator): one audit row in the same transaction;
+    declining needs a `note` (kept in the audit row, never sent); and a pause already
+    answered is refused in words, even with the same answer (without an actor, as for
+    the agent's USSD and `harambee pause decide`, the same answer again is a no-op)."""
     if agent_id is not None and approve:
         check_pin(uow, agent_id, pin or "", now)
+    reason = audit.reason_given(note) if actor is not None and not approve else None
     settings = uow.settings
     with uow:
         pause = uow.session.get(Pause, pause_id, with_for_update=True)
@@ -123,6 +176,8 @@ def decide(uow: UnitOfWork, *, pause_id: int, approve: bool, now: datetime,
         if agent_id is not None and borrower.agent_id != agent_id:
             raise NotFound("pause.not_found")
         wanted = PauseStatus.APPROVED if approve else PauseStatus.DECLINED
+        if actor is not None and pause.status != PauseStatus.ASKED:
+            raise NotAllowed("pause.decided", id=pause.id, status=str(pause.status))
         if pause.status == wanted:
             return pause
         if pause.status != PauseStatus.ASKED:
@@ -134,10 +189,15 @@ def decide(uow: UnitOfWork, *, pause_id: int, approve: bool, now: datetime,
             outbox.queue(uow, [outbox.sms_to(borrower, f"pause_no:{pause.id}",
                                              "sms.pause_declined", Purpose.NOTICE,
                                              loan=loan.number)], now)
+            if actor is not None:
+                audit.record(uow, actor, "pause.decline", f"pause:{pause.id}", now=now,
+                             before={"status": "asked"}, after={"status": "declined"},
+                             reason=reason)
             uow.commit()
             return pause
         moved = timedelta(weeks=pause.weeks)
         unpaid = [i for i in loan.installments if i.remaining > 0]
+        was_last = loan.installments[-1].due_on
         for inst in unpaid:
             inst.due_on += moved
         today = now.astimezone(settings.zone).date()
@@ -158,5 +218,10 @@ def decide(uow: UnitOfWork, *, pause_id: int, approve: bool, now: datetime,
                                    weeks=_weeks(pause.weeks, m.language),
                                    last_due=format_date(last)) for m in lenders]
         outbox.queue(uow, messages, now)
+        if actor is not None:
+            audit.record(uow, actor, "pause.approve", f"pause:{pause.id}", now=now,
+                         before={"status": "asked", "last_due": was_last},
+                         after={"status": "approved", "weeks": pause.weeks,
+                                "moved": len(unpaid), "last_due": last})
         uow.commit()
         return pause

@@ -23,7 +23,7 @@ def console(client, services):
 def test_nobody_logged_in_is_sent_to_the_login(client):
     for path in ("/console/", "/console/dashboard", "/console/members/1", "/console/money",
                  "/console/audit", "/console/groups", "/console/groups/1", "/console/stories",
-                 "/console/data", "/console/data/P1001"):
+                 "/console/data", "/console/data/P1001", "/console/pauses"):
         answer = client.get(path)
         assert answer.status_code == 302, path
         assert answer.headers["Location"].startswith("/console/login?next=")
@@ -121,7 +121,7 @@ def test_support_may_not_open_finance_or_admin_pages(console, ops, client):
                                        "target": "L1000"}).status_code == 403, path
     assert client.get("/console/members").status_code == 200
     assert client.get("/console/disputes").status_code == 200
-    for path in ("/console/groups", "/console/stories", "/console/data"):
+    for path in ("/console/groups", "/console/stories", "/console/data", "/console/pauses"):
         assert client.get(path).status_code == 200, path
 
 

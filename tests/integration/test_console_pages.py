@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import disputes, groups, privacy, repayments
+from core import disputes, groups, pauses, privacy, repayments
 from core.models import DataRequestKind
 from tests.console_actions import ConsoleActions, make_operator
 from tests.support import PIN
@@ -23,7 +23,8 @@ def book(world, services):
 
 @pytest.fixture
 def trust(world, services, book):
-    """A group of three (one of them the book's borrower), and an erasure request."""
+    """A group of three (one of them the book's borrower), an erasure request, and a
+    hardship pause waiting on the book's loan."""
     loan, _ = book
     people = [loan.borrower, world.member("Baraka Mwangi"), world.member("Chege Kamau")]
     group = groups.form_group(services.uow(), agent_id=world.agent().id, name="Umoja Women",
@@ -34,6 +35,8 @@ def trust(world, services, book):
     request = privacy.open_request(services.uow(), member_id=loan.borrower_id,
                                    kind=DataRequestKind.ERASE, text=None, now=services.now(),
                                    request_key="e1")
+    pauses.ask(services.uow(), borrower_id=loan.borrower_id, number=loan.number, weeks=1,
+               reason="sick", now=services.now())
     return group, request
 
 
@@ -53,7 +56,7 @@ def test_every_page_renders_as_a_page_and_as_csv(admin, book, trust, client):
              f"/console/disputes/{case.id}", "/console/audit", "/console/operators",
              "/console/money/check", "/console/groups", f"/console/groups/{group.id}",
              "/console/stories", "/console/stories?all=1", "/console/data",
-             "/console/data?all=1"]
+             "/console/data?all=1", "/console/pauses", "/console/pauses?all=1"]
     for path in pages:
         answer = client.get(path)
         assert answer.status_code == 200, path
@@ -85,7 +88,8 @@ def test_bad_filters_are_ignored_not_a_500(admin, book, client):
                  "/console/audit?since=no&page=-3", "/console/loans/NOPE",
                  "/console/members/999999", "/console/disputes/99999",
                  "/console/members?q=%00", "/console/groups/99999", "/console/data/NOPE",
-                 "/console/data/P1001%00", "/console/stories?all=%00"):
+                 "/console/data/P1001%00", "/console/stories?all=%00",
+                 "/console/pauses?all=%00"):
         assert client.get(path).status_code in (200, 404), path
 
 

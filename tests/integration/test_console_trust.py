@@ -143,6 +143,45 @@ def test_the_group_list_is_one_statement(world, services):
     assert len(spent.sql) == 1
 
 
+FIRST_NAMES = ("Akinyi", "Baraka", "Chebet", "Dalila", "Esther", "Faith", "Gitau", "Hawa",
+               "Imani", "Jabari", "Kioko", "Lulu")
+
+
+def _group_of(world, services, size, *, borrowers, name):
+    """A group of `size` who all joined; the first `borrowers` of them borrow, and ten
+    days on every other borrower has paid their first installment."""
+    people = [world.member(f"{first} {name.split()[0]}") for first in FIRST_NAMES[:size]]
+    group = groups.form_group(services.uow(), agent_id=world.agent().id, name=name,
+                              village="Nyalenda", phones=[m.phone for m in people], pin=PIN,
+                              now=services.now(), request_key=f"g-{name}")
+    for member in people:
+        groups.answer_invitation(services.uow(), member_id=member.id, group_id=group.id,
+                                 join=True, now=services.now())
+    return group, [world.disbursed_loan(borrower=m) for m in people[:borrowers]]
+
+
+def test_the_group_page_is_one_statement_whatever_the_groups_size(world, services):
+    small, small_loans = _group_of(world, services, 3, borrowers=2, name="Umoja Women")
+    large, large_loans = _group_of(world, services, 12, borrowers=8, name="Tumaini Traders")
+    services.clock.advance(days=10)
+    for loan in small_loans[1::2] + large_loans[1::2]:
+        world.pay(loan.number, loan.installments[0].amount)
+    counts = {}
+    for group, size in ((small, 3), (large, 12)):
+        with counting(services.db) as seen:
+            view = groups.overview(services.uow(), group.id, services.now())
+        assert len(view.members) == size
+        counts[size] = len(seen.sql)
+    assert counts[3] == counts[12] == 1, (counts, seen.sql)
+    # and what it says is what it said before: the open loan, who is behind and by how much
+    behind = {m.name: m.behind for m in view.members if m.loan}
+    assert len(behind) == 8 and sum(1 for late in behind.values() if late) == 4
+    late = [m for m in view.members if m.behind]
+    assert {m.loan for m in late} == {loan.number for loan in large_loans[0::2]}
+    assert all(m.behind == large_loans[0].installments[0].amount for m in late)
+    assert view.behind == tuple(late)
+
+
 # ---------------------------------------------------------------- roles and doors
 
 def test_finance_reads_groups_but_may_not_open_or_act_on_stories_or_data(console, world,

@@ -26,6 +26,7 @@ TEXTS = {
     "pause.waiting": "A pause for loan {number} is already waiting for an answer.",
     "pause.not_found": "That pause request was not found.",
     "pause.answered": "That pause request was already answered.",
+    "pause.decided": "Pause {id} is already {status}.",
     "pause.weeks": "A pause is {weeks} weeks.",
     # SMS
     "sms.group_invite": "{agent} added you to the group {group} ({village}). To join, dial {service_code} and choose Group.",

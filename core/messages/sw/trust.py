@@ -26,6 +26,7 @@ TEXTS = {
     "pause.waiting": "Ombi la kusimamisha mkopo {number} tayari linasubiri jibu.",
     "pause.not_found": "Ombi hilo la kusimamisha halikupatikana.",
     "pause.answered": "Ombi hilo la kusimamisha limeshajibiwa.",
+    "pause.decided": "Ombi la kusimamisha {id} tayari ni {status}.",
     "pause.weeks": "Kusimamisha ni wiki {weeks}.",
     # SMS
     "sms.group_invite": "{agent} amekuongeza kwenye {group} ({village}). Ili ujiunge, piga {service_code} uchague Kikundi.",
