@@ -2,23 +2,18 @@
 `POST /hooks/ussd/events` (end-of-session notifications)."""
 from __future__ import annotations
 
-import hmac
-import io
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
+from collections.abc import Mapping
 
 import redis
-import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" error handler
 from flask import Blueprint, Response, request
 from prometheus_client import Counter
 
 from core.messages import text
 from core.phones import try_normalise
-from runtime.http import require_webhook_key, services
+from runtime.http import Answer, Hook, require_webhook_key, services
 from runtime.metrics import REGISTRY, USSD_HOPS, USSD_SECONDS
 from runtime.services import Services
 from ussd import machine
@@ -26,9 +21,6 @@ from ussd.adapter import CorePort
 from ussd.screen import Screen
 from ussd.session import SessionStore, Span, session_digest
 from ussd.state import State
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ussd", __name__)
@@ -66,9 +58,14 @@ def end(key: str, lang: str | None, max_chars: int) -> str:
 @bp.post("/hooks/ussd")
 @require_webhook_key
 def hop() -> Response:
-    """One hop through Flask: for the requests the door below leaves to it (a form that
-    is not urlencoded, a body without a length, a wrong key)."""
+    """One hop through Flask: for the requests the door (`runtime/http.py`) leaves to
+    it (a form that is not urlencoded, a body without a length)."""
     return plain(answer_hop(services(), request.form))
+
+
+def at_the_door(svc: Services) -> Hook:
+    """`answer_hop` as the door in front of Flask calls it."""
+    return lambda form, _address: Answer(answer_hop(svc, form))
 
 
 def answer_hop(svc: Services, form: Mapping[str, str]) -> str:
@@ -83,68 +80,6 @@ def answer_hop(svc: Services, form: Mapping[str, str]) -> str:
     USSD_HOPS.labels(outcome=outcome).inc()
     USSD_SECONDS.observe(time.perf_counter() - started)
     return said
-
-
-HOP_PATH = "/hooks/ussd"
-FORM = "application/x-www-form-urlencoded"
-MAX_BODY = 64 * 1024  # as the app's MAX_CONTENT_LENGTH
-
-
-class HopDoor:
-    """`POST /hooks/ussd` answered in front of Flask. A hop is a small urlencoded form
-    and a text answer; Flask's request context, URL matching, form parser and before and
-    after hooks cost about as much CPU as the hop's own work (the profile of a menu hop,
-    docs/architecture.md). The door takes the plain case: POST, the right key, an
-    urlencoded body with a length under the limit. Anything else goes on to Flask's
-    route, which answers it the same way (or with Flask's 403, 413 or 405)."""
-
-    def __init__(self, inner: WSGIApplication, svc: Services) -> None:
-        self.inner = inner
-        self.svc = svc
-        self.key = svc.settings.security.webhook_key.encode()
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
-                 ) -> Iterable[bytes]:
-        form = self._form(environ)
-        if form is None:
-            return self.inner(environ, start_response)
-        body = answer_hop(self.svc, form).encode()
-        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
-                                  ("Content-Length", str(len(body)))])
-        return [body]
-
-    def _form(self, environ: WSGIEnvironment) -> dict[str, str] | None:
-        if environ.get("PATH_INFO") != HOP_PATH or environ.get("REQUEST_METHOD") != "POST":
-            return None
-        if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != FORM:
-            return None
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or "")
-        except ValueError:
-            return None
-        if not 0 <= length <= MAX_BODY or not self._keyed(environ.get("QUERY_STRING", "")):
-            return None
-        raw = environ["wsgi.input"].read(length)
-        try:
-            return first_values(raw.decode())
-        except UnicodeDecodeError:  # Flask says what it says to that
-            environ["wsgi.input"] = io.BytesIO(raw)
-            return None
-
-    def _keyed(self, query: str) -> bool:
-        given = first_values(query).get("key", "")
-        return hmac.compare_digest(given.encode(), self.key)
-
-
-def first_values(urlencoded: str) -> dict[str, str]:
-    """An urlencoded form as Werkzeug reads `request.form` (the same parser and error
-    handler: `+` for a space, a bad escape kept as typed), and as `.get` sees it: the
-    first value of a repeated field."""
-    form: dict[str, str] = {}
-    for name, value in parse_qsl(urlencoded, keep_blank_values=True,
-                                 errors="werkzeug.url_quote"):
-        form.setdefault(name, value)
-    return form
 
 
 def _hop(svc: Services, form: Mapping[str, str]) -> tuple[str, str]:

@@ -12,8 +12,9 @@ from console.render import install_filters
 from mpesa.hooks import bp as mpesa_hooks
 from runtime import http
 from runtime.services import Services, build_services
+from sms.http import at_the_door as sms_door
 from sms.http import bp as sms_hooks
-from ussd.http import HopDoor
+from ussd.http import at_the_door as ussd_door
 from ussd.http import bp as ussd_hooks
 from web import limits
 from web.health import bp as health
@@ -39,5 +40,8 @@ def create_app(test_config: Mapping[str, Mapping[str, Any]] | None = None, *,
     if svc.settings.simulator.enabled and svc.settings.app.environment != "production":
         app.register_blueprint(simulator)  # the demo's phones; never in production
     limits.install(app, svc)
-    app.wsgi_app = HopDoor(app.wsgi_app, svc)  # type: ignore[method-assign]
+    window = http.PhoneWindow(svc)
+    http.install_sms_window(app, window)
+    app.wsgi_app = http.Door(app.wsgi_app, svc.settings.security.webhook_key, {  # type: ignore[method-assign]
+        "/hooks/ussd": ussd_door(svc), "/hooks/sms": sms_door(svc, window)})
     return app

@@ -1,6 +1,8 @@
 """Rate limits on the hooks a flood could fill, by flask-limiter on the app's Redis (so
 every web process counts together). The USSD hook keeps its own per-phone limit inside
-the session's Redis round trip (`ussd/session.py`)."""
+the session's Redis round trip (`ussd/session.py`); the SMS hook counts each phone with
+flask-limiter's engine directly (`runtime/http.py` `PhoneWindow`), since the door in
+front of Flask answers it without a Flask request."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,15 +11,13 @@ from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
-from core.phones import try_normalise
 from runtime.services import Services
 
-LIMITED = ("sms.incoming", "payments.payment_hook", "console.login")  # limited below
+LIMITED = ("payments.payment_hook", "console.login")  # limited below
 
 
 def install(app: Flask, svc: Services) -> Limiter:
-    """Limit `/hooks/sms` per sending phone, `/hooks/payments` and console logins per
-    calling address.
+    """Limit `/hooks/payments` and console logins per calling address.
     A Redis outage lets requests through (the hooks store to the database, which is
     what must not be lost); a limited request gets 429 and nothing is stored.
 
@@ -32,13 +32,7 @@ def install(app: Flask, svc: Services) -> Limiter:
                       strategy="fixed-window", swallow_errors=True, default_limits=[],
                       key_prefix="harambee:limits", headers_enabled=False,
                       auto_check=False)  # checked below, on the limited endpoints only
-    region = svc.settings.app.default_region
 
-    def sender() -> str:
-        raw = request.form.get("from", "")[:32]
-        return "sms:" + (try_normalise(raw, region) or raw or get_remote_address())
-
-    _limit(app, limiter, "sms.incoming", security.sms_rate_limit, sender)
     _limit(app, limiter, "payments.payment_hook", security.payments_rate_limit,
            lambda: "payments:" + get_remote_address())
     # Console logins: a brake per address on top of the lock on each account.

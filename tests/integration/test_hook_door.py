@@ -1,29 +1,39 @@
-"""The USSD hop's door in front of Flask (`ussd/http.py`, `HopDoor`): it answers the
-plain urlencoded hop itself, reads the form exactly as Flask's route does, and leaves
-everything else to that route, which answers it the same way or refuses it."""
+"""The door in front of Flask (`runtime/http.py`, `Door`): it answers the plain
+urlencoded USSD hop and SMS itself, reads the form exactly as Flask's routes do, and
+leaves everything else to those routes, which answer it the same way or refuse it. An
+SMS is counted against its phone's limit on either way in."""
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import urlencode
 
 import pytest
+from sqlalchemy import func, select
 
+from core.models import InboundSms
 from tests.ussd_phone import KEY
+from web.app import create_app
 
 PATH = f"/hooks/ussd?key={KEY}"
+SMS = f"/hooks/sms?key={KEY}"
 
 
-@pytest.fixture
-def flask_hops(app):
-    """Counts the hops Flask's own route answers."""
-    seen = []
-    view = app.view_functions["ussd.hop"]
+def counting_views(app, endpoint: str) -> list[int]:
+    """Counts the requests Flask's own route `endpoint` answers."""
+    seen: list[int] = []
+    view = app.view_functions[endpoint]
 
     def counted(*args, **kwargs):
         seen.append(1)
         return view(*args, **kwargs)
 
-    app.view_functions["ussd.hop"] = counted
+    app.view_functions[endpoint] = counted
     return seen
+
+
+@pytest.fixture
+def flask_hops(app):
+    return counting_views(app, "ussd.hop")
 
 
 def dial(world, session: str) -> dict[str, str]:
@@ -85,3 +95,49 @@ def test_a_bad_form_at_the_door_gets_an_end_screen_not_an_error(client, flask_ho
     assert response.status_code == 200
     assert response.get_data(as_text=True).startswith("END ")
     assert flask_hops == []
+
+
+# ---------------------------------------------------------------- SMS
+
+
+def stored(world) -> int:
+    with world.uow() as uow:
+        return uow.session.scalar(select(func.count()).select_from(InboundSms))
+
+
+def sms(phone: str, n: int) -> dict[str, str]:
+    return {"from": phone, "to": "22384", "text": "BAL", "id": f"ATdoor{n}",
+            "date": "2026-03-02 12:00:00", "linkId": "", "networkCode": "63902"}
+
+
+def test_an_sms_is_taken_at_the_door_or_by_flask_alike_and_counted_once_a_phone(
+        world, services):
+    settings = services.settings
+    limited = dataclasses.replace(services, settings=dataclasses.replace(
+        settings, security=dataclasses.replace(settings.security,
+                                               sms_rate_limit="3 per minute")))
+    app = create_app(services=limited)
+    client, through_flask = app.test_client(), counting_views(app, "sms.incoming")
+    member = world.member("Amina Otieno")
+    at_door = client.post(SMS, data=sms(member.phone, 1))
+    assert (at_door.status_code, through_flask) == (200, [])
+    by_flask = client.post(SMS, data=sms(member.phone, 2), content_type="multipart/form-data")
+    assert (by_flask.status_code, through_flask) == (200, [1])
+    assert by_flask.get_data() == at_door.get_data() == b""
+    assert stored(world) == 2
+    # one window for both ways in: the third is the last this minute, by either
+    assert client.post(SMS, data=sms(member.phone, 3)).status_code == 200
+    refused = [client.post(SMS, data=sms(member.phone, 4)),
+               client.post(SMS, data=sms(member.phone, 5), content_type="multipart/form-data")]
+    assert [r.status_code for r in refused] == [429, 429]
+    assert [r.headers["Retry-After"] for r in refused] == ["60", "60"]
+    assert stored(world) == 3
+    assert client.post(SMS, data=sms(world.member("Baraka").phone, 6)).status_code == 200
+
+
+def test_an_sms_with_the_wrong_key_goes_on_to_flask_which_refuses_it(world, app, client):
+    through_flask = counting_views(app, "sms.incoming")
+    member = world.member("Amina Otieno")
+    response = client.post("/hooks/sms?key=wrong", data=sms(member.phone, 7))
+    assert (response.status_code, through_flask) == (403, [1])
+    assert stored(world) == 0
