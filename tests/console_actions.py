@@ -1,5 +1,6 @@
 """`ConsoleActions`: log in to /console as an operator and post its forms with their CSRF
-token, through Flask's test client (like the tutorial's AuthActions)."""
+token, through Flask's test client (like the tutorial's AuthActions); and the readers the
+console tests check a decision's effects with (audit rows, SMS written, a loan's lenders)."""
 from __future__ import annotations
 
 import re
@@ -7,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyotp
+from sqlalchemy import select
 
 from core import operators
+from core.models import AuditEntry, Member, OutboxMessage, Pledge
 from runtime.services import Services
 
 PASSWORD = "correct horse battery"
@@ -87,3 +90,24 @@ def seed_par_book(world: Any) -> dict[str, int]:
     world.services.clock.advance(days=5)
     assert a.number and b.number
     return {"outstanding": 1_050_000, "par1": 750_000, "par30": 450_000, "par90": 0}
+
+
+def audit_rows(services: Services, action: str | None = None) -> list[AuditEntry]:
+    with services.uow() as uow:
+        query = select(AuditEntry).order_by(AuditEntry.id)
+        if action is not None:
+            query = query.where(AuditEntry.action == action)
+        return list(uow.session.scalars(query))
+
+
+def sms_to(services: Services, phone: str) -> list[OutboxMessage]:
+    with services.uow() as uow:
+        return list(uow.session.scalars(select(OutboxMessage).where(OutboxMessage.phone == phone)
+                                        .order_by(OutboxMessage.id)))
+
+
+def lenders_of(services: Services, loan: Any) -> list[Member]:
+    with services.uow() as uow:
+        return list(uow.session.scalars(select(Member).join(
+            Pledge, Pledge.lender_id == Member.id).where(Pledge.loan_id == loan.id)
+            .order_by(Member.id)))

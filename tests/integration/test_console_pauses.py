@@ -10,12 +10,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from core import members, pauses
 from core.messages import format_date
-from core.models import AuditEntry, Member, OutboxMessage, Pause, PauseStatus, Pledge
-from tests.console_actions import ConsoleActions, make_operator
+from core.models import Pause, PauseStatus
+from tests.console_actions import ConsoleActions, audit_rows, lenders_of, make_operator, sms_to
 from tests.support import PIN
 from tests.ussd_phone import Phone
 
@@ -34,24 +33,6 @@ def support(console, services):
     return console
 
 
-def _audit(services):
-    with services.uow() as uow:
-        return list(uow.session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
-
-
-def _sms(services, phone):
-    with services.uow() as uow:
-        return list(uow.session.scalars(select(OutboxMessage).where(OutboxMessage.phone == phone)
-                                        .order_by(OutboxMessage.id)))
-
-
-def _lenders(services, loan):
-    with services.uow() as uow:
-        return list(uow.session.scalars(select(Member).join(
-            Pledge, Pledge.lender_id == Member.id).where(Pledge.loan_id == loan.id)
-            .order_by(Member.id)))
-
-
 def _pause(services, pause_id):
     with services.uow() as uow:
         return uow.session.get(Pause, pause_id)
@@ -62,7 +43,7 @@ def _asked(world, services, client):
     USSD for a pause of two weeks because she is ill."""
     borrower = world.member("Halima Ali", language="sw")
     loan = world.disbursed_loan(borrower=borrower, lenders=2)
-    for lender, lang in zip(_lenders(services, loan), ("en", "sw"), strict=True):
+    for lender, lang in zip(lenders_of(services, loan), ("en", "sw"), strict=True):
         members.set_language(services.uow(), lender.id, lang)
     body = Phone(client, borrower.phone).run(*ASK_TWO_WEEKS_SICK)
     assert body.startswith("END") and "Ombi lako liko kwa Grace" in body, body
@@ -74,9 +55,9 @@ def _asked(world, services, client):
 def test_an_operator_approves_a_pause_and_the_schedule_moves(support, world, services,
                                                              client):
     loan, pause_id = _asked(world, services, client)
-    english, swahili = _lenders(services, loan)
+    english, swahili = lenders_of(services, loan)
     before = [i.due_on for i in loan.installments]
-    told = {m.id: len(_sms(services, m.phone)) for m in (english, swahili)}
+    told = {m.id: len(sms_to(services, m.phone)) for m in (english, swahili)}
     html = client.get("/console/pauses").get_data(as_text=True)
     for seen in (loan.number, "Halima Ali", "Grace Agent", "illness", f"/console/pauses/"
                  f"{pause_id}/approve", f"/console/members/{loan.borrower_id}"):
@@ -86,16 +67,16 @@ def test_an_operator_approves_a_pause_and_the_schedule_moves(support, world, ser
     after = [i.due_on for i in world.loan(loan.number).installments]
     assert after == [d + timedelta(weeks=2) for d in before]
     assert _pause(services, pause_id).status == PauseStatus.APPROVED
-    sms = _sms(services, loan.borrower.phone)[-1]
+    sms = sms_to(services, loan.borrower.phone)[-1]
     assert (sms.template, sms.language) == ("sms.pause_approved", "sw")
     assert sms.text.startswith("Ombi limekubaliwa, bila ada ya ziada")
     assert format_date(after[0]) in sms.text and format_date(after[-1]) in sms.text
-    [en] = _sms(services, english.phone)[told[english.id]:]
-    [sw] = _sms(services, swahili.phone)[told[swahili.id]:]
+    [en] = sms_to(services, english.phone)[told[english.id]:]
+    [sw] = sms_to(services, swahili.phone)[told[swahili.id]:]
     assert (en.template, en.language) == ("sms.pause_lender", "en")
     assert (sw.template, sw.language) == ("sms.pause_lender", "sw")
     assert format_date(after[-1]) in en.text and format_date(after[-1]) in sw.text
-    [row] = _audit(services)
+    [row] = audit_rows(services)
     assert (row.action, row.subject, row.operator_email) == (
         "pause.approve", f"pause:{pause_id}", "support@harambee.test")
     assert json.loads(row.after) == {"status": "approved", "weeks": 2, "moved": len(after),
@@ -107,7 +88,7 @@ def test_an_operator_approves_a_pause_and_the_schedule_moves(support, world, ser
                              follow=True)
         assert again.status_code == 200
         assert f"Pause {pause_id} is already approved." in again.get_data(as_text=True)
-    assert len(_audit(services)) == 1
+    assert len(audit_rows(services)) == 1
     assert [i.due_on for i in world.loan(loan.number).installments] == after
     assert f"/console/pauses/{pause_id}/approve" not in client.get(
         "/console/pauses").get_data(as_text=True)
@@ -121,30 +102,30 @@ def test_an_operator_approves_a_pause_and_the_schedule_moves(support, world, ser
 def test_a_declined_pause_moves_nothing_needs_a_note_and_the_borrower_is_told(
         support, world, services, client):
     loan, pause_id = _asked(world, services, client)
-    lenders = _lenders(services, loan)
+    lenders = lenders_of(services, loan)
     before = [i.due_on for i in loan.installments]
-    told = {m.id: len(_sms(services, m.phone)) for m in lenders}
+    told = {m.id: len(sms_to(services, m.phone)) for m in lenders}
     empty = support.post(f"/console/pauses/{pause_id}/decline", {"note": "  "}, follow=True)
     assert "Please write a reason." in empty.get_data(as_text=True)
     assert _pause(services, pause_id).status == PauseStatus.ASKED
-    assert _audit(services) == []
+    assert audit_rows(services) == []
     answer = support.post(f"/console/pauses/{pause_id}/decline",
                           {"note": "paid in full last week, called her"}, follow=True)
     assert f"Pause {pause_id} declined" in answer.get_data(as_text=True)
     assert _pause(services, pause_id).status == PauseStatus.DECLINED
     assert [i.due_on for i in world.loan(loan.number).installments] == before
-    sms = _sms(services, loan.borrower.phone)[-1]
+    sms = sms_to(services, loan.borrower.phone)[-1]
     assert (sms.template, sms.language) == ("sms.pause_declined", "sw")
     assert "called her" not in sms.text
     for lender in lenders:
-        assert _sms(services, lender.phone)[told[lender.id]:] == []
-    [row] = _audit(services)
+        assert sms_to(services, lender.phone)[told[lender.id]:] == []
+    [row] = audit_rows(services)
     assert (row.action, row.subject, row.reason) == (
         "pause.decline", f"pause:{pause_id}", "paid in full last week, called her")
     again = support.post(f"/console/pauses/{pause_id}/approve", {}, follow=True)
     assert f"Pause {pause_id} is already declined." in again.get_data(as_text=True)
     assert [i.due_on for i in world.loan(loan.number).installments] == before
-    assert len(_audit(services)) == 1
+    assert len(audit_rows(services)) == 1
 
 
 def test_the_agents_and_the_clis_decisions_are_not_audited_and_show_in_the_history(
@@ -156,7 +137,7 @@ def test_the_agents_and_the_clis_decisions_are_not_audited_and_show_in_the_histo
     # the same answer again, as the USSD or the CLI would send it, is still a no-op
     assert pauses.decide(services.uow(), pause_id=pause_id, approve=False,
                          now=services.now()).status == PauseStatus.DECLINED
-    assert _audit(services) == []
+    assert audit_rows(services) == []
     assert "No pauses waiting." in client.get("/console/pauses").get_data(as_text=True)
     history = client.get("/console/pauses?all=1").get_data(as_text=True)
     assert loan.number in history and "declined" in history and "agent Grace Agent" in history
@@ -173,7 +154,7 @@ def test_finance_may_not_open_or_decide_pauses(console, world, services, client)
                              data={"csrf_token": token, "note": "n"})
         assert answer.status_code == 403, action
     assert _pause(services, pause_id).status == PauseStatus.ASKED
-    assert _audit(services) == []
+    assert audit_rows(services) == []
     assert "/console/pauses" not in client.get("/console/members").get_data(as_text=True)
 
 
@@ -189,7 +170,7 @@ def test_a_decision_without_its_csrf_token_is_refused_and_changes_nothing(suppor
             assert "CSRF" in answer.get_data(as_text=True)
     assert _pause(services, pause_id).status == PauseStatus.ASKED
     assert [i.due_on for i in world.loan(loan.number).installments] == before
-    assert _audit(services) == []
+    assert audit_rows(services) == []
 
 
 def test_no_pause_address_is_a_500(support, client):

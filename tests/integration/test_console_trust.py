@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from core import checks, groups, members, privacy, stories
 from core.db import UnitOfWork
 from core.models import (
-    AuditEntry,
     DataRequestKind,
     DataRequestStatus,
     Loan,
@@ -21,11 +20,10 @@ from core.models import (
     Member,
     MemberStatus,
     OutboxMessage,
-    Pledge,
     Story,
     StoryStatus,
 )
-from tests.console_actions import ConsoleActions, make_operator
+from tests.console_actions import ConsoleActions, audit_rows, lenders_of, make_operator, sms_to
 from tests.round_trips import counting
 from tests.support import PIN, run_worker
 
@@ -41,27 +39,6 @@ def console(client, services):
 def support(console, services):
     console.login(make_operator(services, "support"))
     return console
-
-
-def _audit(services, action=None):
-    with services.uow() as uow:
-        query = select(AuditEntry).order_by(AuditEntry.id)
-        if action is not None:
-            query = query.where(AuditEntry.action == action)
-        return list(uow.session.scalars(query))
-
-
-def _sms(services, phone):
-    with services.uow() as uow:
-        return list(uow.session.scalars(select(OutboxMessage).where(OutboxMessage.phone == phone)
-                                        .order_by(OutboxMessage.id)))
-
-
-def _lenders(services, loan):
-    with services.uow() as uow:
-        return list(uow.session.scalars(select(Member).join(
-            Pledge, Pledge.lender_id == Member.id).where(Pledge.loan_id == loan.id)
-            .order_by(Member.id)))
 
 
 def _group_of_three(world, services):
@@ -85,7 +62,7 @@ def _group_of_three(world, services):
 
 def _repaid_loan(world, services, *, lender_languages=("en", "sw")):
     loan = world.disbursed_loan(lenders=len(lender_languages))
-    for lender, lang in zip(_lenders(services, loan), lender_languages, strict=True):
+    for lender, lang in zip(lenders_of(services, loan), lender_languages, strict=True):
         members.set_language(services.uow(), lender.id, lang)
     world.pay(loan.number, loan.total_due)
     loan = world.loan(loan.number)
@@ -200,7 +177,7 @@ def test_finance_reads_groups_but_may_not_open_or_act_on_stories_or_data(console
         assert answer.status_code == 403, path
     assert stories.list_stories(services.uow())[0].status == StoryStatus.PENDING
     assert privacy.list_requests(services.uow(), services.now())[0].status == "open"
-    assert _audit(services) == []
+    assert audit_rows(services) == []
     html = client.get("/console/members").get_data(as_text=True)
     assert "/console/groups" in html and "/console/stories" not in html  # the menu too
 
@@ -229,7 +206,7 @@ def test_every_post_without_its_csrf_token_is_refused_and_changes_nothing(suppor
     with services.uow() as uow:
         assert uow.session.get(Member, member.id).status == MemberStatus.VERIFIED
     assert privacy.list_requests(services.uow(), services.now())[0].status == "open"
-    assert _audit(services) == []
+    assert audit_rows(services) == []
 
 
 def test_no_address_is_a_500(support, client):
@@ -253,37 +230,37 @@ def test_no_address_is_a_500(support, client):
 def test_a_story_approved_in_the_console_reaches_the_lenders_in_their_language(
         support, world, services, client):
     loan, story = _story(world, services)
-    english, swahili = _lenders(services, loan)
+    english, swahili = lenders_of(services, loan)
     wants = world.member("Neema Wafula", roles="lender")
     members.set_tips(services.uow(), wants.id, wanted=True)
-    before = {m.id: len(_sms(services, m.phone)) for m in (english, swahili, wants)}
+    before = {m.id: len(sms_to(services, m.phone)) for m in (english, swahili, wants)}
     html = client.get("/console/stories").get_data(as_text=True)
     assert STORY in html and loan.number in html
     answer = support.post(f"/console/stories/{story.id}/approve", {}, follow=True)
     assert "approved" in answer.get_data(as_text=True)
-    [en] = _sms(services, english.phone)[before[english.id]:]
-    [sw] = _sms(services, swahili.phone)[before[swahili.id]:]
+    [en] = sms_to(services, english.phone)[before[english.id]:]
+    [sw] = sms_to(services, swahili.phone)[before[swahili.id]:]
     assert (en.template, en.language) == ("sms.story_lender", "en")
     assert en.text.startswith(f"Wanjiru repaid {loan.number} and says:") and STORY in en.text
     assert (sw.template, sw.language) == ("sms.story_lender", "sw")
     assert sw.text.startswith(f"Wanjiru amemaliza mkopo {loan.number} na anasema:")
-    assert _sms(services, loan.borrower.phone)[-1].template == "sms.story_approved"
+    assert sms_to(services, loan.borrower.phone)[-1].template == "sms.story_approved"
     # members who want stories get it from the job the approval enqueued after commit,
     # as `harambee stories approve` writes them itself
-    assert _sms(services, wants.phone)[before[wants.id]:] == []
+    assert sms_to(services, wants.phone)[before[wants.id]:] == []
     run_worker(services)
-    [shared] = _sms(services, wants.phone)[before[wants.id]:]
+    [shared] = sms_to(services, wants.phone)[before[wants.id]:]
     assert shared.template == "sms.story_member" and STORY in shared.text
     with services.uow() as uow:
         assert uow.session.get(Story, story.id).shared_at is not None
-    [row] = _audit(services)
+    [row] = audit_rows(services)
     assert (row.action, row.subject, row.operator_email) == (
         "story.approve", f"story:{story.id}", "support@harambee.test")
     assert json.loads(row.after) == {"status": "approved", "lenders": 2}
     # decided once: a second approval is refused in words and writes nothing
     again = support.post(f"/console/stories/{story.id}/approve", {}, follow=True)
     assert f"Story {story.id} is already approved." in again.get_data(as_text=True)
-    assert len(_audit(services)) == 1
+    assert len(audit_rows(services)) == 1
     history = client.get("/console/stories?all=1").get_data(as_text=True)
     assert STORY in history and "support@harambee.test" in history
     assert STORY not in client.get("/console/stories").get_data(as_text=True)
@@ -292,21 +269,21 @@ def test_a_story_approved_in_the_console_reaches_the_lenders_in_their_language(
 def test_a_rejected_story_reaches_no_lender_and_needs_a_reason(support, world, services,
                                                                client):
     loan, story = _story(world, services)
-    lenders = _lenders(services, loan)
-    before = {m.id: len(_sms(services, m.phone)) for m in lenders}
+    lenders = lenders_of(services, loan)
+    before = {m.id: len(sms_to(services, m.phone)) for m in lenders}
     empty = support.post(f"/console/stories/{story.id}/reject", {"reason": "  "}, follow=True)
     assert "Please write a reason." in empty.get_data(as_text=True)
     assert stories.list_stories(services.uow())[0].status == StoryStatus.PENDING
     support.post(f"/console/stories/{story.id}/reject", {"reason": "names another person"})
     for lender in lenders:
-        assert _sms(services, lender.phone)[before[lender.id]:] == []
-    told = _sms(services, loan.borrower.phone)[-1]
+        assert sms_to(services, lender.phone)[before[lender.id]:] == []
+    told = sms_to(services, loan.borrower.phone)[-1]
     assert told.template == "sms.story_declined" and "another person" not in told.text
     run_worker(services)
     with services.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.template == "sms.story_member")) == 0
-    [row] = _audit(services)
+    [row] = audit_rows(services)
     assert (row.action, row.reason) == ("story.reject", "names another person")
     history = client.get("/console/stories?all=1").get_data(as_text=True)
     assert "names another person" in history and "rejected" in history
@@ -332,9 +309,9 @@ def test_a_correction_is_closed_as_done_and_the_member_told_in_swahili(support, 
                  {"outcome": "done", "note": "name corrected after a call"})
     [view] = privacy.list_requests(services.uow(), services.now(), status=None)
     assert view.status == DataRequestStatus.DONE and view.closed_by == "support@harambee.test"
-    told = _sms(services, member.phone)[-1]
+    told = sms_to(services, member.phone)[-1]
     assert (told.template, told.language) == ("sms.data_fixed", "sw")
-    [row] = _audit(services)
+    [row] = audit_rows(services)
     assert (row.action, row.subject, row.reason) == (
         "data.close", f"data:{case.number}", "name corrected after a call")
     link = f'href="/console/data/{case.number}"'
@@ -353,7 +330,7 @@ def test_an_erasure_is_refused_in_words_while_money_is_owed(support, world, serv
     with services.uow() as uow:
         assert uow.session.get(Member, loan.borrower_id).status != MemberStatus.ERASED
     assert privacy.list_requests(services.uow(), services.now())[0].status == "open"
-    assert _audit(services) == []
+    assert audit_rows(services) == []
 
 
 def test_an_erasure_needs_its_number_typed_then_anonymises_the_member(support, world,
@@ -377,8 +354,8 @@ def test_an_erasure_needs_its_number_typed_then_anonymises_the_member(support, w
         assert (member.name, member.phone, member.national_id, member.status) == (
             "Erased member", f"erased:{borrower.id}", None, MemberStatus.ERASED)
         assert uow.session.get(Loan, loan.id).status == LoanStatus.REPAID  # the books stay
-    assert _sms(services, borrower.phone)[-1].template == "sms.data_erased"
-    [row] = _audit(services)
+    assert sms_to(services, borrower.phone)[-1].template == "sms.data_erased"
+    [row] = audit_rows(services)
     assert (row.action, row.subject) == ("data.erase", f"data:{case.number}")
     assert json.loads(row.after)["member"] == borrower.id
     assert checks.check(UnitOfWork(services.db), services.now()) == []
@@ -386,4 +363,4 @@ def test_an_erasure_needs_its_number_typed_then_anonymises_the_member(support, w
     again = support.post(f"/console/data/{case.number}/erase", {"confirm": case.number},
                          follow=True)
     assert f"Request {case.number} is already done." in again.get_data(as_text=True)
-    assert len(_audit(services)) == 1
+    assert len(audit_rows(services)) == 1
