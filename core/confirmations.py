@@ -27,26 +27,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Table, bindparam, func, select
 
 from core import repayments
-from core.db import UnitOfWork
+from core.db import UnitOfWork, insert_or_nothing
 from core.errors import Conflict, DomainError, InvalidInput
 from core.models import Confirmation
 
 RECORD = "record_confirmation"  # the follow-up (UnitOfWork.follow_up) that records one
-_TABLE = Confirmation.__table__
+_TABLE = cast(Table, Confirmation.__table__)
 _COLUMNS = ("provider", "trans_id", "amount", "bill_ref", "phone", "occurred_at",
             "received_at", "attempts")
-# One statement both backends speak, built once with its values bound at execution, so
-# SQLAlchemy compiles it once per process: the dialects' ON CONFLICT constructs cannot
-# be cached, and compiling one on every call was a third of the door's CPU.
-_STORE = text(
-    f"INSERT INTO {Confirmation.__tablename__} ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
-    "ON CONFLICT (provider, trans_id) DO NOTHING RETURNING id"
-).bindparams(*(bindparam(c, type_=_TABLE.c[c].type) for c in _COLUMNS))
+_STORE = insert_or_nothing(_TABLE, _COLUMNS, "provider, trans_id")
 _FOUND = select(_TABLE.c.id, _TABLE.c.amount, _TABLE.c.bill_ref).where(
     _TABLE.c.provider == bindparam("provider"), _TABLE.c.trans_id == bindparam("trans_id"))
 

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import Table, bindparam, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import TextClause
 
 from core.config import Settings
 
@@ -134,6 +135,20 @@ def _note_members(session: Session, _context: Any) -> None:
         if "agent" in (obj.roles or "").split(",") and (
                 old or inspect(obj).attrs.name.history.deleted):
             pending.agents = True  # a name or number their members' cards carry
+
+
+def insert_or_nothing(table: Table, columns: Iterable[str], conflict: str) -> TextClause:
+    """`INSERT ... ON CONFLICT (conflict) DO NOTHING RETURNING id` as one text both
+    PostgreSQL and SQLite take, built once with its values bound at execution (through
+    the columns' own types). Not the dialects' `insert().on_conflict_do_nothing()`:
+    those constructs are not cacheable, so SQLAlchemy compiled one afresh on every call
+    (a third of a hook's CPU)."""
+    names = tuple(columns)
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"VALUES ({', '.join(':' + name for name in names)}) "
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING id"
+    ).bindparams(*(bindparam(name, type_=table.c[name].type) for name in names))
 
 
 class Database:

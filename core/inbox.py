@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, text
+from sqlalchemy import Table, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
 from core import outbox
-from core.db import UnitOfWork
+from core.db import UnitOfWork, insert_or_nothing
 from core.members import find_by_phone
 from core.models import InboundSms, InboundStatus, Member, Purpose
 from core.phones import try_normalise
@@ -98,15 +98,7 @@ _KEPT = select(_INBOX.c.id, _INBOX.c.status).where(
     _INBOX.c.provider_id == bindparam("provider_id"))
 _STORED = ("provider_id", "phone", "text", "short_code", "link_id", "network_code", "status",
            "attempts", "received_at")
-# Written out, not built with the dialects' `insert().on_conflict_do_nothing()`: those
-# constructs are not cacheable, so SQLAlchemy compiled one afresh for every message (a
-# third of the hook's CPU). PostgreSQL and SQLite both take this text, and its typed
-# parameters go through the columns' own conversions.
-_INSERT_NEW = text(
-    f"INSERT INTO {_INBOX.name} ({', '.join(_STORED)}) "
-    f"VALUES ({', '.join(':' + name for name in _STORED)}) "
-    "ON CONFLICT (provider_id) DO NOTHING RETURNING id"
-).bindparams(*(bindparam(name, type_=_INBOX.c[name].type) for name in _STORED))
+_INSERT_NEW = insert_or_nothing(_INBOX, _STORED, "provider_id")
 
 
 def lock_for_handling(uow: UnitOfWork, inbound_id: int) -> InboundSms | None:
