@@ -196,3 +196,20 @@ def app(services: Services) -> Any:
 @pytest.fixture
 def client(app: Any) -> Any:
     return app.test_client()
+
+
+@pytest.fixture
+def console(client: Any, services: Services) -> Any:
+    """The console through the test client, nobody logged in yet."""
+    from tests.console_actions import ConsoleActions
+
+    return ConsoleActions(client, services)
+
+
+@pytest.fixture
+def support(console: Any, services: Services) -> Any:
+    """The console, logged in as a support operator."""
+    from tests.console_actions import make_operator
+
+    console.login(make_operator(services, "support"))
+    return console

@@ -15,11 +15,6 @@ def ops(services):
     return {role: make_operator(services, role) for role in ("support", "finance", "admin")}
 
 
-@pytest.fixture
-def console(client, services):
-    return ConsoleActions(client, services)
-
-
 def test_nobody_logged_in_is_sent_to_the_login(client):
     for path in ("/console/", "/console/dashboard", "/console/members/1", "/console/money",
                  "/console/audit", "/console/groups", "/console/groups/1", "/console/stories",

@@ -25,13 +25,8 @@ from core.models import (
     PayoutStatus,
 )
 from core.payouts import Outcome, originator_id
-from tests.console_actions import ConsoleActions, make_operator
+from tests.console_actions import make_operator
 from tests.support import PIN
-
-
-@pytest.fixture
-def console(client, services):
-    return ConsoleActions(client, services)
 
 
 def _audit(services, action):

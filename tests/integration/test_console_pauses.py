@@ -9,28 +9,15 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
-
 from core import members, pauses
 from core.messages import format_date
 from core.models import Pause, PauseStatus
-from tests.console_actions import ConsoleActions, audit_rows, lenders_of, make_operator, sms_to
+from tests.console_actions import audit_rows, lenders_of, make_operator, sms_to
 from tests.support import PIN
 from tests.ussd_phone import Phone
 
 ASK_TWO_WEEKS_SICK = ("2", "1", "2", "2", "1", "1")  # My loans, the loan, pause, 2 weeks,
 # illness, ask (the e2e test's walk, with 2 weeks)
-
-
-@pytest.fixture
-def console(client, services):
-    return ConsoleActions(client, services)
-
-
-@pytest.fixture
-def support(console, services):
-    console.login(make_operator(services, "support"))
-    return console
 
 
 def _pause(services, pause_id):

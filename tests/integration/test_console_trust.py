@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import func, select
 
 from core import checks, groups, members, privacy, stories
@@ -23,22 +22,11 @@ from core.models import (
     Story,
     StoryStatus,
 )
-from tests.console_actions import ConsoleActions, audit_rows, lenders_of, make_operator, sms_to
+from tests.console_actions import audit_rows, lenders_of, make_operator, sms_to
 from tests.round_trips import counting
 from tests.support import PIN, run_worker
 
 STORY = "The loan bought a sewing machine; now I sew uniforms."
-
-
-@pytest.fixture
-def console(client, services):
-    return ConsoleActions(client, services)
-
-
-@pytest.fixture
-def support(console, services):
-    console.login(make_operator(services, "support"))
-    return console
 
 
 def _group_of_three(world, services):
