@@ -61,6 +61,7 @@ async function call(phone) {
   if (!typed) return;
   phone.typed = "";
   const ussd = phone.shown.kind === "CON";
+  phone.calls = (phone.calls || 0) + 1; // a poll overlapping this call must not undo it
   try {
     const screen = await api("POST", "ussd", ussd
       ? {phone: phone.number, action: "reply", input: typed}
@@ -68,6 +69,7 @@ async function call(phone) {
     phone.shown = {kind: screen.kind, text: screen.text};
     phone.secondsLeft = config.hopTimeout;
   } catch (error) { notice(error.message); }
+  phone.calls += 1;
   phone.el.dataset.hops = (Number(phone.el.dataset.hops) || 0) + 1; // tests wait on it
   draw(phone);
 }
@@ -142,17 +144,20 @@ function clockTime(seconds) {
 
 // --- the poll ------------------------------------------------------------------------
 
-function update(phone, state) {
+// `current`: no call of this phone started or ended while the poll was on its way, so
+// its USSD state is not older than what the page shows (a dial answered during the poll
+// must not be taken for a dropped session).
+function update(phone, state, current) {
   const el = phone.el;
   el.querySelector(".name").textContent = state.name || "Stranger";
   el.querySelector(".roles").textContent = state.roles ? "(" + state.roles.replace(/,/g, ", ") + ")" : "(not a member)";
   el.querySelector(".number").textContent = state.phone;
   el.querySelector(".pin").textContent = state.pin ? "PIN " + state.pin : "";
   el.querySelector(".remove").hidden = !state.added; // the demo's own people stay
-  if (state.ussd) {
+  if (current && state.ussd) {
     phone.secondsLeft = state.ussd.secondsLeft;
     if (phone.shown.kind !== "CON") phone.shown = {kind: "CON", text: state.ussd.screen};
-  } else if (phone.shown.kind === "CON") {
+  } else if (current && phone.shown.kind === "CON") {
     phone.shown = {kind: "DROPPED", text: MMI_ERROR};
   }
   draw(phone);
@@ -173,10 +178,12 @@ function update(phone, state) {
 
 async function poll() {
   try {
+    const calls = new Map([...phones].map(([number, phone]) => [number, phone.calls || 0]));
     const state = await api("GET", "state?since=" + logSeen);
     document.getElementById("clock").textContent = `${state.clock.local} ${state.clock.zone}`;
     for (const item of state.phones) {
-      update(phones.get(item.phone) || addPhone(item.phone), item);
+      const phone = phones.get(item.phone) || addPhone(item.phone);
+      update(phone, item, (calls.get(item.phone) || 0) === (phone.calls || 0));
     }
     const log = document.getElementById("log");
     for (const entry of state.log) {
